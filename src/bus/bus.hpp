@@ -1,0 +1,49 @@
+// A port-I/O or MMIO bus: a map from address ranges to devices that rejects overlaps
+// (Firecracker's habit). The board fills it before any vCPU runs; afterwards it is read-only and
+// lookups need no lock.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "base/error.hpp"
+#include "bus/bus_device.hpp"
+
+namespace strata {
+
+class Bus {
+public:
+    explicit Bus(std::string name) : name_(std::move(name)) {}
+
+    // Places `device` at [base, base + size). Fails, naming both devices, when the range
+    // overlaps one already placed, and when it is empty or wraps.
+    [[nodiscard]] Result<void> add(uint64_t base, uint64_t size, std::shared_ptr<BusDevice> device,
+                                   std::string device_name);
+
+    // Dispatches an access. An access must lie wholly inside one device's range; otherwise it is
+    // unclaimed: reads return all ones (as a PC's floating bus does) and writes are dropped.
+    // Returns whether a device claimed it.
+    bool read(uint64_t address, std::span<uint8_t> data) const;
+    bool write(uint64_t address, std::span<const uint8_t> data) const;
+
+    struct Range {
+        uint64_t base;
+        uint64_t size;
+        std::shared_ptr<BusDevice> device;
+        std::string name;
+    };
+    // The device whose range holds [address, address + length), or nullptr.
+    [[nodiscard]] const Range* find(uint64_t address, uint64_t length) const;
+
+    [[nodiscard]] const std::string& name() const { return name_; }
+    [[nodiscard]] const std::map<uint64_t, Range>& ranges() const { return ranges_; }
+
+private:
+    std::string name_;
+    std::map<uint64_t, Range> ranges_;  // keyed by base
+};
+
+}  // namespace strata
