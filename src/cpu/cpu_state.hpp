@@ -47,7 +47,13 @@ struct CpuState {
     uint64_t rip = 0xfff0;
     uint64_t rflags = 0x2;
 
-    SegmentState cs, ds, es, fs, gs, ss, tr, ldt;
+    SegmentState cs, ds, es, fs, gs, ss;
+    // The task register must hold a busy TSS and the LDT a system descriptor for VM entry
+    // (Intel SDM vol. 3C §26.3.1.2) even while the guest uses neither.
+    SegmentState tr{.base = 0, .limit = 0xffff, .selector = 0, .type = 0xb, .present = true, .dpl = 0, .db = false,
+                    .s = false, .l = false, .g = false, .avl = false, .unusable = false};
+    SegmentState ldt{.base = 0, .limit = 0xffff, .selector = 0, .type = 0x2, .present = true, .dpl = 0, .db = false,
+                     .s = false, .l = false, .g = false, .avl = false, .unusable = false};
     TableState gdt, idt;
     uint64_t cr0 = 0x6000'0010, cr2 = 0, cr3 = 0, cr4 = 0, cr8 = 0;
     uint64_t efer = 0;

@@ -1,0 +1,47 @@
+// The narrow boundary between a CPU engine (kvm, later soft) and the machine: an engine runs the
+// vCPUs of one VM over the machine's memory and buses and reports how the VM ended through
+// MachineControl. Both engines present the same interrupt lines (one per GSI) to the board.
+#pragma once
+
+#include <string_view>
+
+#include "base/error.hpp"
+#include "bus/bus.hpp"
+#include "bus/irq_line.hpp"
+#include "bus/machine_control.hpp"
+#include "cpu/cpu_state.hpp"
+#include "memory/guest_memory.hpp"
+
+namespace strata {
+
+// What a vCPU reaches outside itself. The machine owns all of it and outlives the engine's threads.
+struct Platform {
+    const GuestMemory& memory;
+    const Bus& pio;
+    const Bus& mmio;
+    MachineControl& control;
+};
+
+class CpuEngine {
+public:
+    virtual ~CpuEngine() = default;
+
+    [[nodiscard]] virtual std::string_view name() const = 0;
+    [[nodiscard]] virtual unsigned vcpu_count() const = 0;
+
+    // The interrupt line of global system interrupt `gsi` (ISA IRQ n is GSI n, except that the
+    // PIT's IRQ0 arrives at IOAPIC pin 2 as on every PC); nullptr past the last pin.
+    [[nodiscard]] virtual IrqLine* irq_line(unsigned gsi) = 0;
+
+    // Sets the boot CPU's entry state; the others wait for INIT-SIPI-SIPI.
+    [[nodiscard]] virtual Result<void> set_boot_state(const CpuState& state) = 0;
+
+    // Starts one host thread per vCPU; `platform` must outlive them (until join()).
+    [[nodiscard]] virtual Result<void> start(const Platform& platform) = 0;
+    // Asks every vCPU thread to finish (any thread may call it, more than once) ...
+    virtual void stop() = 0;
+    // ... and waits until they have.
+    virtual void join() = 0;
+};
+
+}  // namespace strata

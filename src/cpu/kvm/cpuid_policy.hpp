@@ -1,0 +1,17 @@
+// Strata's CPUID policy: start from what KVM can virtualize (KVM_GET_SUPPORTED_CPUID) and make it
+// coherent for one vCPU of an N-vCPU guest: APIC ids and topology (leaves 1, 4, 0xB, 0x1F and
+// AMD's 0x80000008), the hypervisor bit, and nothing the VMM cannot back (no MONITOR/MWAIT in the
+// guest's view, no PMU it does not virtualize). Intel SDM vol. 2A, CPUID.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <vector>
+
+namespace strata::kvm {
+
+// Rewrites `entries` (KVM's supported set) for the vCPU with `apic_id` out of `cpus`.
+// Topology: one package, `cpus` cores, one thread each.
+void apply_cpuid_policy(std::vector<kvm_cpuid_entry2>& entries, unsigned apic_id, unsigned cpus);
+
+}  // namespace strata::kvm

@@ -1,0 +1,201 @@
+#include "cpu/kvm/kvm_engine.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "cpu/kvm/kvm_vcpu.hpp"
+#include "memory/pc_layout.hpp"
+
+namespace strata::kvm {
+
+namespace {
+
+// Addresses KVM on Intel needs for real-mode emulation (three pages for the TSS, one for the
+// EPT identity map), placed just below the BIOS ROM in the MMIO hole where nothing else lives.
+constexpr uint64_t kTssAddress = 0xfffb'd000;
+constexpr uint64_t kIdentityMapAddress = 0xfffb'c000;
+
+bool cpu_has_flag(const std::string& flag) {
+    std::ifstream cpuinfo("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(cpuinfo, line)) {
+        if (line.rfind("flags", 0) != 0) continue;
+        return line.find(" " + flag + " ") != std::string::npos || line.ends_with(" " + flag);
+    }
+    return false;
+}
+
+bool path_exists(const char* path) {
+    struct stat st{};
+    return ::stat(path, &st) == 0;
+}
+
+}  // namespace
+
+HostKvmInfo probe_host_kvm() {
+    HostKvmInfo info;
+    Fd kvm(::open("/dev/kvm", O_RDWR | O_CLOEXEC));
+    if (!kvm.valid()) {
+        info.reason = fmt::format("/dev/kvm cannot be opened read-write: {}", std::strerror(errno));
+        return info;
+    }
+    int version = ::ioctl(kvm.get(), KVM_GET_API_VERSION, 0);
+    if (version != KVM_API_VERSION) {
+        info.reason = fmt::format("/dev/kvm speaks API version {}, not {}", version, KVM_API_VERSION);
+        return info;
+    }
+    info.available = true;
+    info.pvm = path_exists("/sys/module/kvm_pvm");
+    bool vmx = cpu_has_flag("vmx"), svm = cpu_has_flag("svm");
+    info.hardware_assisted = (vmx || svm) && !info.pvm;
+    if (info.pvm)
+        info.reason = "this host's KVM is PVM (/sys/module/kvm_pvm): guest kernel mode is emulated instruction by "
+                      "instruction, about a million instructions per second";
+    else if (!vmx && !svm)
+        info.reason = "the CPU has neither the vmx nor the svm flag, so guest kernel mode is not hardware assisted";
+    return info;
+}
+
+// A GSI as KVM_IRQ_LINE sees it. Thread-safe: one ioctl per level change.
+class KvmEngine::Line final : public IrqLine {
+public:
+    Line(int vm_fd, unsigned gsi) : vm_fd_(vm_fd), gsi_(gsi) {}
+    void set_level(bool asserted) override {
+        kvm_irq_level level{};
+        level.irq = gsi_;
+        level.level = asserted ? 1 : 0;
+        // Fails only if the VM is gone; nothing useful to do then.
+        (void)ioctl_retry(vm_fd_, KVM_IRQ_LINE, &level);
+    }
+
+private:
+    int vm_fd_;
+    unsigned gsi_;
+};
+
+Result<std::unique_ptr<KvmEngine>> KvmEngine::create(const GuestMemory& memory, unsigned cpus) {
+    if (cpus == 0 || cpus > 254) return fail("{} vCPUs requested; the kvm engine supports 1 to 254", cpus);
+    std::unique_ptr<KvmEngine> engine(new KvmEngine());
+    engine->kvm_ = Fd(::open("/dev/kvm", O_RDWR | O_CLOEXEC));
+    if (!engine->kvm_.valid()) return fail_errno("opening /dev/kvm");
+    int version = ::ioctl(engine->kvm_.get(), KVM_GET_API_VERSION, 0);
+    if (version != KVM_API_VERSION) return fail("/dev/kvm: API version {} (expected {})", version, KVM_API_VERSION);
+    int max_vcpus = ::ioctl(engine->kvm_.get(), KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+    if (max_vcpus > 0 && cpus > static_cast<unsigned>(max_vcpus))
+        return fail("{} vCPUs requested; this host's KVM allows at most {}", cpus, max_vcpus);
+
+    if (auto r = engine->create_vm(memory); !r) return std::unexpected(r.error());
+
+    int run_size = ::ioctl(engine->kvm_.get(), KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (run_size <= 0) return fail_errno("KVM_GET_VCPU_MMAP_SIZE");
+
+    // KVM's supported CPUID set; each vCPU gets its own copy shaped by the policy.
+    std::vector<kvm_cpuid_entry2> supported;
+    for (uint32_t capacity = 64; capacity <= 4096; capacity *= 2) {
+        FlexArray<kvm_cpuid_entry2> cpuid(capacity);
+        if (::ioctl(engine->kvm_.get(), kGetSupportedCpuid, cpuid.get()) == 0) {
+            supported.assign(cpuid.entries(), cpuid.entries() + cpuid.count());
+            break;
+        }
+        if (errno != E2BIG) return fail_errno("KVM_GET_SUPPORTED_CPUID");
+    }
+    if (supported.empty()) return fail("KVM_GET_SUPPORTED_CPUID returned no entries");
+
+    for (unsigned i = 0; i < cpus; ++i) {
+        auto vcpu = KvmVcpu::create(engine->vm_.get(), i, static_cast<size_t>(run_size), supported, cpus);
+        if (!vcpu) return context(vcpu.error(), fmt::format("vCPU {}", i));
+        engine->vcpus_.push_back(std::move(*vcpu));
+    }
+    for (unsigned gsi = 0; gsi < pc::kIoApicPins; ++gsi)
+        engine->lines_.push_back(std::make_unique<Line>(engine->vm_.get(), gsi));
+    return engine;
+}
+
+Result<void> KvmEngine::create_vm(const GuestMemory& memory) {
+    vm_ = Fd(ioctl_retry(kvm_.get(), KVM_CREATE_VM, 0));
+    if (!vm_.valid()) return fail_errno("KVM_CREATE_VM");
+
+    // Intel's real-mode support needs these two; AMD and PVM ignore or lack them.
+    if (::ioctl(kvm_.get(), KVM_CHECK_EXTENSION, KVM_CAP_SET_TSS_ADDR) > 0 &&
+        ioctl_retry(vm_.get(), KVM_SET_TSS_ADDR, kTssAddress) < 0)
+        return fail_errno("KVM_SET_TSS_ADDR");
+    if (::ioctl(kvm_.get(), KVM_CHECK_EXTENSION, KVM_CAP_SET_IDENTITY_MAP_ADDR) > 0) {
+        uint64_t address = kIdentityMapAddress;
+        if (ioctl_retry(vm_.get(), KVM_SET_IDENTITY_MAP_ADDR, &address) < 0)
+            return fail_errno("KVM_SET_IDENTITY_MAP_ADDR");
+    }
+
+    if (ioctl_retry(vm_.get(), KVM_CREATE_IRQCHIP, 0) < 0) return fail_errno("KVM_CREATE_IRQCHIP");
+    if (auto r = set_gsi_routing(); !r) return r;
+    kvm_pit_config pit{};
+    pit.flags = KVM_PIT_SPEAKER_DUMMY;
+    if (ioctl_retry(vm_.get(), KVM_CREATE_PIT2, &pit) < 0) return fail_errno("KVM_CREATE_PIT2");
+
+    uint32_t slot = 0;
+    for (const auto& region : memory.regions()) {
+        kvm_userspace_memory_region slot_region{};
+        slot_region.slot = slot++;
+        slot_region.guest_phys_addr = region.gpa;
+        slot_region.memory_size = region.size;
+        slot_region.userspace_addr = reinterpret_cast<uint64_t>(region.host);
+        if (ioctl_retry(vm_.get(), KVM_SET_USER_MEMORY_REGION, &slot_region) < 0)
+            return fail_errno("KVM_SET_USER_MEMORY_REGION for guest RAM at {:#x}", region.gpa);
+    }
+    return {};
+}
+
+// The PC's wiring: ISA IRQs 0-15 reach the 8259 pair (except 2, the cascade) and IOAPIC pins
+// 0-23 carry GSIs 0-23, except that IRQ0 (the PIT) arrives at pin 2, as the MP table's and
+// MADT's interrupt source override say.
+Result<void> KvmEngine::set_gsi_routing() {
+    std::vector<kvm_irq_routing_entry> entries;
+    auto add = [&](uint32_t gsi, uint32_t chip, uint32_t pin) {
+        kvm_irq_routing_entry e{};
+        e.gsi = gsi;
+        e.type = KVM_IRQ_ROUTING_IRQCHIP;
+        e.u.irqchip.irqchip = chip;
+        e.u.irqchip.pin = pin;
+        entries.push_back(e);
+    };
+    for (uint32_t irq = 0; irq < 16; ++irq) {
+        if (irq == 2) continue;
+        add(irq, irq < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE, irq % 8);
+    }
+    for (uint32_t gsi = 0; gsi < pc::kIoApicPins; ++gsi) {
+        if (gsi == 2) continue;
+        add(gsi, KVM_IRQCHIP_IOAPIC, gsi == 0 ? 2 : gsi);
+    }
+    FlexArray<kvm_irq_routing_entry> routing(entries.size());
+    std::memcpy(routing.entries(), entries.data(), entries.size() * sizeof(kvm_irq_routing_entry));
+    if (ioctl_retry(vm_.get(), kSetGsiRouting, routing.get()) < 0) return fail_errno("KVM_SET_GSI_ROUTING");
+    return {};
+}
+
+KvmEngine::~KvmEngine() {
+    stop();
+    join();
+}
+
+IrqLine* KvmEngine::irq_line(unsigned gsi) { return gsi < lines_.size() ? lines_[gsi].get() : nullptr; }
+
+Result<void> KvmEngine::set_boot_state(const CpuState& state) { return vcpus_.front()->set_state(state); }
+
+Result<void> KvmEngine::start(const Platform& platform) {
+    for (auto& vcpu : vcpus_)
+        if (auto r = vcpu->start(platform); !r) return r;
+    return {};
+}
+
+void KvmEngine::stop() {
+    for (auto& vcpu : vcpus_) vcpu->kick();
+}
+
+void KvmEngine::join() {
+    for (auto& vcpu : vcpus_) vcpu->join();
+}
+
+}  // namespace strata::kvm

@@ -1,0 +1,58 @@
+// The kvm engine: hardware-assisted vCPUs through /dev/kvm (Documentation/virt/kvm/api.rst).
+//
+// State: the VM fd, one KvmVcpu per guest CPU, the in-kernel irqchip (8259 pair, IOAPIC, a LAPIC
+// per vCPU) and PIT, and the guest RAM regions registered as KVM memory slots.
+// Features: PC GSI routing (IRQ0 → IOAPIC pin 2, as QEMU and kvmtool do), CPUID policy,
+// INIT-SIPI-SIPI handled by the in-kernel LAPIC (APs start uninitialized), one thread per vCPU.
+// Missing: dirty-page logging (snapshots), irqfd/ioeventfd fast paths, KVM_CAP_SPLIT_IRQCHIP.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cpu/engine.hpp"
+#include "cpu/kvm/kvm_fd.hpp"
+
+namespace strata::kvm {
+
+class KvmVcpu;
+
+// What the host's KVM is: decides whether `--accel auto` may pick kvm.
+struct HostKvmInfo {
+    bool available = false;         // /dev/kvm opens read-write with the expected API version
+    bool hardware_assisted = false; // VT-x or AMD-V: guest kernel mode runs natively
+    bool pvm = false;               // the PVM module: guest kernel mode is emulated
+    std::string reason;             // why kvm is not available / not hardware assisted
+};
+HostKvmInfo probe_host_kvm();
+
+class KvmEngine final : public CpuEngine {
+public:
+    static Result<std::unique_ptr<KvmEngine>> create(const GuestMemory& memory, unsigned cpus);
+    ~KvmEngine() override;
+
+    [[nodiscard]] std::string_view name() const override { return "kvm"; }
+    [[nodiscard]] unsigned vcpu_count() const override { return static_cast<unsigned>(vcpus_.size()); }
+    [[nodiscard]] IrqLine* irq_line(unsigned gsi) override;
+    [[nodiscard]] Result<void> set_boot_state(const CpuState& state) override;
+    [[nodiscard]] Result<void> start(const Platform& platform) override;
+    void stop() override;
+    void join() override;
+
+private:
+    KvmEngine() = default;
+    [[nodiscard]] Result<void> create_vm(const GuestMemory& memory);
+    [[nodiscard]] Result<void> set_gsi_routing();
+
+    class Line;
+
+    Fd kvm_;
+    Fd vm_;
+    std::vector<std::unique_ptr<KvmVcpu>> vcpus_;
+    std::vector<std::unique_ptr<Line>> lines_;
+};
+
+}  // namespace strata::kvm

@@ -1,0 +1,84 @@
+// Small helpers for KVM's file-descriptor ioctl API (Documentation/virt/kvm/api.rst).
+#pragma once
+
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+namespace strata::kvm {
+
+// <linux/kvm.h> ends kvm_irq_routing, kvm_cpuid2 and kvm_msrs with __DECLARE_FLEX_ARRAY, which in
+// C++ puts the array behind an empty struct: `entries` moves to offset 12 or 16 and sizeof grows,
+// while the kernel expects the C layout (a u32 count, a u32 of flags or padding, the entries at
+// offset 8). The ioctl numbers encode the C size too, so both are spelled out here.
+constexpr unsigned long kSetGsiRouting = _IOC(_IOC_WRITE, KVMIO, 0x6a, 8);
+constexpr unsigned long kGetSupportedCpuid = _IOC(_IOC_READ | _IOC_WRITE, KVMIO, 0x05, 8);
+constexpr unsigned long kSetCpuid2 = _IOC(_IOC_WRITE, KVMIO, 0x90, 8);
+constexpr unsigned long kSetMsrs = _IOC(_IOC_WRITE, KVMIO, 0x89, 8);
+
+// A kernel struct of the form { u32 count; u32 pad; Entry entries[]; } in its C layout.
+template <class Entry>
+class FlexArray {
+public:
+    explicit FlexArray(size_t capacity) : bytes_(kHeader + capacity * sizeof(Entry)) {
+        set_count(static_cast<uint32_t>(capacity));
+    }
+    [[nodiscard]] void* get() { return bytes_.data(); }
+    [[nodiscard]] uint32_t count() const {
+        uint32_t n;
+        std::memcpy(&n, bytes_.data(), sizeof(n));
+        return n;
+    }
+    void set_count(uint32_t n) { std::memcpy(bytes_.data(), &n, sizeof(n)); }
+    [[nodiscard]] Entry* entries() { return reinterpret_cast<Entry*>(bytes_.data() + kHeader); }
+
+private:
+    static constexpr size_t kHeader = 8;
+    std::vector<uint8_t> bytes_;
+};
+
+// An owned file descriptor.
+class Fd {
+public:
+    Fd() = default;
+    explicit Fd(int fd) : fd_(fd) {}
+    Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+    Fd& operator=(Fd&& other) noexcept {
+        if (this != &other) {
+            reset();
+            fd_ = std::exchange(other.fd_, -1);
+        }
+        return *this;
+    }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    ~Fd() { reset(); }
+
+    void reset() {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = -1;
+    }
+    [[nodiscard]] int get() const { return fd_; }
+    [[nodiscard]] bool valid() const { return fd_ >= 0; }
+
+private:
+    int fd_ = -1;
+};
+
+// ioctl that retries on EINTR where the call is not one that should be interrupted.
+template <class... Args>
+int ioctl_retry(int fd, unsigned long request, Args... args) {
+    int result;
+    do {
+        result = ::ioctl(fd, request, args...);
+    } while (result < 0 && errno == EINTR);
+    return result;
+}
+
+}  // namespace strata::kvm

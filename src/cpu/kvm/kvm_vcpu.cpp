@@ -1,0 +1,306 @@
+#include "cpu/kvm/kvm_vcpu.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+
+#include <cstring>
+#include <mutex>
+
+#include "base/checked.hpp"
+#include "cpu/kvm/cpuid_policy.hpp"
+
+namespace strata::kvm {
+
+namespace {
+
+// The signal that kicks a vCPU thread out of KVM_RUN. Its handler does nothing: the point is
+// that KVM_RUN returns EINTR.
+int kick_signal() { return SIGRTMIN; }
+
+void install_kick_handler() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        struct sigaction action{};
+        action.sa_handler = [](int) {};
+        sigemptyset(&action.sa_mask);
+        action.sa_flags = 0;  // no SA_RESTART: KVM_RUN must return
+        sigaction(kick_signal(), &action, nullptr);
+    });
+}
+
+// Local APIC register offsets (Intel SDM vol. 3A §11.4.1, table 11-1).
+constexpr size_t kApicLvtLint0 = 0x350;
+constexpr size_t kApicLvtLint1 = 0x360;
+constexpr uint32_t kDeliveryExtInt = 0x7u << 8;
+constexpr uint32_t kDeliveryNmi = 0x4u << 8;
+
+// MSRs every vCPU starts with, as firmware leaves them (Intel SDM vol. 4).
+struct MsrValue {
+    uint32_t index;
+    uint64_t value;
+};
+constexpr MsrValue kInitialMsrs[] = {
+    {0x174, 0},                  // IA32_SYSENTER_CS
+    {0x175, 0},                  // IA32_SYSENTER_ESP
+    {0x176, 0},                  // IA32_SYSENTER_EIP
+    {0xc000'0081, 0},            // STAR
+    {0xc000'0082, 0},            // LSTAR
+    {0xc000'0083, 0},            // CSTAR
+    {0xc000'0084, 0},            // SFMASK
+    {0xc000'0102, 0},            // KERNEL_GS_BASE
+    {0x10, 0},                   // IA32_TSC
+    {0x1a0, 1},                  // IA32_MISC_ENABLE: fast strings
+    {0x2ff, (1u << 11) | 6},     // IA32_MTRR_DEF_TYPE: MTRRs on, default write-back
+};
+
+kvm_segment to_kvm(const SegmentState& s) {
+    kvm_segment k{};
+    k.base = s.base;
+    k.limit = s.limit;
+    k.selector = s.selector;
+    k.type = s.type;
+    k.present = s.present;
+    k.dpl = s.dpl;
+    k.db = s.db;
+    k.s = s.s;
+    k.l = s.l;
+    k.g = s.g;
+    k.avl = s.avl;
+    k.unusable = s.unusable;
+    return k;
+}
+
+SegmentState from_kvm(const kvm_segment& k) {
+    return {.base = k.base, .limit = k.limit, .selector = k.selector, .type = k.type, .present = k.present != 0,
+            .dpl = k.dpl, .db = k.db != 0, .s = k.s != 0, .l = k.l != 0, .g = k.g != 0, .avl = k.avl != 0,
+            .unusable = k.unusable != 0};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<KvmVcpu>> KvmVcpu::create(int vm_fd, unsigned index, size_t run_size,
+                                                 const std::vector<kvm_cpuid_entry2>& supported_cpuid,
+                                                 unsigned cpus) {
+    Fd fd(ioctl_retry(vm_fd, KVM_CREATE_VCPU, static_cast<unsigned long>(index)));
+    if (!fd.valid()) return fail_errno("KVM_CREATE_VCPU");
+    void* run = ::mmap(nullptr, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+    if (run == MAP_FAILED) return fail_errno("mapping kvm_run");
+    std::unique_ptr<KvmVcpu> vcpu(new KvmVcpu(index, std::move(fd), static_cast<kvm_run*>(run), run_size));
+    if (auto r = vcpu->configure(supported_cpuid, cpus); !r) return std::unexpected(r.error());
+    return vcpu;
+}
+
+KvmVcpu::~KvmVcpu() {
+    kick();
+    join();
+    ::munmap(run_, run_size_);
+}
+
+Result<void> KvmVcpu::configure(const std::vector<kvm_cpuid_entry2>& supported_cpuid, unsigned cpus) {
+    std::vector<kvm_cpuid_entry2> entries = supported_cpuid;
+    apply_cpuid_policy(entries, index_, cpus);
+    FlexArray<kvm_cpuid_entry2> cpuid(entries.size());
+    std::memcpy(cpuid.entries(), entries.data(), entries.size() * sizeof(kvm_cpuid_entry2));
+    if (ioctl_retry(fd_.get(), kSetCpuid2, cpuid.get()) < 0) return fail_errno("KVM_SET_CPUID2");
+
+    // MSRs one at a time: a host KVM that lacks one of these optional MSRs must not stop the VM.
+    for (const auto& msr : kInitialMsrs) {
+        FlexArray<kvm_msr_entry> msrs(1);
+        msrs.entries()[0].index = msr.index;
+        msrs.entries()[0].data = msr.value;
+        (void)ioctl_retry(fd_.get(), kSetMsrs, msrs.get());
+    }
+
+    kvm_fpu fpu{};
+    fpu.fcw = 0x37f;      // x87 default control word (FNINIT)
+    fpu.mxcsr = 0x1f80;   // SSE exceptions masked
+    if (ioctl_retry(fd_.get(), KVM_SET_FPU, &fpu) < 0) return fail_errno("KVM_SET_FPU");
+
+    // The boot CPU's LINT0 takes the 8259's interrupts (virtual wire mode) and LINT1 is NMI, as
+    // PC firmware leaves them (MP spec §3.6.2.2); the APs' stay masked until their OS sets them.
+    if (index_ == 0) {
+        kvm_lapic_state lapic{};
+        if (ioctl_retry(fd_.get(), KVM_GET_LAPIC, &lapic) < 0) return fail_errno("KVM_GET_LAPIC");
+        auto set_lvt = [&](size_t offset, uint32_t value) {
+            uint32_t reg = 0;
+            std::memcpy(&reg, lapic.regs + offset, 4);
+            reg = (reg & ~0x1'07ffu) | value;  // clear mask (bit 16), delivery mode and vector
+            std::memcpy(lapic.regs + offset, &reg, 4);
+        };
+        set_lvt(kApicLvtLint0, kDeliveryExtInt);
+        set_lvt(kApicLvtLint1, kDeliveryNmi);
+        if (ioctl_retry(fd_.get(), KVM_SET_LAPIC, &lapic) < 0) return fail_errno("KVM_SET_LAPIC");
+    }
+    return {};
+}
+
+Result<void> KvmVcpu::set_state(const CpuState& state) {
+    kvm_sregs sregs{};
+    if (ioctl_retry(fd_.get(), KVM_GET_SREGS, &sregs) < 0) return fail_errno("KVM_GET_SREGS");
+    sregs.cs = to_kvm(state.cs);
+    sregs.ds = to_kvm(state.ds);
+    sregs.es = to_kvm(state.es);
+    sregs.fs = to_kvm(state.fs);
+    sregs.gs = to_kvm(state.gs);
+    sregs.ss = to_kvm(state.ss);
+    sregs.tr = to_kvm(state.tr);
+    sregs.ldt = to_kvm(state.ldt);
+    sregs.gdt = {.base = state.gdt.base, .limit = state.gdt.limit, .padding = {}};
+    sregs.idt = {.base = state.idt.base, .limit = state.idt.limit, .padding = {}};
+    sregs.cr0 = state.cr0;
+    sregs.cr2 = state.cr2;
+    sregs.cr3 = state.cr3;
+    sregs.cr4 = state.cr4;
+    sregs.cr8 = state.cr8;
+    sregs.efer = state.efer;
+    if (ioctl_retry(fd_.get(), KVM_SET_SREGS, &sregs) < 0) return fail_errno("KVM_SET_SREGS");
+
+    kvm_regs regs{};
+    const auto& g = state.gpr;
+    regs.rax = g[0], regs.rcx = g[1], regs.rdx = g[2], regs.rbx = g[3];
+    regs.rsp = g[4], regs.rbp = g[5], regs.rsi = g[6], regs.rdi = g[7];
+    regs.r8 = g[8], regs.r9 = g[9], regs.r10 = g[10], regs.r11 = g[11];
+    regs.r12 = g[12], regs.r13 = g[13], regs.r14 = g[14], regs.r15 = g[15];
+    regs.rip = state.rip;
+    regs.rflags = state.rflags;
+    if (ioctl_retry(fd_.get(), KVM_SET_REGS, &regs) < 0) return fail_errno("KVM_SET_REGS");
+    return {};
+}
+
+Result<CpuState> KvmVcpu::state() const {
+    kvm_sregs sregs{};
+    kvm_regs regs{};
+    if (ioctl_retry(fd_.get(), KVM_GET_SREGS, &sregs) < 0) return fail_errno("KVM_GET_SREGS");
+    if (ioctl_retry(fd_.get(), KVM_GET_REGS, &regs) < 0) return fail_errno("KVM_GET_REGS");
+    CpuState s;
+    s.gpr = {regs.rax, regs.rcx, regs.rdx, regs.rbx, regs.rsp, regs.rbp, regs.rsi, regs.rdi,
+             regs.r8,  regs.r9,  regs.r10, regs.r11, regs.r12, regs.r13, regs.r14, regs.r15};
+    s.rip = regs.rip;
+    s.rflags = regs.rflags;
+    s.cs = from_kvm(sregs.cs), s.ds = from_kvm(sregs.ds), s.es = from_kvm(sregs.es), s.fs = from_kvm(sregs.fs);
+    s.gs = from_kvm(sregs.gs), s.ss = from_kvm(sregs.ss), s.tr = from_kvm(sregs.tr), s.ldt = from_kvm(sregs.ldt);
+    s.gdt = {sregs.gdt.base, sregs.gdt.limit};
+    s.idt = {sregs.idt.base, sregs.idt.limit};
+    s.cr0 = sregs.cr0, s.cr2 = sregs.cr2, s.cr3 = sregs.cr3, s.cr4 = sregs.cr4, s.cr8 = sregs.cr8;
+    s.efer = sregs.efer;
+    s.apic_base = sregs.apic_base;
+    return s;
+}
+
+Result<void> KvmVcpu::start(const Platform& platform) {
+    install_kick_handler();
+    thread_ = std::thread([this, &platform] { thread_main(platform); });
+    thread_started_ = true;
+    return {};
+}
+
+void KvmVcpu::kick() {
+    stop_requested_ = true;
+    // immediate_exit covers the window between the loop's check and the KVM_RUN ioctl.
+    __atomic_store_n(&run_->immediate_exit, 1, __ATOMIC_SEQ_CST);
+    if (thread_started_ && thread_.joinable()) pthread_kill(thread_.native_handle(), kick_signal());
+}
+
+void KvmVcpu::join() {
+    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+}
+
+void KvmVcpu::thread_main(const Platform& platform) {
+    // Only the kick signal may interrupt this thread; the console thread handles the others.
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, kick_signal());
+    pthread_sigmask(SIG_UNBLOCK, &mask, nullptr);
+
+    while (!stop_requested_) {
+        if (::ioctl(fd_.get(), KVM_RUN, 0) < 0) {
+            if (errno == EINTR || errno == EAGAIN) continue;
+            platform.control.request_stop(
+                {StopKind::HostError, 0, fmt::format("vCPU {}: KVM_RUN failed: {}", index_, std::strerror(errno))});
+            return;
+        }
+        if (!handle_exit(platform)) return;
+    }
+}
+
+bool KvmVcpu::handle_exit(const Platform& platform) {
+    switch (run_->exit_reason) {
+        case KVM_EXIT_IO:
+            handle_io(platform);
+            return true;
+        case KVM_EXIT_MMIO:
+            handle_mmio(platform);
+            return true;
+        case KVM_EXIT_INTR:
+        case KVM_EXIT_IRQ_WINDOW_OPEN:
+        case KVM_EXIT_HLT:  // only without an in-kernel irqchip; re-entering waits for an interrupt
+            return true;
+        case KVM_EXIT_SHUTDOWN:
+            report_guest_crash(platform, StopKind::TripleFault, "the guest triple-faulted (KVM_EXIT_SHUTDOWN)");
+            return false;
+        case KVM_EXIT_SYSTEM_EVENT:
+            switch (run_->system_event.type) {
+                case KVM_SYSTEM_EVENT_SHUTDOWN:
+                    platform.control.request_stop({StopKind::PowerOff, 0, "the guest powered off"});
+                    return false;
+                case KVM_SYSTEM_EVENT_RESET:
+                    platform.control.request_stop({StopKind::Reset, 0, "the guest reset"});
+                    return false;
+                default:
+                    report_guest_crash(platform, StopKind::EmulationFailure,
+                                       fmt::format("KVM system event {}", run_->system_event.type));
+                    return false;
+            }
+        case KVM_EXIT_INTERNAL_ERROR: {
+            std::string what = run_->internal.suberror == KVM_INTERNAL_ERROR_EMULATION
+                                   ? "KVM could not emulate a guest instruction"
+                                   : fmt::format("KVM internal error, suberror {}", run_->internal.suberror);
+            report_guest_crash(platform, StopKind::EmulationFailure, what);
+            return false;
+        }
+        case KVM_EXIT_FAIL_ENTRY:
+            report_guest_crash(platform, StopKind::EmulationFailure,
+                               fmt::format("VM entry failed, hardware reason {:#x}",
+                                           run_->fail_entry.hardware_entry_failure_reason));
+            return false;
+        default:
+            report_guest_crash(platform, StopKind::HostError,
+                               fmt::format("unhandled KVM exit reason {}", run_->exit_reason));
+            return false;
+    }
+}
+
+void KvmVcpu::handle_io(const Platform& platform) {
+    auto& io = run_->io;
+    // KVM fills these, but a wrong offset would make us scribble outside kvm_run: check.
+    auto bytes = checked_mul(io.size, io.count);
+    if (io.size == 0 || io.size > 8 || !bytes || !range_within(io.data_offset, *bytes, run_size_)) {
+        platform.control.request_stop({StopKind::HostError, 0,
+                                       fmt::format("vCPU {}: malformed port I/O exit (size {}, count {})", index_,
+                                                   io.size, io.count)});
+        return;
+    }
+    auto* data = reinterpret_cast<uint8_t*>(run_) + io.data_offset;
+    for (uint32_t i = 0; i < io.count; ++i) {
+        std::span<uint8_t> chunk(data + i * io.size, io.size);
+        if (io.direction == KVM_EXIT_IO_OUT) platform.pio.write(io.port, chunk);
+        else platform.pio.read(io.port, chunk);
+    }
+}
+
+void KvmVcpu::handle_mmio(const Platform& platform) {
+    auto& mmio = run_->mmio;
+    size_t length = std::min<size_t>(mmio.len, sizeof(mmio.data));
+    std::span<uint8_t> data(mmio.data, length);
+    if (mmio.is_write) platform.mmio.write(mmio.phys_addr, data);
+    else platform.mmio.read(mmio.phys_addr, data);
+}
+
+void KvmVcpu::report_guest_crash(const Platform& platform, StopKind kind, std::string what) {
+    std::string detail = fmt::format("vCPU {}: {}", index_, what);
+    if (auto s = state()) detail += "\n" + s->describe();
+    platform.control.request_stop({kind, 0, std::move(detail)});
+}
+
+}  // namespace strata::kvm

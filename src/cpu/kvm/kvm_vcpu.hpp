@@ -1,0 +1,59 @@
+// One KVM vCPU and the host thread that runs it.
+//
+// State machine (Firecracker's habit): Created → Running → Finished. The thread loops on KVM_RUN
+// and dispatches exits to the machine's buses; it finishes when the machine asks it to stop (a
+// signal kicks it out of KVM_RUN; kvm_run.immediate_exit closes the race) or when its own exit
+// ends the VM (shutdown, internal error), which it reports through MachineControl.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "cpu/engine.hpp"
+#include "cpu/kvm/kvm_fd.hpp"
+
+namespace strata::kvm {
+
+class KvmVcpu {
+public:
+    // Creates vCPU `index` of `vm_fd`; `run_size` is KVM_GET_VCPU_MMAP_SIZE.
+    static Result<std::unique_ptr<KvmVcpu>> create(int vm_fd, unsigned index, size_t run_size,
+                                                   const std::vector<kvm_cpuid_entry2>& supported_cpuid,
+                                                   unsigned cpus);
+    ~KvmVcpu();
+    KvmVcpu(const KvmVcpu&) = delete;
+    KvmVcpu& operator=(const KvmVcpu&) = delete;
+
+    [[nodiscard]] Result<void> set_state(const CpuState& state);
+    [[nodiscard]] Result<CpuState> state() const;
+
+    // Starts the thread; `platform` must outlive it.
+    [[nodiscard]] Result<void> start(const Platform& platform);
+    void kick();
+    void join();
+
+private:
+    KvmVcpu(unsigned index, Fd fd, kvm_run* run, size_t run_size)
+        : index_(index), fd_(std::move(fd)), run_(run), run_size_(run_size) {}
+
+    [[nodiscard]] Result<void> configure(const std::vector<kvm_cpuid_entry2>& supported_cpuid, unsigned cpus);
+    void thread_main(const Platform& platform);
+    // Handles one exit; returns false when this vCPU must finish.
+    bool handle_exit(const Platform& platform);
+    void handle_io(const Platform& platform);
+    void handle_mmio(const Platform& platform);
+    void report_guest_crash(const Platform& platform, StopKind kind, std::string what);
+
+    unsigned index_;
+    Fd fd_;
+    kvm_run* run_;
+    size_t run_size_;
+    std::thread thread_;
+    std::atomic<bool> stop_requested_{false};
+    std::atomic<bool> thread_started_{false};
+};
+
+}  // namespace strata::kvm

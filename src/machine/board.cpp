@@ -1,0 +1,116 @@
+#include "machine/board.hpp"
+
+#include <unistd.h>
+
+#include <array>
+
+#include "devices/legacy/acpi_pm.hpp"
+#include "devices/legacy/cmos_rtc.hpp"
+#include "devices/legacy/fw_cfg.hpp"
+#include "devices/legacy/i8042.hpp"
+#include "devices/legacy/uart16550.hpp"
+#include "devices/pci/pci_host.hpp"
+#include "devices/pci/pci_testdev.hpp"
+#include "devices/test/debug_exit.hpp"
+#include "devices/test/pc_testdev.hpp"
+#include "memory/pc_layout.hpp"
+
+namespace strata {
+
+namespace {
+
+// Writes all of `bytes` to `fd`; the console is best effort once its reader is gone.
+void write_all(int fd, std::span<const uint8_t> bytes) {
+    while (!bytes.empty()) {
+        ssize_t n = ::write(fd, bytes.data(), bytes.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;
+        bytes = bytes.subspan(static_cast<size_t>(n));
+    }
+}
+
+}  // namespace
+
+Board::~Board() { shutdown(); }
+
+Result<void> Board::place(Bus& bus, uint64_t base, uint64_t size, std::shared_ptr<BusDevice> device,
+                          std::string name) {
+    return bus.add(base, size, std::move(device), std::move(name));
+}
+
+Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& control, const GuestMemory& memory,
+                                            const MachineConfig& config) {
+    std::unique_ptr<Board> board(new Board());
+    auto line = [&](unsigned gsi) -> IrqLine& {
+        IrqLine* irq = engine.irq_line(gsi);
+        if (!irq) panic(fmt::format("the {} engine has no GSI {}", engine.name(), gsi));
+        return *irq;
+    };
+    auto check = [](Result<void> r) { return r; };
+
+    int console_out = config.console_out;
+    board->com1_ = std::make_shared<Uart16550>(line(pc::kIrqCom1), [console_out](std::span<const uint8_t> bytes) {
+        write_all(console_out, bytes);
+    });
+    if (auto r = check(board->place(board->pio_, pc::kPortCom1, 8, board->com1_, "COM1 (16550A)")); !r) return std::unexpected(r.error());
+
+    auto i8042 = std::make_shared<I8042>(line(pc::kIrqKeyboard), line(pc::kIrqMouse), control);
+    board->keep_alive_.push_back(i8042);
+    if (auto r = board->place(board->pio_, pc::kPortI8042, 1, i8042->data_port(), "i8042 data"); !r) return std::unexpected(r.error());
+    if (auto r = board->place(board->pio_, pc::kPortI8042 + 4, 1, i8042->command_port(), "i8042 command"); !r) return std::unexpected(r.error());
+
+    board->rtc_ = std::make_shared<CmosRtc>(line(pc::kIrqRtc));
+    uint64_t below_4g = std::min<uint64_t>(memory.ram_size(), GuestMemory::kLowRamLimit);
+    board->rtc_->set_memory_size(below_4g, memory.ram_size() - below_4g);
+    if (auto r = board->place(board->pio_, pc::kPortRtc, 2, board->rtc_, "CMOS/RTC"); !r) return std::unexpected(r.error());
+
+    auto fw_cfg = std::make_shared<FwCfg>(memory.ram_size(), static_cast<uint16_t>(config.cpus));
+    if (auto r = board->place(board->pio_, pc::kPortFwCfg, 2, fw_cfg, "fw_cfg"); !r) return std::unexpected(r.error());
+
+    auto acpi_pm = std::make_shared<AcpiPm>(line(pc::kIrqAcpiSci), control);
+    if (auto r = board->place(board->pio_, pc::kPortAcpiPm, 12, acpi_pm, "ACPI PM"); !r) return std::unexpected(r.error());
+
+    auto pci = std::make_shared<PciHost>(control);
+    if (auto r = board->place(board->pio_, pc::kPortPciConfig, 8, pci, "PCI host (config mechanism #1)"); !r) return std::unexpected(r.error());
+
+    if (config.test_devices) {
+        auto debug_exit = std::make_shared<DebugExit>(control);
+        if (auto r = board->place(board->pio_, pc::kPortDebugExit, 4, debug_exit, "isa-debug-exit"); !r) return std::unexpected(r.error());
+
+        std::array<IrqLine*, 24> lines{};
+        for (unsigned gsi = 0; gsi < lines.size(); ++gsi) lines[gsi] = &line(gsi);
+        auto testdev = std::make_shared<PcTestDev>(memory, lines);
+        board->keep_alive_.push_back(testdev);
+        if (auto r = board->place(board->pio_, pc::kPortTestDev, 16, testdev->ports(), "pc-testdev"); !r) return std::unexpected(r.error());
+        if (auto r = board->place(board->pio_, pc::kPortTestDevIrq, 24, testdev->irq_ports(), "pc-testdev IRQ lines"); !r) return std::unexpected(r.error());
+        if (auto r = board->place(board->mmio_, pc::kTestDevMmio, 64 * KiB, testdev->mmio(), "pc-testdev memory"); !r) return std::unexpected(r.error());
+
+        auto pci_testdev = std::make_shared<PciTestDev>();
+        if (auto r = pci->add_device(1, pci_testdev); !r) return std::unexpected(r.error());
+        // No firmware assigns BARs, so the board does: memory BARs from the 32-bit window, I/O
+        // BARs from 0xc000.
+        uint64_t next_mmio = pc::kPciMmioStart;
+        uint64_t next_io = pc::kPortPciTestDevIo;
+        for (unsigned bar = 0; bar < PciDevice::kBarCount; ++bar) {
+            auto need = pci_testdev->bar_request(bar);
+            if (!need) continue;
+            uint64_t& next = need->io ? next_io : next_mmio;
+            uint64_t address = align_up(next, need->size);
+            pci_testdev->set_bar_address(bar, address);
+            next = address + need->size;
+            auto device = pci_testdev->bar_device(bar);
+            Bus& bus = need->io ? board->pio_ : board->mmio_;
+            if (auto r = board->place(bus, address, need->size, device, fmt::format("pci-testdev BAR{}", bar)); !r)
+                return std::unexpected(r.error());
+        }
+    }
+    return board;
+}
+
+void Board::console_input(std::span<const uint8_t> bytes) { com1_->receive(bytes); }
+
+void Board::shutdown() {
+    // The RTC's timer thread ends with the device; drop our reference once vCPUs are gone.
+}
+
+}  // namespace strata

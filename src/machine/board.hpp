@@ -1,0 +1,51 @@
+// Strata's PC board: the one place that decides where every device sits (port, address, PCI
+// slot) and which interrupt line it drives. Devices themselves know only offsets.
+//
+// Port map (memory/pc_layout.hpp): i8042 0x60/0x64, RTC 0x70-0x71, COM1 0x3f8-0x3ff, fw_cfg
+// 0x510-0x511, ACPI PM 0x600-0x60b, PCI config 0xcf8-0xcff (reset control at 0xcf9);
+// with --test-devices also isa-debug-exit 0xf4, pc-testdev 0xe0-0xef, 0x2000-0x2017 and its MMIO
+// at 0xff000000, and pci-testdev in PCI slot 1. The 8259s, the PIT, the IOAPIC and the LAPICs
+// belong to the CPU engine (in-kernel under KVM).
+#pragma once
+
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "bus/bus.hpp"
+#include "bus/machine_control.hpp"
+#include "cpu/engine.hpp"
+#include "machine/machine_config.hpp"
+
+namespace strata {
+
+class Uart16550;
+class CmosRtc;
+
+class Board {
+public:
+    static Result<std::unique_ptr<Board>> build(CpuEngine& engine, MachineControl& control,
+                                                const GuestMemory& memory, const MachineConfig& config);
+    ~Board();
+
+    [[nodiscard]] const Bus& pio() const { return pio_; }
+    [[nodiscard]] const Bus& mmio() const { return mmio_; }
+
+    // Bytes typed on the console, for COM1.
+    void console_input(std::span<const uint8_t> bytes);
+    // Stops the devices' host threads (timers) once the vCPUs are gone.
+    void shutdown();
+
+private:
+    Board() = default;
+    [[nodiscard]] Result<void> place(Bus& bus, uint64_t base, uint64_t size, std::shared_ptr<BusDevice> device,
+                                     std::string name);
+
+    Bus pio_{"port I/O"};
+    Bus mmio_{"MMIO"};
+    std::shared_ptr<Uart16550> com1_;
+    std::shared_ptr<CmosRtc> rtc_;
+    std::vector<std::shared_ptr<void>> keep_alive_;  // devices owned through facets only
+};
+
+}  // namespace strata

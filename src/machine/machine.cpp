@@ -1,0 +1,188 @@
+#include "machine/machine.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+
+#include "host/escape_filter.hpp"
+#include "host/terminal.hpp"
+#include "loader/acpi_tables.hpp"
+#include "loader/linux_loader.hpp"
+#include "loader/mptable.hpp"
+#include "loader/multiboot_loader.hpp"
+#include "machine/engine_choice.hpp"
+
+namespace strata {
+
+namespace {
+
+// Guest images are read whole: kernels and initrds are tens of MiB at most, and the loaders
+// check every offset against the buffer.
+Result<std::vector<uint8_t>> read_file(const std::string& path, std::string_view what) {
+    std::ifstream file(path, std::ios::binary);
+    if (!file) return fail_errno("{} '{}' cannot be opened", what, path);
+    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    if (file.bad()) return fail_errno("{} '{}' cannot be read", what, path);
+    if (bytes.empty()) return fail("{} '{}' is empty", what, path);
+    return bytes;
+}
+
+void warn(std::string_view message) { fmt::print(stderr, "strata: warning: {}\n", message); }
+
+}  // namespace
+
+Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config) {
+    auto memory = GuestMemory::create(config.memory);
+    if (!memory) return context(memory.error(), "--memory");
+    auto stopped = EventFd::create();
+    if (!stopped) return std::unexpected(stopped.error());
+    std::unique_ptr<Machine> machine(new Machine(config, std::move(*memory), std::move(*stopped)));
+
+    auto engine = create_engine(config.accel, machine->memory_, config.cpus, warn);
+    if (!engine) return std::unexpected(engine.error());
+    machine->engine_ = std::move(*engine);
+
+    auto board = Board::build(*machine->engine_, *machine, machine->memory_, config);
+    if (!board) return context(board.error(), "board");
+    machine->board_ = std::move(*board);
+
+    if (auto r = machine->load_guest(); !r) return std::unexpected(r.error());
+    return machine;
+}
+
+Machine::~Machine() {
+    if (engine_) {
+        engine_->stop();
+        engine_->join();
+    }
+}
+
+Result<void> Machine::load_guest() {
+    auto kernel = read_file(config_.kernel_path, "kernel");
+    if (!kernel) return std::unexpected(kernel.error());
+    std::vector<uint8_t> initrd;
+    if (!config_.initrd_path.empty()) {
+        auto bytes = read_file(config_.initrd_path, "initrd");
+        if (!bytes) return std::unexpected(bytes.error());
+        initrd = std::move(*bytes);
+    }
+
+    // Firmware tables first: the loaders place nothing in the BIOS area or the EBDA.
+    if (auto r = write_mptable(memory_, config_.cpus); !r) return context(r.error(), "MP table");
+    if (auto r = write_acpi_tables(memory_, AcpiConfig{.cpus = config_.cpus}); !r)
+        return context(r.error(), "ACPI tables");
+
+    Result<CpuState> entry;
+    if (is_multiboot(*kernel)) {
+        std::vector<MultibootModule> modules;
+        if (!initrd.empty()) modules.push_back(MultibootModule{.data = std::move(initrd), .cmdline = config_.initrd_path});
+        entry = load_multiboot(memory_, *kernel, config_.cmdline, modules);
+    } else {
+        entry = load_linux(memory_, *kernel, initrd, config_.cmdline);
+    }
+    if (!entry) return context(entry.error(), fmt::format("kernel '{}'", config_.kernel_path));
+    return engine_->set_boot_state(*entry);
+}
+
+void Machine::request_stop(StopReason reason) {
+    {
+        std::lock_guard lock(stop_mutex_);
+        if (stop_) return;
+        stop_ = std::move(reason);
+    }
+    if (engine_) engine_->stop();
+    stopped_.notify();
+}
+
+int Machine::run() {
+    // SIGINT, SIGTERM and SIGHUP are read from a signalfd by this thread; blocking them before
+    // the vCPU threads start makes every thread inherit the block.
+    sigset_t signals;
+    sigemptyset(&signals);
+    for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&signals, s);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (signal_fd < 0) {
+        fmt::print(stderr, "strata: signalfd: {}\n", std::strerror(errno));
+        return 2;
+    }
+    // A console reader that went away must not kill the VMM.
+    ::signal(SIGPIPE, SIG_IGN);
+
+    std::unique_ptr<RawTerminal> terminal;
+    if (auto raw = RawTerminal::enter(config_.console_in)) terminal = std::move(*raw);
+    else warn(raw.error().message);
+
+    Platform platform{memory_, board_->pio(), board_->mmio(), *this};
+    if (auto r = engine_->start(platform); !r) request_stop({StopKind::HostError, 0, r.error().message});
+    serve_console(signal_fd);
+    engine_->stop();
+    engine_->join();
+    board_->shutdown();
+    ::close(signal_fd);
+    terminal.reset();
+
+    std::lock_guard lock(stop_mutex_);
+    const StopReason& reason = *stop_;
+    switch (reason.kind) {
+        case StopKind::HostError: fmt::print(stderr, "strata: error: {}\n", reason.detail); break;
+        case StopKind::TripleFault:
+        case StopKind::EmulationFailure: fmt::print(stderr, "strata: guest crashed: {}\n", reason.detail); break;
+        case StopKind::Signal: fmt::print(stderr, "strata: {}\n", reason.detail); break;
+        default: break;
+    }
+    return reason.exit_status();
+}
+
+void Machine::serve_console(int signal_fd) {
+    bool terminal_input = isatty(config_.console_in) != 0;
+    bool input_open = true;
+    EscapeFilter escape;
+    std::vector<uint8_t> to_guest;
+    uint8_t buffer[4096];
+
+    while (true) {
+        pollfd fds[3] = {{stopped_.fd(), POLLIN, 0}, {signal_fd, POLLIN, 0}, {config_.console_in, POLLIN, 0}};
+        nfds_t count = input_open ? 3 : 2;
+        if (::poll(fds, count, -1) < 0) {
+            if (errno == EINTR) continue;
+            request_stop({StopKind::HostError, 0, fmt::format("poll: {}", std::strerror(errno))});
+            return;
+        }
+        if (fds[0].revents) return;
+        if (fds[1].revents) {
+            signalfd_siginfo info{};
+            if (::read(signal_fd, &info, sizeof(info)) == sizeof(info))
+                request_stop({StopKind::Signal, info.ssi_signo,
+                              fmt::format("stopped by signal {} ({})", info.ssi_signo, strsignal(static_cast<int>(info.ssi_signo)))});
+            continue;
+        }
+        if (input_open && fds[2].revents) {
+            ssize_t n = ::read(config_.console_in, buffer, sizeof(buffer));
+            if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+            if (n <= 0) {
+                // End of input (a pipe or /dev/null): the guest keeps running without it.
+                input_open = false;
+                continue;
+            }
+            std::span<const uint8_t> input(buffer, static_cast<size_t>(n));
+            if (!terminal_input) {
+                board_->console_input(input);
+                continue;
+            }
+            to_guest.clear();
+            auto command = escape.feed(input, to_guest);
+            if (!to_guest.empty()) board_->console_input(to_guest);
+            if (command == EscapeFilter::Command::Help) (void)!::write(config_.console_out, EscapeFilter::kHelp, std::strlen(EscapeFilter::kHelp));
+            if (command == EscapeFilter::Command::Quit) request_stop({StopKind::UserQuit, 0, "quit from the console"});
+        }
+    }
+}
+
+}  // namespace strata

@@ -1,0 +1,47 @@
+// One virtual machine: guest memory, a CPU engine, the PC board, the loaded guest, and the
+// console loop that runs until the VM stops.
+//
+// Lifetime: create() builds everything and loads the guest; run() starts the vCPUs, serves the
+// console and signals, and returns the process exit status once every vCPU thread has finished.
+// The first stop requested (power-off, reset, debug-exit, guest crash, signal, escape) wins.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include "bus/machine_control.hpp"
+#include "cpu/engine.hpp"
+#include "host/event_fd.hpp"
+#include "machine/board.hpp"
+#include "machine/machine_config.hpp"
+
+namespace strata {
+
+class Machine final : public MachineControl {
+public:
+    static Result<std::unique_ptr<Machine>> create(const MachineConfig& config);
+    ~Machine() override;
+
+    // Runs the guest to its end; returns the exit status (see StopReason::exit_status).
+    int run();
+
+    void request_stop(StopReason reason) override;
+
+private:
+    Machine(MachineConfig config, GuestMemory memory, EventFd stopped)
+        : config_(std::move(config)), memory_(std::move(memory)), stopped_(std::move(stopped)) {}
+    [[nodiscard]] Result<void> load_guest();
+    void serve_console(int signal_fd);
+
+    MachineConfig config_;
+    GuestMemory memory_;
+    EventFd stopped_;
+    std::unique_ptr<CpuEngine> engine_;
+    std::unique_ptr<Board> board_;
+
+    std::mutex stop_mutex_;
+    std::optional<StopReason> stop_;
+};
+
+}  // namespace strata

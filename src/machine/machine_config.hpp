@@ -1,0 +1,25 @@
+// Everything `strata run` is asked to build: the guest's kernel, its resources and the engine.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "base/checked.hpp"
+
+namespace strata {
+
+enum class Accel { Auto, Kvm, Soft };
+
+struct MachineConfig {
+    std::string kernel_path;
+    std::string initrd_path;       // a Linux initrd, or the one module of a multiboot kernel
+    std::string cmdline;
+    uint64_t memory = 512 * MiB;
+    unsigned cpus = 1;
+    Accel accel = Accel::Auto;
+    bool test_devices = false;     // isa-debug-exit, pc-testdev, pci-testdev
+    int console_in = 0;            // COM1's input and output
+    int console_out = 1;
+};
+
+}  // namespace strata

@@ -1,0 +1,187 @@
+// The kvm engine against real KVM: a few instructions of 32-bit guest code whose port I/O and
+// MMIO must arrive at the buses, and whose debug-exit write must stop the VM. Needs /dev/kvm.
+#include "cpu/kvm/kvm_engine.hpp"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <vector>
+
+#include "base/bytes.hpp"
+#include "base/checked.hpp"
+#include "cpu/kvm/cpuid_policy.hpp"
+
+namespace strata {
+namespace {
+
+bool kvm_usable() {
+    int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (fd < 0) return false;
+    ::close(fd);
+    return true;
+}
+
+struct Access {
+    uint64_t address;
+    uint64_t value;
+    size_t size;
+    bool write;
+};
+
+// Records accesses; reads return 0x11223344...; a write to offset 0 of the "exit" device stops.
+class Recorder : public BusDevice {
+public:
+    explicit Recorder(std::vector<Access>& log) : log_(log) {}
+    void read(uint64_t offset, std::span<uint8_t> data) override {
+        store_le(data, 0x1122334455667788ull);
+        log_.push_back({offset, load_le(data), data.size(), false});
+    }
+    void write(uint64_t offset, std::span<const uint8_t> data) override {
+        log_.push_back({offset, load_le(data), data.size(), true});
+    }
+
+private:
+    std::vector<Access>& log_;
+};
+
+class StopRecorder : public MachineControl {
+public:
+    void request_stop(StopReason reason) override {
+        std::lock_guard lock(mutex_);
+        if (!reason_) reason_ = std::move(reason);
+        if (engine) engine->stop();
+        stopped_.notify_all();
+    }
+    StopReason wait() {
+        std::unique_lock lock(mutex_);
+        stopped_.wait_for(lock, std::chrono::seconds(60), [&] { return reason_.has_value(); });
+        return reason_.value_or(StopReason{StopKind::HostError, 0, "timed out"});
+    }
+    CpuEngine* engine = nullptr;
+
+private:
+    std::mutex mutex_;
+    std::condition_variable stopped_;
+    std::optional<StopReason> reason_;
+};
+
+class DebugExitDevice : public BusDevice {
+public:
+    explicit DebugExitDevice(MachineControl& control) : control_(control) {}
+    void read(uint64_t, std::span<uint8_t> data) override { store_le(data, 0); }
+    void write(uint64_t, std::span<const uint8_t> data) override {
+        control_.request_stop({StopKind::DebugExit, static_cast<uint32_t>(load_le(data)), "debug exit"});
+    }
+
+private:
+    MachineControl& control_;
+};
+
+CpuState protected_mode_at(uint64_t rip) {
+    CpuState state;
+    state.cs = flat_code32();
+    state.ds = state.es = state.fs = state.gs = state.ss = flat_data(0x18);
+    state.cr0 = cr0::PE | cr0::ET;
+    state.rip = rip;
+    state[Gpr::Rsp] = 0x8000;
+    return state;
+}
+
+TEST(KvmEngine, PortIoAndMmioReachTheBusesAndDebugExitStops) {
+    if (!kvm_usable()) GTEST_SKIP() << "needs /dev/kvm (read-write)";
+    auto memory = GuestMemory::create(16 * MiB);
+    ASSERT_TRUE(memory);
+    const uint8_t code[] = {
+        0xb0, 0x42,                          // mov al, 0x42
+        0xe6, 0x80,                          // out 0x80, al
+        0xb8, 0x78, 0x56, 0x34, 0x12,        // mov eax, 0x12345678
+        0xa3, 0x00, 0x00, 0x00, 0xd0,        // mov [0xd0000000], eax
+        0xa1, 0x10, 0x00, 0x00, 0xd0,        // mov eax, [0xd0000010]
+        0xe7, 0x81,                          // out 0x81, eax
+        0xb0, 0x05,                          // mov al, 5
+        0xe6, 0xf4,                          // out 0xf4, al
+        0xf4, 0xeb, 0xfd,                    // hlt; jmp hlt
+    };
+    ASSERT_TRUE(memory->write(0x1000, code));
+
+    std::vector<Access> pio_log, mmio_log;
+    Bus pio("pio"), mmio("mmio");
+    StopRecorder control;
+    ASSERT_TRUE(pio.add(0x80, 8, std::make_shared<Recorder>(pio_log), "recorder"));
+    ASSERT_TRUE(pio.add(0xf4, 4, std::make_shared<DebugExitDevice>(control), "debug-exit"));
+    ASSERT_TRUE(mmio.add(0xd000'0000, 0x100, std::make_shared<Recorder>(mmio_log), "mmio recorder"));
+
+    auto engine = kvm::KvmEngine::create(*memory, 1);
+    ASSERT_TRUE(engine) << engine.error().message;
+    control.engine = engine->get();
+    ASSERT_TRUE((*engine)->set_boot_state(protected_mode_at(0x1000)));
+    Platform platform{*memory, pio, mmio, control};
+    ASSERT_TRUE((*engine)->start(platform));
+    StopReason reason = control.wait();
+    (*engine)->join();
+
+    EXPECT_EQ(reason.kind, StopKind::DebugExit) << reason.detail;
+    EXPECT_EQ(reason.value, 5u);
+    EXPECT_EQ(reason.exit_status(), 11);
+    ASSERT_EQ(pio_log.size(), 2u);
+    EXPECT_TRUE(pio_log[0].write);
+    EXPECT_EQ(pio_log[0].value, 0x42u);
+    EXPECT_EQ(pio_log[0].size, 1u);
+    EXPECT_EQ(pio_log[1].address, 1u);
+    EXPECT_EQ(pio_log[1].value, 0x55667788u);  // what the MMIO read returned
+    EXPECT_EQ(pio_log[1].size, 4u);
+    ASSERT_EQ(mmio_log.size(), 2u);
+    EXPECT_TRUE(mmio_log[0].write);
+    EXPECT_EQ(mmio_log[0].value, 0x12345678u);
+    EXPECT_FALSE(mmio_log[1].write);
+    EXPECT_EQ(mmio_log[1].address, 0x10u);
+}
+
+TEST(KvmEngine, TripleFaultIsReportedWithRegisters) {
+    if (!kvm_usable()) GTEST_SKIP() << "needs /dev/kvm (read-write)";
+    auto memory = GuestMemory::create(16 * MiB);
+    ASSERT_TRUE(memory);
+    const uint8_t code[] = {0x0f, 0x0b};  // ud2 with an empty IDT: #UD → #DF → shutdown
+    ASSERT_TRUE(memory->write(0x1000, code));
+    Bus pio("pio"), mmio("mmio");
+    StopRecorder control;
+    auto engine = kvm::KvmEngine::create(*memory, 1);
+    ASSERT_TRUE(engine) << engine.error().message;
+    control.engine = engine->get();
+    CpuState state = protected_mode_at(0x1000);
+    state.idt = {0, 0};
+    ASSERT_TRUE((*engine)->set_boot_state(state));
+    Platform platform{*memory, pio, mmio, control};
+    ASSERT_TRUE((*engine)->start(platform));
+    StopReason reason = control.wait();
+    (*engine)->join();
+    EXPECT_EQ(reason.kind, StopKind::TripleFault) << reason.detail;
+    EXPECT_EQ(reason.exit_status(), 4);
+    EXPECT_NE(reason.detail.find("rip=0000000000001000"), std::string::npos) << reason.detail;
+}
+
+TEST(CpuidPolicy, TopologyAndHypervisorBit) {
+    std::vector<kvm_cpuid_entry2> entries(3);
+    entries[0].function = 1;
+    entries[0].ecx = 1u << 3;  // MONITOR
+    entries[1].function = 0xb;
+    entries[1].index = 1;
+    entries[2].function = 0xb;
+    entries[2].index = 0;
+    kvm::apply_cpuid_policy(entries, 3, 4);
+    EXPECT_EQ(entries[0].ebx >> 24, 3u);            // APIC id
+    EXPECT_EQ((entries[0].ebx >> 16) & 0xff, 4u);   // logical processors
+    EXPECT_TRUE(entries[0].ecx & (1u << 31));       // hypervisor
+    EXPECT_FALSE(entries[0].ecx & (1u << 3));       // no MONITOR/MWAIT
+    EXPECT_TRUE(entries[0].edx & (1u << 28));       // HTT with more than one CPU
+    EXPECT_EQ(entries[1].ebx, 4u);                  // cores at the core level
+    EXPECT_EQ(entries[1].eax, 2u);                  // two bits of core id
+    EXPECT_EQ(entries[1].edx, 3u);                  // x2APIC id
+    EXPECT_EQ(entries[2].ebx, 1u);                  // one thread per core
+}
+
+}  // namespace
+}  // namespace strata
