@@ -58,9 +58,8 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp&) {
-        // Help for the subcommand that was asked, or the top level.
-        const CLI::App* subject = run->parsed() ? run : &app;
-        std::fputs(subject->help().c_str(), stdout);
+        // `strata run --help` documents run; `strata --help` documents everything.
+        std::fputs(run->parsed() ? run->help().c_str() : app.help("", CLI::AppFormatMode::All).c_str(), stdout);
         return 0;
     } catch (const CLI::CallForAllHelp&) {
         std::fputs(app.help("", CLI::AppFormatMode::All).c_str(), stdout);
@@ -69,8 +68,7 @@ int main(int argc, char** argv) {
         std::puts(e.what());
         return 0;
     } catch (const CLI::ParseError& e) {
-        fmt::print(stderr, "strata: {}\n", e.what());
-        fmt::print(stderr, "strata: run 'strata --help' or 'strata run --help' for the flags\n");
+        fmt::print(stderr, "strata: {} (see 'strata run --help')\n", e.what());
         return kUsageError;
     }
 

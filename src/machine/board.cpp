@@ -96,7 +96,7 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
             if (!need) continue;
             uint64_t& next = need->io ? next_io : next_mmio;
             uint64_t address = align_up(next, need->size);
-            pci_testdev->set_bar_address(bar, address);
+            if (auto r = pci_testdev->set_bar_address(bar, address); !r) return std::unexpected(r.error());
             next = address + need->size;
             auto device = pci_testdev->bar_device(bar);
             Bus& bus = need->io ? board->pio_ : board->mmio_;

@@ -13,8 +13,8 @@ Result<std::unique_ptr<CpuEngine>> create_engine(Accel accel, const GuestMemory&
     if (!host.available) return fail("--accel {}: KVM is not usable: {}", accel == Accel::Kvm ? "kvm" : "auto", host.reason);
     if (!host.hardware_assisted) {
         if (accel == Accel::Auto)
-            warn(fmt::format("--accel auto: not hardware-assisted: {}; the soft engine is not built yet, so running "
-                             "on kvm: guest kernels will run emulated and slowly on this host",
+            warn(fmt::format("--accel auto picks kvm, but {}; the soft engine is not built yet, so guest kernels "
+                             "will run emulated and slowly on this host",
                              host.reason));
         else
             warn(fmt::format("--accel kvm: {}; guest kernel code will run slowly", host.reason));

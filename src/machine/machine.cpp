@@ -84,7 +84,7 @@ Result<void> Machine::load_guest() {
         if (!initrd.empty()) modules.push_back(MultibootModule{.data = std::move(initrd), .cmdline = config_.initrd_path});
         entry = load_multiboot(memory_, *kernel, config_.cmdline, modules);
     } else {
-        entry = load_linux(memory_, *kernel, initrd, config_.cmdline);
+        entry = load_linux(memory_, *kernel, initrd, config_.cmdline, kAcpiRsdpAddress);
     }
     if (!entry) return context(entry.error(), fmt::format("kernel '{}'", config_.kernel_path));
     return engine_->set_boot_state(*entry);

@@ -1,0 +1,77 @@
+// The ACPI fixed hardware block the FADT points at: PM1a event and control registers and the
+// PM timer.
+//
+// State:    PM1_STS, PM1_EN, PM1_CNT (SCI_EN, SLP_TYP), the timer's start time, the count of
+//           timer-overflow periods already reported, and the SCI level.
+// Features: PM1_STS (offset 0, u16, write 1 to clear), PM1_EN (offset 2, u16), PM1_CNT (offset 4,
+//           u16): SLP_EN (bit 13) written with SLP_TYP (bits 12:10) == kSlpTypS5 powers off; SCI_EN
+//           reads 1 from reset because the FADT has no SMI_CMD (a hardware-reduced-style "always in
+//           ACPI mode" platform). PM_TMR (offset 8, u32, read-only): a 24-bit counter at
+//           3.579545 MHz from the host's monotonic clock, starting at 0. TMR_STS is set when bit 23
+//           of the counter has toggled since the last look; press_power_button() sets PWRBTN_STS.
+//           SCI = (PM1_STS & PM1_EN) != 0, evaluated on every access and button press.
+// Missing:  an asynchronous SCI for timer overflow (nothing wakes the device when bit 23 flips;
+//           TMR_STS becomes visible at the next access — Linux does not enable TMR_EN); sleep
+//           states other than S5 (SLP_EN with another SLP_TYP is ignored); GPE blocks.
+// Spec:     ACPI 6.5 §4.8.3 (PM1 event/control registers, PM timer), Table 4.14-4.16.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <span>
+
+#include "bus/bus_device.hpp"
+#include "bus/irq_line.hpp"
+#include "bus/machine_control.hpp"
+
+namespace strata {
+
+class AcpiPm final : public BusDevice {
+public:
+    static constexpr uint64_t kWindowSize = 12;
+    static constexpr uint16_t kSlpTypS5 = 5;       // the SLP_TYP our DSDT's \_S5 package carries
+    static constexpr uint64_t kTimerHz = 3'579'545;
+
+    using Clock = std::function<int64_t()>;  // monotonic ns
+    static int64_t host_monotonic_ns();
+
+    AcpiPm(IrqLine& sci, MachineControl& control, Clock monotonic_ns = host_monotonic_ns);
+
+    void read(uint64_t offset, std::span<uint8_t> data) override;
+    void write(uint64_t offset, std::span<const uint8_t> data) override;
+
+    // Sets PWRBTN_STS, so a guest with PWRBTN_EN gets an SCI and can shut down gracefully.
+    void press_power_button();
+
+    // PM1 status/enable bits (ACPI 6.5 Tables 4.14, 4.15).
+    static constexpr uint16_t kTmrStatus = 1u << 0;
+    static constexpr uint16_t kPwrBtnStatus = 1u << 8;
+    static constexpr uint16_t kWakeStatus = 1u << 15;
+    // PM1 control bits (Table 4.16).
+    static constexpr uint16_t kSciEnable = 1u << 0;
+    static constexpr uint16_t kSlpTypShift = 10;
+    static constexpr uint16_t kSlpTypMask = 7u << kSlpTypShift;
+    static constexpr uint16_t kSlpEnable = 1u << 13;
+
+private:
+    enum class Reg : uint8_t { Pm1Status = 0, Pm1Enable = 2, Pm1Control = 4, PmTimer = 8 };
+
+    [[nodiscard]] uint64_t timer_ticks();
+    [[nodiscard]] uint8_t register_byte(uint64_t offset);
+    void poll_timer_overflow();
+    void update_sci();
+
+    IrqLine& sci_;
+    MachineControl& control_;
+    Clock monotonic_ns_;
+    std::mutex mutex_;
+    int64_t start_ns_ = 0;
+    uint64_t overflow_periods_seen_ = 0;  // 2^23-tick periods already turned into TMR_STS
+    uint16_t status_ = 0;
+    uint16_t enable_ = 0;
+    uint16_t control_bits_ = kSciEnable;
+    bool sci_level_ = false;
+};
+
+}  // namespace strata

@@ -1,0 +1,58 @@
+// The PCI host: configuration mechanism #1 at 0xcf8-0xcff with the reset control register at
+// 0xcf9, and bus 0 with a host bridge in slot 0.
+//
+// State:    CONFIG_ADDRESS, the reset control register, and the functions on bus 0 by slot.
+// Features: CONFIG_ADDRESS is a dword at offset 0 (only a dword access there reads or changes it;
+//           bit 31 enable, bus 23:16, device 15:11, function 10:8, register 7:2); CONFIG_DATA at
+//           offsets 4-7, any width, the byte lane chosen by the low address bits; with the enable
+//           bit clear, or for a bus, slot or function with nothing there, reads return all ones and
+//           writes are dropped. A byte access at offset 1 is the reset control register (port
+//           0xcf9): writing RST_CPU (bit 2) resets the machine, whether SYS_RST (bit 1) is set or
+//           not. Slot 0 holds an i440FX host bridge (8086:1237, class 0x0600).
+// Missing:  buses other than 0, multi-function devices, configuration mechanism #2, ECAM.
+// Spec:     PCI Local Bus Specification 3.0 §3.2.2.3.2 (mechanism #1); Intel ICH9 datasheet
+//           §13.7.5 (Reset Control Register, 0xcf9).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+
+#include "base/error.hpp"
+#include "bus/bus_device.hpp"
+#include "bus/machine_control.hpp"
+#include "devices/pci/pci_device.hpp"
+
+namespace strata {
+
+class PciHost final : public BusDevice {
+public:
+    static constexpr uint64_t kWindowSize = 8;
+    static constexpr unsigned kSlots = 32;
+
+    explicit PciHost(MachineControl& control);
+
+    // Puts `device` in `slot` of bus 0 (function 0). Fails for slot 0 (the host bridge), a slot
+    // out of range or taken, or a null device.
+    [[nodiscard]] Result<void> add_device(uint8_t slot, std::shared_ptr<PciDevice> device);
+    [[nodiscard]] std::shared_ptr<PciDevice> device(uint8_t slot) const;
+
+    void read(uint64_t offset, std::span<uint8_t> data) override;
+    void write(uint64_t offset, std::span<const uint8_t> data) override;
+
+private:
+    enum class Reg : uint8_t { ConfigAddress = 0, ResetControl = 1, ConfigData = 4 };
+
+    // The function CONFIG_ADDRESS selects, or null.
+    [[nodiscard]] PciDevice* selected() const;
+
+    MachineControl& control_;
+    mutable std::mutex mutex_;
+    uint32_t config_address_ = 0;
+    uint8_t reset_control_ = 0;
+    std::array<std::shared_ptr<PciDevice>, kSlots> slots_;
+};
+
+}  // namespace strata

@@ -1,0 +1,120 @@
+#include "devices/test/pc_testdev.hpp"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <mutex>
+#include <vector>
+
+#include "base/bytes.hpp"
+#include "base/checked.hpp"
+#include "devices/facet.hpp"
+
+namespace strata {
+namespace {
+
+// Offsets in the ports() window (port 0xe0 + offset).
+enum class Port : uint8_t {
+    Scratch32 = 0x0,  // 0xe0-0xe3
+    FlushPage = 0x4,  // 0xe4-0xe7
+    Scratch8 = 0x8,   // 0xe8
+};
+
+constexpr uint64_t kPageSize = 4096;
+
+}  // namespace
+
+struct PcTestDev::State {
+    State(const GuestMemory& memory_in, std::array<IrqLine*, 24> lines_in)
+        : memory(memory_in), lines(lines_in), scratch_memory(kMmioWindowSize) {}
+
+    void read_ports(uint64_t offset, std::span<uint8_t> data);
+    void write_ports(uint64_t offset, std::span<const uint8_t> data);
+    void read_irq(uint64_t offset, std::span<uint8_t> data);
+    void write_irq(uint64_t offset, std::span<const uint8_t> data);
+    void read_mmio(uint64_t offset, std::span<uint8_t> data);
+    void write_mmio(uint64_t offset, std::span<const uint8_t> data);
+    void flush_page(uint64_t gpa) const;
+
+    const GuestMemory& memory;
+    std::array<IrqLine*, 24> lines;
+    std::mutex mutex;
+    uint32_t scratch32 = 0;
+    uint8_t scratch8 = 0;
+    std::vector<uint8_t> scratch_memory;
+};
+
+PcTestDev::PcTestDev(const GuestMemory& memory, std::array<IrqLine*, 24> lines)
+    : state_(std::make_shared<State>(memory, lines)),
+      ports_(std::make_shared<Facet<State>>(state_, &State::read_ports, &State::write_ports)),
+      irq_ports_(std::make_shared<Facet<State>>(state_, &State::read_irq, &State::write_irq)),
+      mmio_(std::make_shared<Facet<State>>(state_, &State::read_mmio, &State::write_mmio)) {}
+
+void PcTestDev::State::read_ports(uint64_t offset, std::span<uint8_t> data) {
+    std::lock_guard lock(mutex);
+    for (size_t i = 0; i < data.size(); ++i) {
+        uint64_t at = offset + i;
+        if (at < static_cast<uint64_t>(Port::FlushPage))
+            data[i] = static_cast<uint8_t>(scratch32 >> (8 * at));  // byte lane `at` of the dword
+        else if (at == static_cast<uint64_t>(Port::Scratch8))
+            data[i] = scratch8;
+        else
+            data[i] = 0xff;
+    }
+}
+
+void PcTestDev::State::write_ports(uint64_t offset, std::span<const uint8_t> data) {
+    if (offset == static_cast<uint64_t>(Port::FlushPage)) {
+        flush_page(load_le(data.first(std::min<size_t>(data.size(), 8))));
+        return;
+    }
+    std::lock_guard lock(mutex);
+    for (size_t i = 0; i < data.size(); ++i) {
+        uint64_t at = offset + i;
+        if (at < static_cast<uint64_t>(Port::FlushPage)) {
+            unsigned shift = static_cast<unsigned>(8 * at);
+            scratch32 = (scratch32 & ~(0xffu << shift)) | (uint32_t{data[i]} << shift);
+        } else if (at == static_cast<uint64_t>(Port::Scratch8)) {
+            scratch8 = data[i];
+        }
+    }
+}
+
+void PcTestDev::State::flush_page(uint64_t gpa) const {
+    auto page = memory.translate(gpa & ~(kPageSize - 1), kPageSize);
+    if (!page) return;  // not RAM: nothing to flush
+    void* host = page->data();
+    if (reinterpret_cast<uintptr_t>(host) % kPageSize != 0) return;
+    // Changing the protection makes the kernel invalidate the page in KVM's MMU (through the MMU
+    // notifier), so the guest's next access exits to KVM and is emulated or re-mapped afresh.
+    mprotect(host, kPageSize, PROT_NONE);
+    mprotect(host, kPageSize, PROT_READ | PROT_WRITE);
+}
+
+void PcTestDev::State::read_irq(uint64_t /*offset*/, std::span<uint8_t> data) { std::ranges::fill(data, uint8_t{0}); }
+
+void PcTestDev::State::write_irq(uint64_t offset, std::span<const uint8_t> data) {
+    std::lock_guard lock(mutex);
+    for (size_t i = 0; i < data.size(); ++i) {
+        uint64_t line = offset + i;
+        if (line < lines.size() && lines[line] != nullptr) lines[line]->set_level(data[i] != 0);
+    }
+}
+
+void PcTestDev::State::read_mmio(uint64_t offset, std::span<uint8_t> data) {
+    std::lock_guard lock(mutex);
+    for (size_t i = 0; i < data.size(); ++i) {
+        uint64_t at = offset + i;
+        data[i] = at < scratch_memory.size() ? scratch_memory[at] : uint8_t{0xff};
+    }
+}
+
+void PcTestDev::State::write_mmio(uint64_t offset, std::span<const uint8_t> data) {
+    std::lock_guard lock(mutex);
+    for (size_t i = 0; i < data.size(); ++i) {
+        uint64_t at = offset + i;
+        if (at < scratch_memory.size()) scratch_memory[at] = data[i];
+    }
+}
+
+}  // namespace strata

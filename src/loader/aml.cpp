@@ -1,0 +1,147 @@
+#include "loader/aml.hpp"
+
+#include "base/error.hpp"
+
+namespace strata::aml {
+
+namespace {
+
+// AML opcodes (ACPI 6.5 §20.3, §20.4).
+enum class Op : uint8_t {
+    Zero = 0x00, One = 0x01, Name = 0x08, BytePrefix = 0x0a, WordPrefix = 0x0b, DWordPrefix = 0x0c,
+    QWordPrefix = 0x0e, Scope = 0x10, Buffer = 0x11, Package = 0x12, RootChar = 0x5c, ExtPrefix = 0x5b,
+    Device = 0x82,  // after ExtPrefix
+};
+
+// Small resource descriptor tags (§6.4.2): type << 3 | length.
+constexpr uint8_t kIrqNoFlagsTag = 0x22, kIoPortTag = 0x47, kEndTag = 0x79;
+constexpr uint8_t kDecode16 = 0x01;
+
+uint8_t op(Op code) { return static_cast<uint8_t>(code); }
+
+void append(Bytes& out, const Bytes& more) { out.insert(out.end(), more.begin(), more.end()); }
+
+void append_le(Bytes& out, uint64_t value, unsigned bytes) {
+    for (unsigned i = 0; i < bytes; ++i) out.push_back(static_cast<uint8_t>(value >> (8 * i)));
+}
+
+// OpCode PkgLength body: the shape of Scope, Device, Package and Buffer.
+Bytes with_length(std::initializer_list<uint8_t> opcode, const Bytes& body) {
+    Bytes out(opcode);
+    append(out, package_length(body.size()));
+    append(out, body);
+    return out;
+}
+
+}  // namespace
+
+Bytes package_length(size_t body_size) {
+    // One byte holds lengths up to 63; otherwise bits 7-6 of the lead byte count 1-3 following
+    // bytes, the lead byte's low nibble holds bits 0-3 and each following byte the next 8 bits.
+    if (body_size + 1 <= 0x3f) return {static_cast<uint8_t>(body_size + 1)};
+    for (unsigned extra = 1; extra <= 3; ++extra) {
+        size_t total = body_size + 1 + extra;
+        if (total >= (size_t{1} << (4 + 8 * extra))) continue;
+        Bytes out{static_cast<uint8_t>(extra << 6 | (total & 0xf))};
+        for (unsigned i = 0; i < extra; ++i) out.push_back(static_cast<uint8_t>(total >> (4 + 8 * i)));
+        return out;
+    }
+    panic("AML package of more than 2^28 bytes");
+}
+
+Bytes name_seg(std::string_view name) {
+    if (name.empty() || name.size() > 4) panic("AML NameSeg must have 1 to 4 characters");
+    Bytes out(name.begin(), name.end());
+    out.resize(4, '_');
+    return out;
+}
+
+Bytes name(std::string_view name, const Bytes& value) {
+    Bytes out{op(Op::Name)};
+    append(out, name_seg(name));
+    append(out, value);
+    return out;
+}
+
+Bytes integer(uint64_t value) {
+    if (value == 0) return {op(Op::Zero)};
+    if (value == 1) return {op(Op::One)};
+    Bytes out;
+    if (value <= 0xff) {
+        out.push_back(op(Op::BytePrefix));
+        append_le(out, value, 1);
+    } else if (value <= 0xffff) {
+        out.push_back(op(Op::WordPrefix));
+        append_le(out, value, 2);
+    } else if (value <= 0xffff'ffff) {
+        out.push_back(op(Op::DWordPrefix));
+        append_le(out, value, 4);
+    } else {
+        out.push_back(op(Op::QWordPrefix));
+        append_le(out, value, 8);
+    }
+    return out;
+}
+
+Bytes package(const std::vector<Bytes>& elements) {
+    if (elements.size() > 0xff) panic("AML Package of more than 255 elements");
+    Bytes body{static_cast<uint8_t>(elements.size())};  // NumElements
+    for (const auto& element : elements) append(body, element);
+    return with_length({op(Op::Package)}, body);
+}
+
+Bytes eisa_id(std::string_view id) {
+    // §6.1.5 _HID: three letters of 5 bits ('A' = 1) then four hex digits, stored big-endian.
+    if (id.size() != 7) panic("EISA id must be 3 letters and 4 hex digits");
+    auto letter = [&](size_t i) { return static_cast<uint32_t>(id[i] - '@') & 0x1f; };
+    auto hex = [&](size_t i) {
+        char c = id[i];
+        return static_cast<uint32_t>(c <= '9' ? c - '0' : (c & ~0x20) - 'A' + 10) & 0xf;
+    };
+    uint32_t value = letter(0) << 26 | letter(1) << 21 | letter(2) << 16 | hex(3) << 12 | hex(4) << 8 |
+                     hex(5) << 4 | hex(6);
+    Bytes out{op(Op::DWordPrefix)};
+    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(value >> shift));
+    return out;
+}
+
+Bytes root_scope(std::string_view path, const Bytes& body) {
+    Bytes inner{op(Op::RootChar)};
+    append(inner, name_seg(path));
+    append(inner, body);
+    return with_length({op(Op::Scope)}, inner);
+}
+
+Bytes device(std::string_view device_name, const Bytes& body) {
+    Bytes inner = name_seg(device_name);
+    append(inner, body);
+    return with_length({op(Op::ExtPrefix), op(Op::Device)}, inner);
+}
+
+Bytes resource_template(const Bytes& descriptors) {
+    Bytes data = descriptors;
+    data.push_back(kEndTag);
+    data.push_back(0);  // end tag checksum 0: "treated as correct" (§6.4.2.9)
+    Bytes body = integer(data.size());  // BufferSize
+    append(body, data);
+    return with_length({op(Op::Buffer)}, body);
+}
+
+Bytes io_port(uint16_t base, uint8_t length) {
+    // §6.4.2.5: info, minimum base, maximum base (both = base), alignment 1, length.
+    Bytes out{kIoPortTag, kDecode16};
+    append_le(out, base, 2);
+    append_le(out, base, 2);
+    out.push_back(1);
+    out.push_back(length);
+    return out;
+}
+
+Bytes irq(unsigned line) {
+    // §6.4.2.1 without the flags byte: a 16-bit mask of ISA IRQs.
+    Bytes out{kIrqNoFlagsTag};
+    append_le(out, 1u << (line & 15), 2);
+    return out;
+}
+
+}  // namespace strata::aml

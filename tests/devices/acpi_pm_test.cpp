@@ -1,0 +1,67 @@
+#include "devices/legacy/acpi_pm.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+
+#include "fakes.hpp"
+
+namespace strata {
+namespace {
+
+using testing::in;
+using testing::out;
+
+struct Pm : ::testing::Test {
+    testing::FakeIrqLine sci;
+    testing::FakeMachineControl control;
+    std::atomic<int64_t> now{1'000'000'000};
+    AcpiPm pm{sci, control, [this] { return now.load(); }};
+};
+
+TEST_F(Pm, SlpEnWithS5PowersOff) {
+    out(pm, 4, (AcpiPm::kSlpTypS5 << 10), 2);  // SLP_TYP alone does nothing
+    EXPECT_TRUE(control.stops().empty());
+    out(pm, 4, (3u << 10) | (1u << 13), 2);    // another sleep type: ignored
+    EXPECT_TRUE(control.stops().empty());
+    out(pm, 4, (AcpiPm::kSlpTypS5 << 10) | (1u << 13) | 1, 2);
+    ASSERT_EQ(control.stops().size(), 1u);
+    EXPECT_EQ(control.stops()[0].kind, StopKind::PowerOff);
+    EXPECT_EQ(in(pm, 4, 2) & (1u << 13), 0u) << "SLP_EN is write-only";
+}
+
+TEST_F(Pm, SciEnReadsSetAndTimerAdvancesAt3579545Hz) {
+    EXPECT_EQ(in(pm, 4, 2) & 1, 1u);
+    EXPECT_EQ(in(pm, 8, 4), 0u);
+    now += 1'000'000;  // 1 ms
+    EXPECT_EQ(in(pm, 8, 4), 3579u);
+    now += 999'000'000;
+    EXPECT_EQ(in(pm, 8, 4), 3'579'545u);
+    now += 4'000'000'000;  // 5 s: wraps at 24 bits
+    EXPECT_EQ(in(pm, 8, 4), (5 * 3'579'545u) & 0xffffff);
+    EXPECT_EQ(in(pm, 11, 1), 0u) << "bits 31:24 read as zero";
+}
+
+TEST_F(Pm, TimerOverflowSetsTmrStsWhichClearsByWritingOne) {
+    EXPECT_EQ(in(pm, 0, 2) & 1, 0u);
+    now += 2'400'000'000;  // past 2^23 ticks (2.34 s)
+    EXPECT_EQ(in(pm, 0, 2) & 1, 1u);
+    out(pm, 0, 0x0000, 2);
+    EXPECT_EQ(in(pm, 0, 2) & 1, 1u) << "writing 0 keeps it";
+    out(pm, 0, 0x0001, 2);
+    EXPECT_EQ(in(pm, 0, 2) & 1, 0u);
+}
+
+TEST_F(Pm, PowerButtonRaisesSciWhenEnabled) {
+    pm.press_power_button();
+    EXPECT_FALSE(sci.level());
+    EXPECT_EQ(in(pm, 0, 2) & 0x100, 0x100u);
+    out(pm, 2, 0x100, 2);
+    EXPECT_TRUE(sci.level());
+    out(pm, 1, 0x01, 1);  // write-1-to-clear through the high byte lane
+    EXPECT_FALSE(sci.level());
+    EXPECT_EQ(in(pm, 2, 2), 0x100u);
+}
+
+}  // namespace
+}  // namespace strata

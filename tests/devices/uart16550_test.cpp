@@ -1,0 +1,189 @@
+#include "devices/legacy/uart16550.hpp"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "fakes.hpp"
+
+namespace strata {
+namespace {
+
+using testing::FakeIrqLine;
+using testing::inb;
+using testing::outb;
+
+// Register offsets as the guest knows them.
+constexpr uint64_t RBR = 0, THR = 0, IER = 1, IIR = 2, FCR = 2, LCR = 3, MCR = 4, LSR = 5, MSR = 6, SCR = 7;
+
+struct Uart : ::testing::Test {
+    FakeIrqLine irq;
+    std::vector<uint8_t> sent;
+    Uart16550 uart{irq, [this](std::span<const uint8_t> bytes) { sent.insert(sent.end(), bytes.begin(), bytes.end()); }};
+
+    void receive(std::string_view text) {
+        uart.receive(std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+    }
+};
+
+// The probe of Linux's 8250_port.c autoconfig(), step by step, must end in "16550A".
+TEST_F(Uart, LinuxAutoconfigDetects16550A) {
+    // Existence test: IER keeps exactly its low four bits.
+    uint8_t saved_ier = inb(uart, IER);
+    outb(uart, IER, 0);
+    EXPECT_EQ(inb(uart, IER) & 0x0f, 0);
+    outb(uart, IER, 0x0f);
+    EXPECT_EQ(inb(uart, IER) & 0x0f, 0x0f);
+    outb(uart, IER, saved_ier);
+
+    // Loopback check: MCR = LOOP | OUT2 | RTS must show DCD | CTS in MSR.
+    uint8_t saved_mcr = inb(uart, MCR);
+    outb(uart, MCR, 0x10 | 0x0a);
+    EXPECT_EQ(inb(uart, MSR) & 0xf0, 0x90);
+    outb(uart, MCR, saved_mcr);
+
+    outb(uart, LCR, 0xbf);
+    outb(uart, 2, 0);  // EFR in a 16650; FCR here
+    outb(uart, LCR, 0);
+    outb(uart, FCR, 0x01);
+    EXPECT_EQ(inb(uart, IIR) >> 6, 3) << "FIFO bits of IIR: 3 means a 16550A";
+
+    // autoconfig_16550a: EFR probes read IIR (nonzero), no NS SuperIO loop bit, not a 16750.
+    outb(uart, LCR, 0x80);
+    EXPECT_NE(inb(uart, 2), 0);
+    outb(uart, LCR, 0xbf);
+    EXPECT_NE(inb(uart, 2), 0);
+    outb(uart, LCR, 0);
+    uint8_t mcr = inb(uart, MCR);
+    outb(uart, LCR, 0xe0);
+    EXPECT_EQ((inb(uart, 2) ^ mcr) & 0x10, 0);
+    outb(uart, LCR, 0);
+    outb(uart, FCR, 0x01 | 0x20);
+    EXPECT_EQ(inb(uart, IIR) >> 5, 6);
+    outb(uart, FCR, 0x01);
+    outb(uart, LCR, 0x80);
+    outb(uart, FCR, 0x01 | 0x20);
+    EXPECT_EQ(inb(uart, IIR) >> 5, 6) << "7 would mean a 16750";
+    outb(uart, LCR, 0);
+    outb(uart, IER, 0x40);  // UUE: XScale only
+    EXPECT_EQ(inb(uart, IER) & 0x40, 0);
+    EXPECT_NE(inb(uart, LSR), 0xff);
+}
+
+TEST_F(Uart, TransmitsToOutputAndReportsEmpty) {
+    outb(uart, THR, 'h');
+    outb(uart, THR, 'i');
+    EXPECT_EQ(sent, (std::vector<uint8_t>{'h', 'i'}));
+    EXPECT_EQ(inb(uart, LSR) & 0x60, 0x60);  // THRE and TEMT: what kvm-unit-tests polls
+}
+
+TEST_F(Uart, LoopbackReturnsTransmittedBytesAndModemLines) {
+    outb(uart, MCR, 0x10);
+    EXPECT_EQ(inb(uart, MSR) & 0xf0, 0);
+    outb(uart, THR, 0x5a);
+    EXPECT_TRUE(sent.empty());
+    EXPECT_EQ(inb(uart, LSR) & 0x01, 1);
+    EXPECT_EQ(inb(uart, RBR), 0x5a);
+    outb(uart, MCR, 0x10 | 0x01 | 0x04);  // DTR → DSR, OUT1 → RI
+    EXPECT_EQ(inb(uart, MSR) & 0xf0, 0x20 | 0x40);
+    outb(uart, MCR, 0);
+    EXPECT_EQ(inb(uart, MSR) & 0xb0, 0xb0) << "CTS, DSR, DCD asserted outside loopback";
+}
+
+TEST_F(Uart, DivisorLatchDoesNotDisturbIer) {
+    outb(uart, IER, 0x05);
+    outb(uart, LCR, 0x83);
+    outb(uart, 0, 0x01);
+    outb(uart, 1, 0x02);
+    EXPECT_EQ(inb(uart, 0), 0x01);
+    EXPECT_EQ(inb(uart, 1), 0x02);
+    outb(uart, LCR, 0x03);
+    EXPECT_EQ(inb(uart, IER), 0x05);
+    EXPECT_EQ(inb(uart, LCR), 0x03);
+    outb(uart, SCR, 0x77);
+    EXPECT_EQ(inb(uart, SCR), 0x77);
+}
+
+TEST_F(Uart, ThreInterruptRaisedOnEnableClearedByIirAndRetriggeredByWrite) {
+    outb(uart, IER, 0x02);
+    EXPECT_TRUE(irq.level());
+    EXPECT_EQ(inb(uart, IIR), 0x02);
+    EXPECT_FALSE(irq.level()) << "reading IIR while THRE is reported acknowledges it";
+    EXPECT_EQ(inb(uart, IIR), 0x01);
+    irq.clear();
+    outb(uart, THR, 'x');
+    EXPECT_TRUE(irq.level()) << "THR empties again after the byte leaves";
+    // Linux's startup THRE test: toggling ETBEI re-asserts it.
+    EXPECT_EQ(inb(uart, IIR), 0x02);
+    outb(uart, IER, 0);
+    outb(uart, IER, 0x02);
+    EXPECT_EQ(inb(uart, IIR) & 0x0f, 0x02);
+}
+
+TEST_F(Uart, ThrWriteClearsPendingThreWithAFreshEdge) {
+    outb(uart, IER, 0x02);
+    irq.clear();
+    outb(uart, THR, 'x');
+    EXPECT_EQ(irq.levels(), (std::vector<bool>{false, true}));
+}
+
+TEST_F(Uart, InterruptPrioritiesFollowTheDatasheet) {
+    outb(uart, FCR, 0x01);
+    outb(uart, IER, 0x0f);
+    // Fill the 64 KiB backlog and one more byte: an overrun (line status), received data,
+    // THRE and a modem-status change are all pending at once.
+    std::vector<uint8_t> flood(Uart16550::kBacklogLimit + Uart16550::kFifoSize + 1, 'a');
+    uart.receive(flood);
+    outb(uart, MCR, 0x10);  // loopback drops CTS/DSR/DCD: modem status deltas
+    EXPECT_EQ(inb(uart, IIR), 0xc6) << "line status first";
+    EXPECT_EQ(inb(uart, LSR) & 0x03, 0x03) << "data ready and overrun";
+    EXPECT_EQ(inb(uart, IIR), 0xc4) << "then received data (FIFO above trigger level 1)";
+    outb(uart, IER, 0x0e);  // stop asking for received data
+    EXPECT_EQ(inb(uart, IIR), 0xc2) << "then THRE";
+    EXPECT_EQ(inb(uart, IIR), 0xc0) << "then modem status";
+    EXPECT_NE(inb(uart, MSR) & 0x0f, 0);
+    EXPECT_EQ(inb(uart, IIR), 0xc1);
+    EXPECT_FALSE(irq.level());
+}
+
+TEST_F(Uart, FifoTriggerLevelSeparatesTimeoutFromDataAvailable) {
+    outb(uart, FCR, 0x41);  // FIFO on, trigger level 4
+    outb(uart, IER, 0x01);
+    receive("ab");
+    EXPECT_TRUE(irq.level());
+    EXPECT_EQ(inb(uart, IIR), 0xcc) << "below the trigger level: character timeout";
+    receive("cd");
+    EXPECT_EQ(inb(uart, IIR), 0xc4) << "at the trigger level: received data available";
+    for (char c : std::string_view("abcd")) EXPECT_EQ(inb(uart, RBR), c);
+    EXPECT_EQ(inb(uart, LSR) & 0x01, 0);
+    EXPECT_FALSE(irq.level());
+}
+
+TEST_F(Uart, BacklogFeedsPastedTextWithoutLoss) {
+    std::string text(1000, 'x');
+    for (size_t i = 0; i < text.size(); ++i) text[i] = static_cast<char>('a' + i % 26);
+    for (uint8_t fcr : {uint8_t{0x00}, uint8_t{0xc1}}) {  // holding register only, then FIFO
+        outb(uart, FCR, fcr);
+        receive(text);
+        std::string got;
+        while (inb(uart, LSR) & 0x01) got.push_back(static_cast<char>(inb(uart, RBR)));
+        EXPECT_EQ(got, text) << "FCR " << int{fcr};
+        EXPECT_EQ(inb(uart, LSR) & 0x02, 0) << "no overrun";
+    }
+}
+
+TEST_F(Uart, BacklogOverflowDropsAndFlagsOverrunOnce) {
+    std::vector<uint8_t> flood(Uart16550::kBacklogLimit + 100, 'z');
+    uart.receive(flood);
+    EXPECT_EQ(inb(uart, LSR) & 0x02, 0x02);
+    EXPECT_EQ(inb(uart, LSR) & 0x02, 0) << "OE clears on read";
+    size_t count = 0;
+    while (inb(uart, LSR) & 0x01) {
+        inb(uart, RBR);
+        ++count;
+    }
+    EXPECT_EQ(count, Uart16550::kBacklogLimit + 1);  // the holding register plus a full backlog
+}
+
+}  // namespace
+}  // namespace strata

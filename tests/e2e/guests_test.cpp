@@ -1,0 +1,119 @@
+// End-to-end: the real strata binary boots each guest test kernel of guests/ on KVM; the tests
+// check what a user sees: the exit status and the console output.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "e2e/process_runner.hpp"
+
+namespace strata::e2e {
+namespace {
+
+// isa-debug-exit: the guest's write of V gives exit status (V << 1) | 1.
+constexpr int exit_status_for(int value) { return (value << 1) | 1; }
+
+class GuestTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (!kvm_usable()) GTEST_SKIP() << "/dev/kvm cannot be opened read-write; the guest tests need KVM";
+    }
+
+    static ProcessResult boot(const std::string& guest, std::vector<std::string> extra = {}) {
+        std::vector<std::string> argv{STRATA_BINARY, "run", "--kernel", guest_path(guest), "--accel", "kvm",
+                                      "--test-devices"};
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        return run_process(argv);
+    }
+};
+
+TEST_F(GuestTest, HelloPrintsItsLineAndExitsThroughDebugExit) {
+    auto r = boot("hello");
+    EXPECT_EQ(r.exit_status, exit_status_for(0)) << describe(r);
+    EXPECT_EQ(r.out, "hello from the strata test guest\n") << describe(r);
+}
+
+TEST_F(GuestTest, CommandLineReachesTheGuestAndItsExitValueTheStatus) {
+    auto r = boot("hello", {"--cmdline", "exit=5"});
+    EXPECT_EQ(r.exit_status, exit_status_for(5)) << describe(r);
+}
+
+TEST_F(GuestTest, ExitNowPrintsNothing) {
+    auto r = boot("exit_now");
+    EXPECT_EQ(r.exit_status, exit_status_for(0)) << describe(r);
+    EXPECT_EQ(r.out, "") << describe(r);
+}
+
+TEST_F(GuestTest, PortIoRoundTripsAndUnclaimedPortsReadAllOnes) {
+    auto r = boot("pio");
+    EXPECT_EQ(r.exit_status, exit_status_for(0)) << describe(r);
+    EXPECT_NE(r.out.find("pio: all round-trips passed"), std::string::npos) << describe(r);
+}
+
+TEST_F(GuestTest, MmioRoundTripsAtEveryWidthAndIoApicHas24Pins) {
+    auto r = boot("mmio");
+    EXPECT_EQ(r.exit_status, exit_status_for(0)) << describe(r);
+    EXPECT_NE(r.out.find("IOAPIC has 24 pins"), std::string::npos) << describe(r);
+}
+
+TEST_F(GuestTest, IoApicDeliversTestDevEdgeAndLevelAndUartInterrupts) {
+    auto r = boot("ioapic_irq");
+    EXPECT_EQ(r.exit_status, exit_status_for(0)) << describe(r);
+    EXPECT_NE(r.out.find("ioapic_irq: all interrupts arrived"), std::string::npos) << describe(r);
+}
+
+TEST_F(GuestTest, SerialOutputIsExactAndLoopbackStaysInsideTheUart) {
+    auto r = boot("serial");
+    EXPECT_EQ(r.exit_status, exit_status_for(0)) << describe(r);
+    // Loopback bytes (0x00, 0x55, 0xaa, 0xff, 'Z', '\n') must not reach the console.
+    EXPECT_EQ(r.out,
+              "serial: the quick brown fox\n"
+              "serial: jumps over the lazy dog 0123456789\n"
+              "serial: tabs\tand symbols !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~\n"
+              "serial: loopback ok\n")
+        << describe(r);
+}
+
+class SmpTest : public GuestTest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(SmpTest, EveryCpuComesUpThroughInitSipiSipi) {
+    int cpus = GetParam();
+    auto r = boot("smp", {"--cpus", std::to_string(cpus)});
+    EXPECT_EQ(r.exit_status, exit_status_for(0)) << describe(r);
+    std::string want = "smp: " + std::to_string(cpus) + " of " + std::to_string(cpus) + " CPUs up";
+    EXPECT_NE(r.out.find(want), std::string::npos) << describe(r);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cpus, SmpTest, ::testing::Values(1, 2, 4));
+
+TEST_F(GuestTest, SmpCountsFromFwCfgMatchTheCpusFlag) {
+    // Without "cpus=" on the command line the guest trusts fw_cfg key 0x05.
+    auto r = boot("smp", {"--cpus", "3"});
+    EXPECT_EQ(r.exit_status, exit_status_for(0)) << describe(r);
+    EXPECT_NE(r.out.find("smp: 3 of 3 CPUs up"), std::string::npos) << describe(r);
+}
+
+TEST_F(GuestTest, SmpNoticesMissingCpus) {
+    // The guest is told to expect 4 but the VM has 2: it must see exactly 2 and fail with code 1.
+    auto r = boot("smp", {"--cpus", "2", "--cmdline", "cpus=4"});
+    EXPECT_EQ(r.exit_status, exit_status_for(1)) << describe(r);
+    EXPECT_NE(r.out.find("only 2 of 4 CPUs up"), std::string::npos) << describe(r);
+}
+
+TEST_F(GuestTest, PioLoopRunsToItsEnd) {
+    auto r = boot("pio_loop", {"--cmdline", "count=10000"});
+    EXPECT_EQ(r.exit_status, exit_status_for(0)) << describe(r);
+}
+
+TEST_F(GuestTest, TripleFaultExits4WithRegistersOnStderr) {
+    auto r = boot("triple_fault");
+    EXPECT_EQ(r.exit_status, 4) << describe(r);
+    EXPECT_NE(r.out.find("triple_fault: loading an empty IDT"), std::string::npos) << describe(r);
+    // The register dump names the instruction pointer (any case: RIP, rip).
+    std::string lower;
+    for (char c : r.err) lower += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    EXPECT_NE(lower.find("rip"), std::string::npos) << describe(r);
+}
+
+}  // namespace
+}  // namespace strata::e2e
