@@ -31,13 +31,6 @@ void write_all(int fd, std::span<const uint8_t> bytes) {
 
 }  // namespace
 
-Board::~Board() { shutdown(); }
-
-Result<void> Board::place(Bus& bus, uint64_t base, uint64_t size, std::shared_ptr<BusDevice> device,
-                          std::string name) {
-    return bus.add(base, size, std::move(device), std::move(name));
-}
-
 Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& control, const GuestMemory& memory,
                                             const MachineConfig& config) {
     std::unique_ptr<Board> board(new Board());
@@ -46,44 +39,46 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
         if (!irq) panic(fmt::format("the {} engine has no GSI {}", engine.name(), gsi));
         return *irq;
     };
-    auto check = [](Result<void> r) { return r; };
+    // Placement stops at the first conflict; the error names both devices.
+    Result<void> placed;
+    auto place = [&placed](Bus& bus, uint64_t base, uint64_t size, std::shared_ptr<BusDevice> device, std::string name) {
+        if (placed) placed = bus.add(base, size, std::move(device), std::move(name));
+    };
 
     int console_out = config.console_out;
     board->com1_ = std::make_shared<Uart16550>(line(pc::kIrqCom1), [console_out](std::span<const uint8_t> bytes) {
         write_all(console_out, bytes);
     });
-    if (auto r = check(board->place(board->pio_, pc::kPortCom1, 8, board->com1_, "COM1 (16550A)")); !r) return std::unexpected(r.error());
+    place(board->pio_, pc::kPortCom1, 8, board->com1_, "COM1 (16550A)");
 
     auto i8042 = std::make_shared<I8042>(line(pc::kIrqKeyboard), line(pc::kIrqMouse), control);
-    board->keep_alive_.push_back(i8042);
-    if (auto r = board->place(board->pio_, pc::kPortI8042, 1, i8042->data_port(), "i8042 data"); !r) return std::unexpected(r.error());
-    if (auto r = board->place(board->pio_, pc::kPortI8042 + 4, 1, i8042->command_port(), "i8042 command"); !r) return std::unexpected(r.error());
+    place(board->pio_, pc::kPortI8042, 1, i8042->data_port(), "i8042 data");
+    place(board->pio_, pc::kPortI8042 + 4, 1, i8042->command_port(), "i8042 command");
 
-    board->rtc_ = std::make_shared<CmosRtc>(line(pc::kIrqRtc));
+    auto rtc = std::make_shared<CmosRtc>(line(pc::kIrqRtc));
     uint64_t below_4g = std::min<uint64_t>(memory.ram_size(), GuestMemory::kLowRamLimit);
-    board->rtc_->set_memory_size(below_4g, memory.ram_size() - below_4g);
-    if (auto r = board->place(board->pio_, pc::kPortRtc, 2, board->rtc_, "CMOS/RTC"); !r) return std::unexpected(r.error());
+    rtc->set_memory_size(below_4g, memory.ram_size() - below_4g);
+    place(board->pio_, pc::kPortRtc, 2, rtc, "CMOS/RTC");
 
     auto fw_cfg = std::make_shared<FwCfg>(memory.ram_size(), static_cast<uint16_t>(config.cpus));
-    if (auto r = board->place(board->pio_, pc::kPortFwCfg, 2, fw_cfg, "fw_cfg"); !r) return std::unexpected(r.error());
+    place(board->pio_, pc::kPortFwCfg, 2, fw_cfg, "fw_cfg");
 
     auto acpi_pm = std::make_shared<AcpiPm>(line(pc::kIrqAcpiSci), control);
-    if (auto r = board->place(board->pio_, pc::kPortAcpiPm, 12, acpi_pm, "ACPI PM"); !r) return std::unexpected(r.error());
+    place(board->pio_, pc::kPortAcpiPm, 12, acpi_pm, "ACPI PM");
 
     auto pci = std::make_shared<PciHost>(control);
-    if (auto r = board->place(board->pio_, pc::kPortPciConfig, 8, pci, "PCI host (config mechanism #1)"); !r) return std::unexpected(r.error());
+    place(board->pio_, pc::kPortPciConfig, 8, pci, "PCI host (config mechanism #1)");
 
     if (config.test_devices) {
         auto debug_exit = std::make_shared<DebugExit>(control);
-        if (auto r = board->place(board->pio_, pc::kPortDebugExit, 4, debug_exit, "isa-debug-exit"); !r) return std::unexpected(r.error());
+        place(board->pio_, pc::kPortDebugExit, 4, debug_exit, "isa-debug-exit");
 
         std::array<IrqLine*, 24> lines{};
         for (unsigned gsi = 0; gsi < lines.size(); ++gsi) lines[gsi] = &line(gsi);
         auto testdev = std::make_shared<PcTestDev>(memory, lines);
-        board->keep_alive_.push_back(testdev);
-        if (auto r = board->place(board->pio_, pc::kPortTestDev, 16, testdev->ports(), "pc-testdev"); !r) return std::unexpected(r.error());
-        if (auto r = board->place(board->pio_, pc::kPortTestDevIrq, 24, testdev->irq_ports(), "pc-testdev IRQ lines"); !r) return std::unexpected(r.error());
-        if (auto r = board->place(board->mmio_, pc::kTestDevMmio, 64 * KiB, testdev->mmio(), "pc-testdev memory"); !r) return std::unexpected(r.error());
+        place(board->pio_, pc::kPortTestDev, 16, testdev->ports(), "pc-testdev");
+        place(board->pio_, pc::kPortTestDevIrq, 24, testdev->irq_ports(), "pc-testdev IRQ lines");
+        place(board->mmio_, pc::kTestDevMmio, 64 * KiB, testdev->mmio(), "pc-testdev memory");
 
         auto pci_testdev = std::make_shared<PciTestDev>();
         if (auto r = pci->add_device(1, pci_testdev); !r) return std::unexpected(r.error());
@@ -98,19 +93,14 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
             uint64_t address = align_up(next, need->size);
             if (auto r = pci_testdev->set_bar_address(bar, address); !r) return std::unexpected(r.error());
             next = address + need->size;
-            auto device = pci_testdev->bar_device(bar);
             Bus& bus = need->io ? board->pio_ : board->mmio_;
-            if (auto r = board->place(bus, address, need->size, device, fmt::format("pci-testdev BAR{}", bar)); !r)
-                return std::unexpected(r.error());
+            place(bus, address, need->size, pci_testdev->bar_device(bar), fmt::format("pci-testdev BAR{}", bar));
         }
     }
+    if (!placed) return std::unexpected(placed.error());
     return board;
 }
 
 void Board::console_input(std::span<const uint8_t> bytes) { com1_->receive(bytes); }
-
-void Board::shutdown() {
-    // The RTC's timer thread ends with the device; drop our reference once vCPUs are gone.
-}
 
 }  // namespace strata

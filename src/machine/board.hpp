@@ -20,32 +20,26 @@
 namespace strata {
 
 class Uart16550;
-class CmosRtc;
 
 class Board {
 public:
     static Result<std::unique_ptr<Board>> build(CpuEngine& engine, MachineControl& control,
                                                 const GuestMemory& memory, const MachineConfig& config);
-    ~Board();
 
     [[nodiscard]] const Bus& pio() const { return pio_; }
     [[nodiscard]] const Bus& mmio() const { return mmio_; }
 
     // Bytes typed on the console, for COM1.
     void console_input(std::span<const uint8_t> bytes);
-    // Stops the devices' host threads (timers) once the vCPUs are gone.
-    void shutdown();
 
 private:
     Board() = default;
-    [[nodiscard]] Result<void> place(Bus& bus, uint64_t base, uint64_t size, std::shared_ptr<BusDevice> device,
-                                     std::string name);
 
     Bus pio_{"port I/O"};
     Bus mmio_{"MMIO"};
     std::shared_ptr<Uart16550> com1_;
-    std::shared_ptr<CmosRtc> rtc_;
-    std::vector<std::shared_ptr<void>> keep_alive_;  // devices owned through facets only
+    // Devices are owned by the buses (facets keep multi-window devices alive); COM1 is also
+    // kept here for console input. Host threads of devices (the RTC's timer) end with them.
 };
 
 }  // namespace strata

@@ -124,7 +124,6 @@ int Machine::run() {
     serve_console(signal_fd);
     engine_->stop();
     engine_->join();
-    board_->shutdown();
     ::close(signal_fd);
     terminal.reset();
 
