@@ -256,6 +256,11 @@ bool KvmVcpu::handle_exit(const Platform& platform) {
             std::string what = run_->internal.suberror == KVM_INTERNAL_ERROR_EMULATION
                                    ? "KVM could not emulate a guest instruction"
                                    : fmt::format("KVM internal error, suberror {}", run_->internal.suberror);
+            // KVM's own diagnostic words (for emulation failures: flags and instruction bytes).
+            uint32_t words = std::min(run_->internal.ndata, static_cast<uint32_t>(std::size(run_->internal.data)));
+            if (words > 0) what += " (KVM data:";
+            for (uint32_t i = 0; i < words; ++i) what += fmt::format(" {:#x}", run_->internal.data[i]);
+            if (words > 0) what += ")";
             report_guest_crash(platform, StopKind::EmulationFailure, what);
             return false;
         }
