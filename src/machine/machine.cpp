@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -38,11 +37,14 @@ void warn(std::string_view message) { fmt::print(stderr, "strata: warning: {}\n"
 }  // namespace
 
 Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config) {
+    // First, before the engine and the devices start threads of their own.
+    auto signals = SignalFd::create();
+    if (!signals) return std::unexpected(signals.error());
     auto memory = GuestMemory::create(config.memory);
     if (!memory) return context(memory.error(), "--memory");
     auto stopped = EventFd::create();
     if (!stopped) return std::unexpected(stopped.error());
-    std::unique_ptr<Machine> machine(new Machine(config, std::move(*memory), std::move(*stopped)));
+    std::unique_ptr<Machine> machine(new Machine(config, std::move(*memory), std::move(*stopped), std::move(*signals)));
 
     auto engine = create_engine(config.accel, machine->memory_, config.cpus, warn);
     if (!engine) return std::unexpected(engine.error());
@@ -101,17 +103,6 @@ void Machine::request_stop(StopReason reason) {
 }
 
 int Machine::run() {
-    // SIGINT, SIGTERM and SIGHUP are read from a signalfd by this thread; blocking them before
-    // the vCPU threads start makes every thread inherit the block.
-    sigset_t signals;
-    sigemptyset(&signals);
-    for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&signals, s);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-    int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (signal_fd < 0) {
-        fmt::print(stderr, "strata: signalfd: {}\n", std::strerror(errno));
-        return 2;
-    }
     // A console reader that went away must not kill the VMM.
     ::signal(SIGPIPE, SIG_IGN);
 
@@ -121,10 +112,9 @@ int Machine::run() {
 
     Platform platform{memory_, board_->pio(), board_->mmio(), *this};
     if (auto r = engine_->start(platform); !r) request_stop({StopKind::HostError, 0, r.error().message});
-    serve_console(signal_fd);
+    serve_console();
     engine_->stop();
     engine_->join();
-    ::close(signal_fd);
     terminal.reset();
 
     std::lock_guard lock(stop_mutex_);
@@ -139,7 +129,7 @@ int Machine::run() {
     return reason.exit_status();
 }
 
-void Machine::serve_console(int signal_fd) {
+void Machine::serve_console() {
     bool terminal_input = isatty(config_.console_in) != 0;
     bool input_open = true;
     EscapeFilter escape;
@@ -147,7 +137,7 @@ void Machine::serve_console(int signal_fd) {
     uint8_t buffer[4096];
 
     while (true) {
-        pollfd fds[3] = {{stopped_.fd(), POLLIN, 0}, {signal_fd, POLLIN, 0}, {config_.console_in, POLLIN, 0}};
+        pollfd fds[3] = {{stopped_.fd(), POLLIN, 0}, {signals_.fd(), POLLIN, 0}, {config_.console_in, POLLIN, 0}};
         nfds_t count = input_open ? 3 : 2;
         if (::poll(fds, count, -1) < 0) {
             if (errno == EINTR) continue;
@@ -156,10 +146,9 @@ void Machine::serve_console(int signal_fd) {
         }
         if (fds[0].revents) return;
         if (fds[1].revents) {
-            signalfd_siginfo info{};
-            if (::read(signal_fd, &info, sizeof(info)) == sizeof(info))
-                request_stop({StopKind::Signal, info.ssi_signo,
-                              fmt::format("stopped by signal {} ({})", info.ssi_signo, strsignal(static_cast<int>(info.ssi_signo)))});
+            if (int signal = signals_.take())
+                request_stop({StopKind::Signal, static_cast<uint32_t>(signal),
+                              fmt::format("stopped by signal {} ({})", signal, strsignal(signal))});
             continue;
         }
         if (input_open && fds[2].revents) {

@@ -13,6 +13,7 @@
 #include "bus/machine_control.hpp"
 #include "cpu/engine.hpp"
 #include "host/event_fd.hpp"
+#include "host/signal_fd.hpp"
 #include "machine/board.hpp"
 #include "machine/machine_config.hpp"
 
@@ -29,14 +30,18 @@ public:
     void request_stop(StopReason reason) override;
 
 private:
-    Machine(MachineConfig config, GuestMemory memory, EventFd stopped)
-        : config_(std::move(config)), memory_(std::move(memory)), stopped_(std::move(stopped)) {}
+    Machine(MachineConfig config, GuestMemory memory, EventFd stopped, SignalFd signals)
+        : config_(std::move(config)),
+          memory_(std::move(memory)),
+          stopped_(std::move(stopped)),
+          signals_(std::move(signals)) {}
     [[nodiscard]] Result<void> load_guest();
-    void serve_console(int signal_fd);
+    void serve_console();
 
     MachineConfig config_;
     GuestMemory memory_;
     EventFd stopped_;
+    SignalFd signals_;
     std::unique_ptr<CpuEngine> engine_;
     std::unique_ptr<Board> board_;
 

@@ -1,0 +1,33 @@
+#include "host/signal_fd.hpp"
+
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <utility>
+
+namespace strata {
+
+Result<SignalFd> SignalFd::create() {
+    sigset_t signals;
+    sigemptyset(&signals);
+    for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&signals, s);
+    if (pthread_sigmask(SIG_BLOCK, &signals, nullptr) != 0) return fail("blocking SIGINT, SIGTERM and SIGHUP");
+    int fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (fd < 0) return fail_errno("signalfd");
+    return SignalFd(fd);
+}
+
+SignalFd::SignalFd(SignalFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+
+SignalFd::~SignalFd() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+int SignalFd::take() const {
+    signalfd_siginfo info{};
+    if (::read(fd_, &info, sizeof(info)) != sizeof(info)) return 0;
+    return static_cast<int>(info.ssi_signo);
+}
+
+}  // namespace strata
