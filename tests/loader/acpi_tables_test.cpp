@@ -15,15 +15,8 @@ namespace {
 
 using test::get_le;
 
-std::vector<uint8_t> read_guest(const GuestMemory& memory, uint64_t gpa, size_t size) {
-    std::vector<uint8_t> out(size);
-    EXPECT_TRUE(memory.read(gpa, out));
-    return out;
-}
-
-uint8_t sum(const std::vector<uint8_t>& bytes) {
-    return static_cast<uint8_t>(std::accumulate(bytes.begin(), bytes.end(), 0u));
-}
+using test::byte_sum;
+using test::read_guest;
 
 bool contains(const std::vector<uint8_t>& haystack, const std::vector<uint8_t>& needle) {
     return std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end()) != haystack.end();
@@ -33,7 +26,7 @@ bool contains(const std::vector<uint8_t>& haystack, const std::vector<uint8_t>& 
 std::vector<uint8_t> read_table(const GuestMemory& memory, uint64_t addr) {
     auto header = read_guest(memory, addr, 36);
     auto table = read_guest(memory, addr, get_le(header, 4, 4));
-    EXPECT_EQ(sum(table), 0) << std::string(table.begin(), table.begin() + 4) << " checksum";
+    EXPECT_EQ(byte_sum(table), 0) << std::string(table.begin(), table.begin() + 4) << " checksum";
     return table;
 }
 
@@ -47,8 +40,8 @@ std::map<std::string, std::vector<uint8_t>> discover(const GuestMemory& memory, 
             continue;
         if (rsdp_at) *rsdp_at = 0xe0000 + off;
         std::vector<uint8_t> rsdp(area.begin() + static_cast<ptrdiff_t>(off), area.begin() + static_cast<ptrdiff_t>(off + 36));
-        EXPECT_EQ(sum(std::vector<uint8_t>(rsdp.begin(), rsdp.begin() + 20)), 0) << "RSDP 1.0 checksum";
-        EXPECT_EQ(sum(rsdp), 0) << "RSDP extended checksum";
+        EXPECT_EQ(byte_sum(std::vector<uint8_t>(rsdp.begin(), rsdp.begin() + 20)), 0) << "RSDP 1.0 checksum";
+        EXPECT_EQ(byte_sum(rsdp), 0) << "RSDP extended checksum";
         EXPECT_EQ(rsdp[15], 2);
         EXPECT_EQ(get_le(rsdp, 20, 4), 36u);
         auto rsdt = read_table(memory, get_le(rsdp, 16, 4));

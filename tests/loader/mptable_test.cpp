@@ -11,15 +11,8 @@
 namespace strata {
 namespace {
 
-std::vector<uint8_t> read_guest(const GuestMemory& memory, uint64_t gpa, size_t size) {
-    std::vector<uint8_t> out(size);
-    EXPECT_TRUE(memory.read(gpa, out));
-    return out;
-}
-
-uint8_t sum(const std::vector<uint8_t>& bytes) {
-    return static_cast<uint8_t>(std::accumulate(bytes.begin(), bytes.end(), 0u));
-}
+using test::byte_sum;
+using test::read_guest;
 
 struct ParsedMp {
     std::vector<uint8_t> table;
@@ -29,7 +22,7 @@ struct ParsedMp {
 ParsedMp parse(const GuestMemory& memory) {
     auto pointer = read_guest(memory, pc::kMpTable, 16);
     EXPECT_EQ(std::string(pointer.begin(), pointer.begin() + 4), "_MP_");
-    EXPECT_EQ(sum(pointer), 0) << "floating pointer checksum";
+    EXPECT_EQ(byte_sum(pointer), 0) << "floating pointer checksum";
     EXPECT_EQ(pointer[8], 1);
     EXPECT_EQ(pointer[9], 4);
     uint64_t table_addr = test::get_le(pointer, 4, 4);
@@ -37,7 +30,7 @@ ParsedMp parse(const GuestMemory& memory) {
     ParsedMp mp;
     mp.table = read_guest(memory, table_addr, test::get_le(header, 4, 2));
     EXPECT_EQ(std::string(mp.table.begin(), mp.table.begin() + 4), "PCMP");
-    EXPECT_EQ(sum(mp.table), 0) << "configuration table checksum";
+    EXPECT_EQ(byte_sum(mp.table), 0) << "configuration table checksum";
     EXPECT_EQ(test::get_le(mp.table, 36, 4), pc::kLocalApic);
     size_t offset = 44;
     for (uint64_t i = 0; i < test::get_le(mp.table, 34, 2); ++i) {

@@ -2,9 +2,14 @@
 // headers, with the field offsets the tests patch to make them malformed.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
+#include <numeric>
 #include <string>
 #include <vector>
+
+#include "memory/guest_memory.hpp"
 
 namespace strata::test {
 
@@ -155,6 +160,18 @@ inline void put_multiboot_header(std::vector<uint8_t>& image, size_t offset, uin
         put_le(image, offset + 24, bss_end, 4);
         put_le(image, offset + 28, entry, 4);
     }
+}
+
+// `size` bytes of guest memory at `gpa` (a failed read fails the test).
+inline std::vector<uint8_t> read_guest(const GuestMemory& memory, uint64_t gpa, size_t size) {
+    std::vector<uint8_t> out(size);
+    EXPECT_TRUE(memory.read(gpa, out));
+    return out;
+}
+
+// The 8-bit sum firmware tables must make zero.
+inline uint8_t byte_sum(const std::vector<uint8_t>& bytes) {
+    return static_cast<uint8_t>(std::accumulate(bytes.begin(), bytes.end(), 0u));
 }
 
 }  // namespace strata::test
