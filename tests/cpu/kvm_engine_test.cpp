@@ -183,5 +183,15 @@ TEST(CpuidPolicy, TopologyAndHypervisorBit) {
     EXPECT_EQ(entries[2].ebx, 1u);                  // one thread per core
 }
 
+TEST(CpuidPolicy, HidesCmpxchg16bOnlyWhenTheHostCannotRunIt) {
+    std::vector<kvm_cpuid_entry2> entries(1);
+    entries[0].function = 1;
+    entries[0].ecx = 1u << 13;
+    kvm::apply_cpuid_policy(entries, 0, 1);
+    EXPECT_TRUE(entries[0].ecx & (1u << 13));
+    kvm::apply_cpuid_policy(entries, 0, 1, {.no_cmpxchg16b = true});
+    EXPECT_FALSE(entries[0].ecx & (1u << 13));
+}
+
 }  // namespace
 }  // namespace strata

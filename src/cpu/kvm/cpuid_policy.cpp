@@ -14,6 +14,7 @@ constexpr uint32_t kLeafTopologyV2 = 0x1f;
 constexpr uint32_t kLeafAmdAddressSizes = 0x8000'0008;
 
 constexpr uint32_t kEcxMonitor = 1u << 3;
+constexpr uint32_t kEcxCmpxchg16b = 1u << 13;
 constexpr uint32_t kEcxHypervisor = 1u << 31;
 constexpr uint32_t kEdxHtt = 1u << 28;
 
@@ -44,7 +45,8 @@ void set_topology_level(kvm_cpuid_entry2& e, unsigned apic_id, unsigned cpus) {
 
 }  // namespace
 
-void apply_cpuid_policy(std::vector<kvm_cpuid_entry2>& entries, unsigned apic_id, unsigned cpus) {
+void apply_cpuid_policy(std::vector<kvm_cpuid_entry2>& entries, unsigned apic_id, unsigned cpus,
+                        HostQuirks quirks) {
     for (auto& e : entries) {
         switch (e.function) {
             case kLeafFeatures:
@@ -52,6 +54,7 @@ void apply_cpuid_policy(std::vector<kvm_cpuid_entry2>& entries, unsigned apic_id
                 e.ebx = (e.ebx & 0x0000'ffffu) | (apic_id << 24) | ((1u << id_bits(cpus)) << 16);
                 e.ecx |= kEcxHypervisor;
                 e.ecx &= ~kEcxMonitor;  // MWAIT would exit to a VMM that does not emulate it
+                if (quirks.no_cmpxchg16b) e.ecx &= ~kEcxCmpxchg16b;
                 if (cpus > 1) e.edx |= kEdxHtt;
                 else e.edx &= ~kEdxHtt;
                 break;

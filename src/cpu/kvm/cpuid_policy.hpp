@@ -10,8 +10,18 @@
 
 namespace strata::kvm {
 
+// What the host's KVM cannot do although its supported set claims it.
+struct HostQuirks {
+    // PVM emulates guest kernel mode with an instruction emulator that has no CMPXCHG16B
+    // (KVM_EXIT_INTERNAL_ERROR at the first `lock cmpxchg16b`, which Linux's SLUB allocator
+    // issues early in boot; QEMU -accel kvm stops at the same instruction). Hiding CPUID.1:ECX.CX16
+    // makes guests take their fallback paths.
+    bool no_cmpxchg16b = false;
+};
+
 // Rewrites `entries` (KVM's supported set) for the vCPU with `apic_id` out of `cpus`.
 // Topology: one package, `cpus` cores, one thread each.
-void apply_cpuid_policy(std::vector<kvm_cpuid_entry2>& entries, unsigned apic_id, unsigned cpus);
+void apply_cpuid_policy(std::vector<kvm_cpuid_entry2>& entries, unsigned apic_id, unsigned cpus,
+                        HostQuirks quirks = {});
 
 }  // namespace strata::kvm

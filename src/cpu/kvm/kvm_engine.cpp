@@ -105,8 +105,9 @@ Result<std::unique_ptr<KvmEngine>> KvmEngine::create(const GuestMemory& memory, 
     }
     if (supported.empty()) return fail("KVM_GET_SUPPORTED_CPUID returned no entries");
 
+    HostQuirks quirks{.no_cmpxchg16b = probe_host_kvm().pvm};
     for (unsigned i = 0; i < cpus; ++i) {
-        auto vcpu = KvmVcpu::create(engine->vm_.get(), i, static_cast<size_t>(run_size), supported, cpus);
+        auto vcpu = KvmVcpu::create(engine->vm_.get(), i, static_cast<size_t>(run_size), supported, cpus, quirks);
         if (!vcpu) return context(vcpu.error(), fmt::format("vCPU {}", i));
         engine->vcpus_.push_back(std::move(*vcpu));
     }

@@ -81,13 +81,13 @@ SegmentState from_kvm(const kvm_segment& k) {
 
 Result<std::unique_ptr<KvmVcpu>> KvmVcpu::create(int vm_fd, unsigned index, size_t run_size,
                                                  const std::vector<kvm_cpuid_entry2>& supported_cpuid,
-                                                 unsigned cpus) {
+                                                 unsigned cpus, HostQuirks quirks) {
     Fd fd(ioctl_retry(vm_fd, KVM_CREATE_VCPU, static_cast<unsigned long>(index)));
     if (!fd.valid()) return fail_errno("KVM_CREATE_VCPU");
     void* run = ::mmap(nullptr, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
     if (run == MAP_FAILED) return fail_errno("mapping kvm_run");
     std::unique_ptr<KvmVcpu> vcpu(new KvmVcpu(index, std::move(fd), static_cast<kvm_run*>(run), run_size));
-    if (auto r = vcpu->configure(supported_cpuid, cpus); !r) return std::unexpected(r.error());
+    if (auto r = vcpu->configure(supported_cpuid, cpus, quirks); !r) return std::unexpected(r.error());
     return vcpu;
 }
 
@@ -97,9 +97,10 @@ KvmVcpu::~KvmVcpu() {
     ::munmap(run_, run_size_);
 }
 
-Result<void> KvmVcpu::configure(const std::vector<kvm_cpuid_entry2>& supported_cpuid, unsigned cpus) {
+Result<void> KvmVcpu::configure(const std::vector<kvm_cpuid_entry2>& supported_cpuid, unsigned cpus,
+                                HostQuirks quirks) {
     std::vector<kvm_cpuid_entry2> entries = supported_cpuid;
-    apply_cpuid_policy(entries, index_, cpus);
+    apply_cpuid_policy(entries, index_, cpus, quirks);
     FlexArray<kvm_cpuid_entry2> cpuid(entries.size());
     std::memcpy(cpuid.entries(), entries.data(), entries.size() * sizeof(kvm_cpuid_entry2));
     if (ioctl_retry(fd_.get(), kSetCpuid2, cpuid.get()) < 0) return fail_errno("KVM_SET_CPUID2");

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cpu/engine.hpp"
+#include "cpu/kvm/cpuid_policy.hpp"
 #include "cpu/kvm/kvm_fd.hpp"
 
 namespace strata::kvm {
@@ -22,7 +23,7 @@ public:
     // Creates vCPU `index` of `vm_fd`; `run_size` is KVM_GET_VCPU_MMAP_SIZE.
     static Result<std::unique_ptr<KvmVcpu>> create(int vm_fd, unsigned index, size_t run_size,
                                                    const std::vector<kvm_cpuid_entry2>& supported_cpuid,
-                                                   unsigned cpus);
+                                                   unsigned cpus, HostQuirks quirks);
     ~KvmVcpu();
     KvmVcpu(const KvmVcpu&) = delete;
     KvmVcpu& operator=(const KvmVcpu&) = delete;
@@ -39,7 +40,8 @@ private:
     KvmVcpu(unsigned index, Fd fd, kvm_run* run, size_t run_size)
         : index_(index), fd_(std::move(fd)), run_(run), run_size_(run_size) {}
 
-    [[nodiscard]] Result<void> configure(const std::vector<kvm_cpuid_entry2>& supported_cpuid, unsigned cpus);
+    [[nodiscard]] Result<void> configure(const std::vector<kvm_cpuid_entry2>& supported_cpuid, unsigned cpus,
+                                         HostQuirks quirks);
     void thread_main(const Platform& platform);
     // Handles one exit; returns false when this vCPU must finish.
     bool handle_exit(const Platform& platform);
