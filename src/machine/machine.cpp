@@ -84,7 +84,11 @@ Result<void> Machine::load_guest() {
     if (is_multiboot(*kernel)) {
         std::vector<MultibootModule> modules;
         if (!initrd.empty()) modules.push_back(MultibootModule{.data = std::move(initrd), .cmdline = config_.initrd_path});
-        entry = load_multiboot(memory_, *kernel, config_.cmdline, modules);
+        // The command line starts with the kernel's file name, as GRUB and QEMU pass it:
+        // kvm-unit-tests take its first word as argv[0].
+        std::string cmdline = config_.kernel_path;
+        if (!config_.cmdline.empty()) cmdline += " " + config_.cmdline;
+        entry = load_multiboot(memory_, *kernel, cmdline, modules);
     } else {
         entry = load_linux(memory_, *kernel, initrd, config_.cmdline, kAcpiRsdpAddress);
     }

@@ -38,6 +38,14 @@ TEST_F(Pci, HostBridgeAtSlotZero) {
     EXPECT_EQ(config_read(0, 0x0e, 1), 0x00u) << "header type 0";
 }
 
+TEST_F(Pci, LowAddressBitsSelectTheRegisterAsInQemu) {
+    // kvm-unit-tests' pci_config_readw(dev, 2) writes reg 2 into CONFIG_ADDRESS and reads 0xCFC.
+    out(host, 0, address(0, 0x02), 4);
+    EXPECT_EQ(in(host, 4, 2), 0x1237u);
+    out(host, 0, address(0, 0x0b), 4);
+    EXPECT_EQ(in(host, 4, 1), 0x06u) << "base class: bridge";
+}
+
 TEST_F(Pci, MissingDevicesAndDisabledAccessesReadAllOnes) {
     EXPECT_EQ(config_read(5, 0, 4), 0xffff'ffffu);
     out(host, 0, address(0, 0, 1), 4);

@@ -8,7 +8,8 @@ namespace strata {
 namespace {
 
 constexpr uint32_t kAddressEnable = 0x8000'0000;
-constexpr uint32_t kAddressWritable = 0x80ff'fffc;  // reserved bits 30:24 and 1:0 read as zero
+// Reserved bits 30:24 read as zero; bits 1:0 are kept as QEMU keeps them (see register_offset).
+constexpr uint32_t kAddressWritable = 0x80ff'ffff;
 constexpr uint8_t kResetSystem = 0x02;              // SYS_RST: full rather than soft reset
 constexpr uint8_t kResetCpu = 0x04;                 // RST_CPU: do it
 constexpr uint8_t kResetFull = 0x08;                // FULL_RST
@@ -48,6 +49,14 @@ PciDevice* PciHost::selected() const {
     return slots_[slot].get();
 }
 
+// The configuration register a CONFIG_DATA access at `offset` reaches. The PCI spec has
+// CONFIG_ADDRESS bits 1:0 read as zero, but QEMU (and so kvm-unit-tests, which writes the
+// register's low bits there and then reads 0xCFC) ORs them with the data port's byte lane:
+// follow QEMU, since for aligned accesses both agree.
+uint64_t PciHost::register_offset(uint64_t data_offset) const {
+    return ((config_address_ & 0xff) | (data_offset - static_cast<uint64_t>(Reg::ConfigData))) & 0xff;
+}
+
 void PciHost::read(uint64_t offset, std::span<uint8_t> data) {
     std::lock_guard lock(mutex_);
     std::ranges::fill(data, uint8_t{0xff});
@@ -57,7 +66,7 @@ void PciHost::read(uint64_t offset, std::span<uint8_t> data) {
         data[0] = reset_control_;
     } else if (offset >= static_cast<uint64_t>(Reg::ConfigData) && offset + data.size() <= kWindowSize) {
         if (PciDevice* device = selected())
-            device->config_read((config_address_ & 0xfc) + (offset - static_cast<uint64_t>(Reg::ConfigData)), data);
+            device->config_read(register_offset(offset), data);
     }
 }
 
@@ -73,7 +82,7 @@ void PciHost::write(uint64_t offset, std::span<const uint8_t> data) {
         }
     } else if (offset >= static_cast<uint64_t>(Reg::ConfigData) && offset + data.size() <= kWindowSize) {
         if (PciDevice* device = selected())
-            device->config_write((config_address_ & 0xfc) + (offset - static_cast<uint64_t>(Reg::ConfigData)), data);
+            device->config_write(register_offset(offset), data);
     }
 }
 

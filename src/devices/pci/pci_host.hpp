@@ -47,6 +47,7 @@ private:
 
     // The function CONFIG_ADDRESS selects, or null.
     [[nodiscard]] PciDevice* selected() const;
+    [[nodiscard]] uint64_t register_offset(uint64_t data_offset) const;
 
     MachineControl& control_;
     mutable std::mutex mutex_;
