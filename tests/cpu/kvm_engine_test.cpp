@@ -183,14 +183,17 @@ TEST(CpuidPolicy, TopologyAndHypervisorBit) {
     EXPECT_EQ(entries[2].ebx, 1u);                  // one thread per core
 }
 
-TEST(CpuidPolicy, HidesCmpxchg16bOnlyWhenTheHostCannotRunIt) {
+TEST(CpuidPolicy, HidesWhatTheHostCannotRunAndOnlyThat) {
+    constexpr uint32_t cx16 = 1u << 13, xsave = 1u << 26;
     std::vector<kvm_cpuid_entry2> entries(1);
     entries[0].function = 1;
-    entries[0].ecx = 1u << 13;
+    entries[0].ecx = cx16 | xsave;
     kvm::apply_cpuid_policy(entries, 0, 1);
-    EXPECT_TRUE(entries[0].ecx & (1u << 13));
+    EXPECT_EQ(entries[0].ecx & (cx16 | xsave), cx16 | xsave);
     kvm::apply_cpuid_policy(entries, 0, 1, {.no_cmpxchg16b = true});
-    EXPECT_FALSE(entries[0].ecx & (1u << 13));
+    EXPECT_EQ(entries[0].ecx & (cx16 | xsave), xsave);
+    kvm::apply_cpuid_policy(entries, 0, 1, {.no_cmpxchg16b = true, .no_xsave = true});
+    EXPECT_EQ(entries[0].ecx & (cx16 | xsave), 0u);
 }
 
 }  // namespace

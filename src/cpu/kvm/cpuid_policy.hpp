@@ -17,6 +17,9 @@ struct HostQuirks {
     // issues early in boot; QEMU -accel kvm stops at the same instruction). Hiding CPUID.1:ECX.CX16
     // makes guests take their fallback paths.
     bool no_cmpxchg16b = false;
+    // The same emulator has no XRSTOR either (Linux stops in its FPU set-up); without
+    // CPUID.1:ECX.XSAVE guests use FXSAVE/FXRSTOR and leave AVX off.
+    bool no_xsave = false;
 };
 
 // Rewrites `entries` (KVM's supported set) for the vCPU with `apic_id` out of `cpus`.
