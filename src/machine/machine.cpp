@@ -46,6 +46,10 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config) {
     if (!stopped) return std::unexpected(stopped.error());
     std::unique_ptr<Machine> machine(new Machine(config, std::move(*memory), std::move(*stopped), std::move(*signals)));
 
+    // The guest goes into RAM before any engine exists, so that a bad image is reported alone.
+    auto entry = machine->load_guest();
+    if (!entry) return std::unexpected(entry.error());
+
     auto engine = create_engine(config.accel, machine->memory_, config.cpus, warn);
     if (!engine) return std::unexpected(engine.error());
     machine->engine_ = std::move(*engine);
@@ -54,7 +58,7 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config) {
     if (!board) return context(board.error(), "board");
     machine->board_ = std::move(*board);
 
-    if (auto r = machine->load_guest(); !r) return std::unexpected(r.error());
+    if (auto r = machine->engine_->set_boot_state(*entry); !r) return context(r.error(), "boot vCPU");
     return machine;
 }
 
@@ -65,7 +69,7 @@ Machine::~Machine() {
     }
 }
 
-Result<void> Machine::load_guest() {
+Result<CpuState> Machine::load_guest() {
     auto kernel = read_file(config_.kernel_path, "kernel");
     if (!kernel) return std::unexpected(kernel.error());
     std::vector<uint8_t> initrd;
@@ -93,7 +97,7 @@ Result<void> Machine::load_guest() {
         entry = load_linux(memory_, *kernel, initrd, config_.cmdline, kAcpiRsdpAddress);
     }
     if (!entry) return context(entry.error(), fmt::format("kernel '{}'", config_.kernel_path));
-    return engine_->set_boot_state(*entry);
+    return entry;
 }
 
 void Machine::request_stop(StopReason reason) {

@@ -35,7 +35,8 @@ private:
           memory_(std::move(memory)),
           stopped_(std::move(stopped)),
           signals_(std::move(signals)) {}
-    [[nodiscard]] Result<void> load_guest();
+    // Writes the firmware tables and the kernel into RAM; returns the boot vCPU's entry state.
+    [[nodiscard]] Result<CpuState> load_guest();
     void serve_console();
 
     MachineConfig config_;
