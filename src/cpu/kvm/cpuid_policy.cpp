@@ -15,8 +15,6 @@ constexpr uint32_t kLeafAmdAddressSizes = 0x8000'0008;
 
 constexpr uint32_t kEcxMonitor = 1u << 3;
 constexpr uint32_t kEcxCmpxchg16b = 1u << 13;
-constexpr uint32_t kEcxXsave = 1u << 26;
-constexpr uint32_t kEcxOsXsave = 1u << 27;
 constexpr uint32_t kEcxHypervisor = 1u << 31;
 constexpr uint32_t kEdxHtt = 1u << 28;
 
@@ -57,7 +55,6 @@ void apply_cpuid_policy(std::vector<kvm_cpuid_entry2>& entries, unsigned apic_id
                 e.ecx |= kEcxHypervisor;
                 e.ecx &= ~kEcxMonitor;  // MWAIT would exit to a VMM that does not emulate it
                 if (quirks.no_cmpxchg16b) e.ecx &= ~kEcxCmpxchg16b;
-                if (quirks.no_xsave) e.ecx &= ~(kEcxXsave | kEcxOsXsave);
                 if (cpus > 1) e.edx |= kEdxHtt;
                 else e.edx &= ~kEdxHtt;
                 break;

@@ -17,9 +17,8 @@ struct HostQuirks {
     // issues early in boot; QEMU -accel kvm stops at the same instruction). Hiding CPUID.1:ECX.CX16
     // makes guests take their fallback paths.
     bool no_cmpxchg16b = false;
-    // The same emulator has no XRSTOR either (Linux stops in its FPU set-up); without
-    // CPUID.1:ECX.XSAVE guests use FXSAVE/FXRSTOR and leave AVX off.
-    bool no_xsave = false;
+    // The same emulator has no XRSTOR/XGETBV either, and Linux stops in its FPU set-up; but PVM
+    // reports XSAVE in CPUID.1:ECX whatever the VMM sets, so there is no quirk for it here.
 };
 
 // Rewrites `entries` (KVM's supported set) for the vCPU with `apic_id` out of `cpus`.

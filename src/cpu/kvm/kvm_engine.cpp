@@ -105,8 +105,7 @@ Result<std::unique_ptr<KvmEngine>> KvmEngine::create(const GuestMemory& memory, 
     }
     if (supported.empty()) return fail("KVM_GET_SUPPORTED_CPUID returned no entries");
 
-    bool pvm = probe_host_kvm().pvm;
-    HostQuirks quirks{.no_cmpxchg16b = pvm, .no_xsave = pvm};
+    HostQuirks quirks{.no_cmpxchg16b = probe_host_kvm().pvm};
     for (unsigned i = 0; i < cpus; ++i) {
         auto vcpu = KvmVcpu::create(engine->vm_.get(), i, static_cast<size_t>(run_size), supported, cpus, quirks);
         if (!vcpu) return context(vcpu.error(), fmt::format("vCPU {}", i));
