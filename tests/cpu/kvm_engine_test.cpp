@@ -90,10 +90,40 @@ CpuState protected_mode_at(uint64_t rip) {
     return state;
 }
 
+// What a run of guest code left behind: how it stopped and what reached the buses.
+struct GuestRun {
+    StopReason reason;
+    std::vector<Access> pio;   // accesses to ports 0x80-0x87
+    std::vector<Access> mmio;  // accesses to [0xd0000000, 0xd0000100)
+};
+
+// Runs `code`, placed at 0x1000, from `state` on `cpus` vCPUs until it stops (debug-exit at 0xf4).
+GuestRun run_guest(std::span<const uint8_t> code, CpuState state = protected_mode_at(0x1000), unsigned cpus = 1) {
+    GuestRun run;
+    auto memory = GuestMemory::create(16 * MiB);
+    EXPECT_TRUE(memory);
+    EXPECT_TRUE(memory->write(0x1000, code));
+    Bus pio("pio"), mmio("mmio");
+    StopRecorder control;
+    EXPECT_TRUE(pio.add(0x80, 8, std::make_shared<Recorder>(run.pio), "recorder"));
+    EXPECT_TRUE(pio.add(0xf4, 4, std::make_shared<DebugExitDevice>(control), "debug-exit"));
+    EXPECT_TRUE(mmio.add(0xd000'0000, 0x100, std::make_shared<Recorder>(run.mmio), "mmio recorder"));
+    auto engine = kvm::KvmEngine::create(*memory, cpus);
+    if (!engine) {
+        ADD_FAILURE() << engine.error().message;
+        return run;
+    }
+    control.engine = engine->get();
+    EXPECT_TRUE((*engine)->set_boot_state(state));
+    Platform platform{*memory, pio, mmio, control};
+    EXPECT_TRUE((*engine)->start(platform));
+    run.reason = control.wait();
+    (*engine)->join();
+    return run;
+}
+
 TEST(KvmEngine, PortIoAndMmioReachTheBusesAndDebugExitStops) {
     if (!kvm_usable()) GTEST_SKIP() << "needs /dev/kvm (read-write)";
-    auto memory = GuestMemory::create(16 * MiB);
-    ASSERT_TRUE(memory);
     const uint8_t code[] = {
         0xb0, 0x42,                          // mov al, 0x42
         0xe6, 0x80,                          // out 0x80, al
@@ -105,68 +135,37 @@ TEST(KvmEngine, PortIoAndMmioReachTheBusesAndDebugExitStops) {
         0xe6, 0xf4,                          // out 0xf4, al
         0xf4, 0xeb, 0xfd,                    // hlt; jmp hlt
     };
-    ASSERT_TRUE(memory->write(0x1000, code));
-
-    std::vector<Access> pio_log, mmio_log;
-    Bus pio("pio"), mmio("mmio");
-    StopRecorder control;
-    ASSERT_TRUE(pio.add(0x80, 8, std::make_shared<Recorder>(pio_log), "recorder"));
-    ASSERT_TRUE(pio.add(0xf4, 4, std::make_shared<DebugExitDevice>(control), "debug-exit"));
-    ASSERT_TRUE(mmio.add(0xd000'0000, 0x100, std::make_shared<Recorder>(mmio_log), "mmio recorder"));
-
-    auto engine = kvm::KvmEngine::create(*memory, 1);
-    ASSERT_TRUE(engine) << engine.error().message;
-    control.engine = engine->get();
-    ASSERT_TRUE((*engine)->set_boot_state(protected_mode_at(0x1000)));
-    Platform platform{*memory, pio, mmio, control};
-    ASSERT_TRUE((*engine)->start(platform));
-    StopReason reason = control.wait();
-    (*engine)->join();
-
-    EXPECT_EQ(reason.kind, StopKind::DebugExit) << reason.detail;
-    EXPECT_EQ(reason.value, 5u);
-    EXPECT_EQ(reason.exit_status(), 11);
-    ASSERT_EQ(pio_log.size(), 2u);
-    EXPECT_TRUE(pio_log[0].write);
-    EXPECT_EQ(pio_log[0].value, 0x42u);
-    EXPECT_EQ(pio_log[0].size, 1u);
-    EXPECT_EQ(pio_log[1].address, 1u);
-    EXPECT_EQ(pio_log[1].value, 0x55667788u);  // what the MMIO read returned
-    EXPECT_EQ(pio_log[1].size, 4u);
-    ASSERT_EQ(mmio_log.size(), 2u);
-    EXPECT_TRUE(mmio_log[0].write);
-    EXPECT_EQ(mmio_log[0].value, 0x12345678u);
-    EXPECT_FALSE(mmio_log[1].write);
-    EXPECT_EQ(mmio_log[1].address, 0x10u);
+    GuestRun run = run_guest(code);
+    EXPECT_EQ(run.reason.kind, StopKind::DebugExit) << run.reason.detail;
+    EXPECT_EQ(run.reason.value, 5u);
+    EXPECT_EQ(run.reason.exit_status(), 11);
+    ASSERT_EQ(run.pio.size(), 2u);
+    EXPECT_TRUE(run.pio[0].write);
+    EXPECT_EQ(run.pio[0].value, 0x42u);
+    EXPECT_EQ(run.pio[0].size, 1u);
+    EXPECT_EQ(run.pio[1].address, 1u);
+    EXPECT_EQ(run.pio[1].value, 0x55667788u);  // what the MMIO read returned
+    EXPECT_EQ(run.pio[1].size, 4u);
+    ASSERT_EQ(run.mmio.size(), 2u);
+    EXPECT_TRUE(run.mmio[0].write);
+    EXPECT_EQ(run.mmio[0].value, 0x12345678u);
+    EXPECT_FALSE(run.mmio[1].write);
+    EXPECT_EQ(run.mmio[1].address, 0x10u);
 }
 
 TEST(KvmEngine, TripleFaultIsReportedWithRegisters) {
     if (!kvm_usable()) GTEST_SKIP() << "needs /dev/kvm (read-write)";
-    auto memory = GuestMemory::create(16 * MiB);
-    ASSERT_TRUE(memory);
     const uint8_t code[] = {0x0f, 0x0b};  // ud2 with an empty IDT: #UD → #DF → shutdown
-    ASSERT_TRUE(memory->write(0x1000, code));
-    Bus pio("pio"), mmio("mmio");
-    StopRecorder control;
-    auto engine = kvm::KvmEngine::create(*memory, 1);
-    ASSERT_TRUE(engine) << engine.error().message;
-    control.engine = engine->get();
     CpuState state = protected_mode_at(0x1000);
     state.idt = {0, 0};
-    ASSERT_TRUE((*engine)->set_boot_state(state));
-    Platform platform{*memory, pio, mmio, control};
-    ASSERT_TRUE((*engine)->start(platform));
-    StopReason reason = control.wait();
-    (*engine)->join();
-    EXPECT_EQ(reason.kind, StopKind::TripleFault) << reason.detail;
-    EXPECT_EQ(reason.exit_status(), 4);
-    EXPECT_NE(reason.detail.find("rip=0000000000001000"), std::string::npos) << reason.detail;
+    GuestRun run = run_guest(code, state);
+    EXPECT_EQ(run.reason.kind, StopKind::TripleFault) << run.reason.detail;
+    EXPECT_EQ(run.reason.exit_status(), 4);
+    EXPECT_NE(run.reason.detail.find("rip=0000000000001000"), std::string::npos) << run.reason.detail;
 }
 
 TEST(KvmEngine, GuestSeesThePolicysCpuid) {
     if (!kvm_usable()) GTEST_SKIP() << "needs /dev/kvm (read-write)";
-    auto memory = GuestMemory::create(16 * MiB);
-    ASSERT_TRUE(memory);
     const uint8_t code[] = {
         0xb8, 0x01, 0x00, 0x00, 0x00,  // mov eax, 1
         0x0f, 0xa2,                    // cpuid
@@ -177,23 +176,10 @@ TEST(KvmEngine, GuestSeesThePolicysCpuid) {
         0xb0, 0x00, 0xe6, 0xf4,        // mov al, 0; out 0xf4, al
         0xf4,                          // hlt
     };
-    ASSERT_TRUE(memory->write(0x1000, code));
-    std::vector<Access> pio_log;
-    Bus pio("pio"), mmio("mmio");
-    StopRecorder control;
-    ASSERT_TRUE(pio.add(0x80, 8, std::make_shared<Recorder>(pio_log), "recorder"));
-    ASSERT_TRUE(pio.add(0xf4, 4, std::make_shared<DebugExitDevice>(control), "debug-exit"));
-    auto engine = kvm::KvmEngine::create(*memory, 2);
-    ASSERT_TRUE(engine) << engine.error().message;
-    control.engine = engine->get();
-    ASSERT_TRUE((*engine)->set_boot_state(protected_mode_at(0x1000)));
-    Platform platform{*memory, pio, mmio, control};
-    ASSERT_TRUE((*engine)->start(platform));
-    StopReason reason = control.wait();
-    (*engine)->join();
-    ASSERT_EQ(reason.kind, StopKind::DebugExit) << reason.detail;
-    ASSERT_EQ(pio_log.size(), 2u);
-    uint64_t ecx = pio_log[0].value, ebx = pio_log[1].value;
+    GuestRun run = run_guest(code, protected_mode_at(0x1000), 2);
+    ASSERT_EQ(run.reason.kind, StopKind::DebugExit) << run.reason.detail;
+    ASSERT_EQ(run.pio.size(), 2u);
+    uint64_t ecx = run.pio[0].value, ebx = run.pio[1].value;
     EXPECT_TRUE(ecx & (1u << 31)) << "hypervisor bit";
     EXPECT_EQ((ebx >> 16) & 0xff, 2u) << "two logical processors";
     EXPECT_EQ(ebx >> 24, 0u) << "the boot CPU's APIC id";
