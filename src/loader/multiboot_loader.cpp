@@ -94,10 +94,23 @@ struct Loaded {
     uint64_t end;
 };
 
+// What Strata itself occupies below 1 MiB for a multiboot boot. The kernel may use the rest of
+// low memory: kvm-unit-tests' realmode test, for one, is linked at 0x8000.
+struct LowRange {
+    uint64_t start, end;
+    const char* what;
+};
+constexpr LowRange kStrataLowRanges[] = {
+    {pc::kMultibootInfo, pc::kMultibootInfoEnd, "the multiboot information"},
+    {pc::kCmdline, pc::kCmdline + pc::kCmdlineMax, "the command line"},
+    {pc::kMpTable, pc::kKernelLoad, "the EBDA, VGA hole and BIOS area (MP and ACPI tables)"},
+};
+
 Result<void> check_placement(uint64_t start, uint64_t end, std::string_view what) {
-    if (start < pc::kKernelLoad)
-        return fail("{} [{:#x}, {:#x}) overlaps Strata's boot structures below {:#x}", what, start, end,
-                    pc::kKernelLoad);
+    for (const auto& range : kStrataLowRanges)
+        if (start < range.end && end > range.start)
+            return fail("{} [{:#x}, {:#x}) overlaps {} at [{:#x}, {:#x})", what, start, end, range.what, range.start,
+                        range.end);
     if (end > k4GiB) return fail("{} [{:#x}, {:#x}) reaches above 4 GiB, beyond a 32-bit entry", what, start, end);
     return {};
 }

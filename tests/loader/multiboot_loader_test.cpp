@@ -185,8 +185,14 @@ TEST_F(Multiboot, InconsistentAddressFieldsFail) {
     EXPECT_NE(bss.find("bss_end_addr"), std::string::npos) << bss;
 
     image = pattern(0x1000, 8);
-    put_multiboot_header(image, 0x40, kAddressFields, 0x1040, 0x1000, 0, 0, 0x1080);
-    EXPECT_NE(error_of(load_multiboot(*memory, image, "", {})).find("boot structures"), std::string::npos);
+    put_multiboot_header(image, 0x40, kAddressFields, 0x1'0040, 0x1'0000, 0, 0, 0x1'0080);
+    auto overlap = error_of(load_multiboot(*memory, image, "", {}));
+    EXPECT_NE(overlap.find("overlaps the multiboot information"), std::string::npos) << overlap;
+
+    image = pattern(0x1000, 8);
+    put_multiboot_header(image, 0x40, kAddressFields, 0xf'0040, 0xf'0000, 0, 0, 0xf'0080);
+    overlap = error_of(load_multiboot(*memory, image, "", {}));
+    EXPECT_NE(overlap.find("BIOS area"), std::string::npos) << overlap;
 
     image = pattern(0x1000, 8);
     put_multiboot_header(image, 0x40, kAddressFields, 0x2000'0040, 0x2000'0000, 0, 0, 0x2000'0080);

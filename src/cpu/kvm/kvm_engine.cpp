@@ -132,6 +132,7 @@ Result<void> KvmEngine::create_vm(const GuestMemory& memory) {
 
     if (ioctl_retry(vm_.get(), KVM_CREATE_IRQCHIP, 0) < 0) return fail_errno("KVM_CREATE_IRQCHIP");
     if (auto r = set_gsi_routing(); !r) return r;
+    if (auto r = program_pics_as_firmware(); !r) return r;
     kvm_pit_config pit{};
     pit.flags = KVM_PIT_SPEAKER_DUMMY;
     if (ioctl_retry(vm_.get(), KVM_CREATE_PIT2, &pit) < 0) return fail_errno("KVM_CREATE_PIT2");
@@ -173,6 +174,30 @@ Result<void> KvmEngine::set_gsi_routing() {
     FlexArray<kvm_irq_routing_entry> routing(entries.size());
     std::memcpy(routing.entries(), entries.data(), entries.size() * sizeof(kvm_irq_routing_entry));
     if (ioctl_retry(vm_.get(), kSetGsiRouting, routing.get()) < 0) return fail_errno("KVM_SET_GSI_ROUTING");
+    return {};
+}
+
+// There is no firmware, so the 8259s start as PC firmware leaves them (SeaBIOS's pic_reset and
+// its PCI set-up): initialized for 8086 mode with vectors 0x08-0x0f and 0x70-0x77, the slave
+// cascaded on IRQ2, everything masked except the cascade and IRQ 10/11, where PCI devices'
+// INTx lines go. Real-mode guests rely on it (kvm-unit-tests' realmode raises IRQ 11 and expects
+// vector 0x73); protected-mode operating systems reprogram both chips anyway.
+Result<void> KvmEngine::program_pics_as_firmware() {
+    struct Pic {
+        uint32_t chip;
+        uint8_t base;
+        uint8_t mask;
+    };
+    for (const Pic& pic : {Pic{KVM_IRQCHIP_PIC_MASTER, 0x08, 0xfb}, Pic{KVM_IRQCHIP_PIC_SLAVE, 0x70, 0xf3}}) {
+        kvm_irqchip chip{};
+        chip.chip_id = pic.chip;
+        if (ioctl_retry(vm_.get(), KVM_GET_IRQCHIP, &chip) < 0) return fail_errno("KVM_GET_IRQCHIP");
+        chip.chip.pic.irq_base = pic.base;
+        chip.chip.pic.imr = pic.mask;
+        chip.chip.pic.init4 = 1;
+        chip.chip.pic.init_state = 0;
+        if (ioctl_retry(vm_.get(), KVM_SET_IRQCHIP, &chip) < 0) return fail_errno("KVM_SET_IRQCHIP");
+    }
     return {};
 }
 

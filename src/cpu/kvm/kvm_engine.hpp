@@ -46,6 +46,7 @@ private:
     KvmEngine() = default;
     [[nodiscard]] Result<void> create_vm(const GuestMemory& memory);
     [[nodiscard]] Result<void> set_gsi_routing();
+    [[nodiscard]] Result<void> program_pics_as_firmware();
 
     class Line;
 
