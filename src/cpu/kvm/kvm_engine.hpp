@@ -2,8 +2,9 @@
 //
 // State: the VM fd, one KvmVcpu per guest CPU, the in-kernel irqchip (8259 pair, IOAPIC, a LAPIC
 // per vCPU) and PIT, and the guest RAM regions registered as KVM memory slots.
-// Features: PC GSI routing (IRQ0 → IOAPIC pin 2, as QEMU and kvmtool do), CPUID policy,
-// INIT-SIPI-SIPI handled by the in-kernel LAPIC (APs start uninitialized), one thread per vCPU.
+// Features: PC GSI routing (IRQ0 → IOAPIC pin 2, as QEMU and kvmtool do), 8259s programmed as
+// firmware leaves them, CPUID policy, INIT-SIPI-SIPI handled by the in-kernel LAPIC (APs start
+// uninitialized), one thread per vCPU.
 // Missing: dirty-page logging (snapshots), irqfd/ioeventfd fast paths, KVM_CAP_SPLIT_IRQCHIP.
 #pragma once
 
