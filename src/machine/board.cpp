@@ -49,36 +49,36 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
     board->com1_ = std::make_shared<Uart16550>(line(pc::kIrqCom1), [console_out](std::span<const uint8_t> bytes) {
         write_all(console_out, bytes);
     });
-    place(board->pio_, pc::kPortCom1, 8, board->com1_, "COM1 (16550A)");
+    place(board->pio_, pc::kPortCom1, Uart16550::kWindowSize, board->com1_, "COM1 (16550A)");
 
     auto i8042 = std::make_shared<I8042>(line(pc::kIrqKeyboard), line(pc::kIrqMouse), control);
-    place(board->pio_, pc::kPortI8042, 1, i8042->data_port(), "i8042 data");
-    place(board->pio_, pc::kPortI8042 + 4, 1, i8042->command_port(), "i8042 command");
+    place(board->pio_, pc::kPortI8042, I8042::kDataWindowSize, i8042->data_port(), "i8042 data");
+    place(board->pio_, pc::kPortI8042 + 4, I8042::kCommandWindowSize, i8042->command_port(), "i8042 command");
 
     auto rtc = std::make_shared<CmosRtc>(line(pc::kIrqRtc));
     uint64_t below_4g = std::min<uint64_t>(memory.ram_size(), GuestMemory::kLowRamLimit);
     rtc->set_memory_size(below_4g, memory.ram_size() - below_4g);
-    place(board->pio_, pc::kPortRtc, 2, rtc, "CMOS/RTC");
+    place(board->pio_, pc::kPortRtc, CmosRtc::kWindowSize, rtc, "CMOS/RTC");
 
     auto fw_cfg = std::make_shared<FwCfg>(memory.ram_size(), static_cast<uint16_t>(config.cpus));
-    place(board->pio_, pc::kPortFwCfg, 2, fw_cfg, "fw_cfg");
+    place(board->pio_, pc::kPortFwCfg, FwCfg::kWindowSize, fw_cfg, "fw_cfg");
 
     auto acpi_pm = std::make_shared<AcpiPm>(line(pc::kIrqAcpiSci), control);
-    place(board->pio_, pc::kPortAcpiPm, 12, acpi_pm, "ACPI PM");
+    place(board->pio_, pc::kPortAcpiPm, AcpiPm::kWindowSize, acpi_pm, "ACPI PM");
 
     auto pci = std::make_shared<PciHost>(control);
-    place(board->pio_, pc::kPortPciConfig, 8, pci, "PCI host (config mechanism #1)");
+    place(board->pio_, pc::kPortPciConfig, PciHost::kWindowSize, pci, "PCI host (config mechanism #1)");
 
     if (config.test_devices) {
         auto debug_exit = std::make_shared<DebugExit>(control);
-        place(board->pio_, pc::kPortDebugExit, 4, debug_exit, "isa-debug-exit");
+        place(board->pio_, pc::kPortDebugExit, DebugExit::kWindowSize, debug_exit, "isa-debug-exit");
 
         std::array<IrqLine*, 24> lines{};
         for (unsigned gsi = 0; gsi < lines.size(); ++gsi) lines[gsi] = &line(gsi);
         auto testdev = std::make_shared<PcTestDev>(memory, lines);
-        place(board->pio_, pc::kPortTestDev, 16, testdev->ports(), "pc-testdev");
-        place(board->pio_, pc::kPortTestDevIrq, 24, testdev->irq_ports(), "pc-testdev IRQ lines");
-        place(board->mmio_, pc::kTestDevMmio, 64 * KiB, testdev->mmio(), "pc-testdev memory");
+        place(board->pio_, pc::kPortTestDev, PcTestDev::kPortsWindowSize, testdev->ports(), "pc-testdev");
+        place(board->pio_, pc::kPortTestDevIrq, PcTestDev::kIrqPortsWindowSize, testdev->irq_ports(), "pc-testdev IRQ lines");
+        place(board->mmio_, pc::kTestDevMmio, PcTestDev::kMmioWindowSize, testdev->mmio(), "pc-testdev memory");
 
         auto pci_testdev = std::make_shared<PciTestDev>();
         if (auto r = pci->add_device(1, pci_testdev); !r) return std::unexpected(r.error());
