@@ -188,6 +188,21 @@ TEST(KvmEngine, GuestSeesThePolicysCpuid) {
     }
 }
 
+TEST(KvmEngine, VcpusStartWithFirmwareMsrs) {
+    if (!kvm_usable()) GTEST_SKIP() << "needs /dev/kvm (read-write)";
+    const uint8_t code[] = {
+        0xb9, 0xff, 0x02, 0x00, 0x00,  // mov ecx, 0x2ff (IA32_MTRR_DEF_TYPE)
+        0x0f, 0x32,                    // rdmsr
+        0xe7, 0x80,                    // out 0x80, eax
+        0xb0, 0x00, 0xe6, 0xf4,        // mov al, 0; out 0xf4, al
+        0xf4,                          // hlt
+    };
+    GuestRun run = run_guest(code);
+    ASSERT_EQ(run.reason.kind, StopKind::DebugExit) << run.reason.detail;
+    ASSERT_EQ(run.pio.size(), 1u);
+    EXPECT_EQ(run.pio[0].value, (1u << 11) | 6u) << "MTRRs enabled, default type write-back";
+}
+
 TEST(CpuidPolicy, TopologyAndHypervisorBit) {
     std::vector<kvm_cpuid_entry2> entries(3);
     entries[0].function = 1;

@@ -52,6 +52,8 @@ constexpr MsrValue kInitialMsrs[] = {
     {0x10, 0},                   // IA32_TSC
     {0x1a0, 1},                  // IA32_MISC_ENABLE: fast strings
     {0x2ff, (1u << 11) | 6},     // IA32_MTRR_DEF_TYPE: MTRRs on, default write-back
+    {0xc001'0015, 1u << 24},     // AMD HWCR.TscFreqSel: the TSC counts at P0 frequency (else
+                                 // Linux reports "[Firmware Bug]: TSC doesn't count with P0")
 };
 
 kvm_segment to_kvm(const SegmentState& s) {
