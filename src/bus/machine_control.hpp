@@ -46,6 +46,11 @@ class MachineControl {
 public:
     virtual ~MachineControl() = default;
     virtual void request_stop(StopReason reason) = 0;
+
+    // ACPI S3: the guest's CPUs stop until request_wake(), then the boot CPU resumes in real mode
+    // at the FACS waking vector. A machine without sleep support ignores both.
+    virtual void request_sleep() {}
+    virtual void request_wake() {}
 };
 
 }  // namespace strata

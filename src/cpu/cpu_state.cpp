@@ -39,6 +39,19 @@ SegmentState flat_code64() {
             .db = false, .s = true, .l = true, .g = true};
 }
 
+CpuState real_mode_at(uint32_t address) {
+    CpuState state;
+    auto segment = [](uint16_t selector, uint8_t type) {
+        return SegmentState{.base = uint64_t{selector} << 4, .limit = 0xffff, .selector = selector, .type = type,
+                            .present = true, .dpl = 0, .db = false, .s = true, .l = false, .g = false};
+    };
+    state.cs = segment(static_cast<uint16_t>(address >> 4), 0xb);
+    state.ds = state.es = state.fs = state.gs = state.ss = segment(0, 0x3);
+    state.rip = address & 0xf;
+    state.cr0 = 0x6000'0010;  // reset value: caches off, ET, no protection
+    return state;
+}
+
 SegmentState flat_data(uint16_t selector) {
     return {.base = 0, .limit = 0xffff'ffff, .selector = selector, .type = 0x3, .present = true, .dpl = 0,
             .db = true, .s = true, .l = false, .g = true};

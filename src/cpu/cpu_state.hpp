@@ -71,4 +71,8 @@ SegmentState flat_code32();
 SegmentState flat_code64();
 SegmentState flat_data(uint16_t selector);
 
+// Real mode with CS:IP reaching `address` (CS = address >> 4), as firmware jumps to a waking
+// vector (ACPI 6.5 §16.3.2).
+CpuState real_mode_at(uint32_t address);
+
 }  // namespace strata

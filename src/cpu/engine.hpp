@@ -42,6 +42,10 @@ public:
     virtual void stop() = 0;
     // ... and waits until they have.
     virtual void join() = 0;
+
+    // After join(), for ACPI S3 resume: the boot CPU at `boot`, the others waiting for
+    // INIT-SIPI-SIPI again; start() then runs them.
+    [[nodiscard]] virtual Result<void> prepare_resume(const CpuState& boot) = 0;
 };
 
 }  // namespace strata

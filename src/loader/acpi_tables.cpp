@@ -287,6 +287,7 @@ Result<void> write_acpi_tables(GuestMemory& memory, const AcpiConfig& config) {
         std::vector<uint8_t> bytes;
         append_bytes(bytes, facs);
         facs_addr = layout.place(bytes, 64);  // §5.2.10: 64-byte aligned
+        if (facs_addr != kAcpiFacsAddress) panic(fmt::format("FACS placed at {:#x}, not {:#x}", facs_addr, kAcpiFacsAddress));
     }
     uint64_t dsdt_addr = layout.place(build_dsdt(config), 16);
     uint64_t fadt_addr = layout.place(build_fadt(facs_addr, dsdt_addr), 16);

@@ -31,6 +31,10 @@ struct AcpiConfig {
 
 // Where write_acpi_tables() puts the RSDP: pass it to load_linux() (boot_params.acpi_rsdp_addr).
 constexpr uint64_t kAcpiRsdpAddress = pc::kAcpiTables;
+// The FACS, 64-byte aligned right after the RSDP; its firmware waking vector (offset 12, u32) is
+// where the boot CPU resumes from S3.
+constexpr uint64_t kAcpiFacsAddress = pc::kAcpiTables + 0x40;
+constexpr uint64_t kAcpiFacsWakingVector = kAcpiFacsAddress + 12;
 // The SLP_TYP value of \_S5: the ACPI PM device must power off when PM1a_CNT gets SLP_EN with it.
 constexpr uint8_t kAcpiSlpTypS5 = 5;
 // The IOAPIC's id in the MADT (and the MP table): the first id after the CPUs'.

@@ -31,6 +31,23 @@ void write_all(int fd, std::span<const uint8_t> bytes) {
 
 }  // namespace
 
+// IRQ 8 as the RTC drives it, also reported to the ACPI PM block: an RTC interrupt sets RTC_STS
+// and is the wake event that ends S3 (ACPI 6.5 §4.8.3.1.1, PM1 status RTC_STS).
+class Board::RtcWakeLine final : public IrqLine {
+public:
+    RtcWakeLine(IrqLine& irq, AcpiPm& pm) : irq_(irq), pm_(pm) {}
+    void set_level(bool asserted) override {
+        irq_.set_level(asserted);
+        if (asserted) pm_.rtc_alarm();
+    }
+
+private:
+    IrqLine& irq_;
+    AcpiPm& pm_;
+};
+
+Board::~Board() = default;
+
 Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& control, const GuestMemory& memory,
                                             const MachineConfig& config) {
     std::unique_ptr<Board> board(new Board());
@@ -55,16 +72,18 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
     place(board->pio_, pc::kPortI8042, I8042::kDataWindowSize, i8042->data_port(), "i8042 data");
     place(board->pio_, pc::kPortI8042 + 4, I8042::kCommandWindowSize, i8042->command_port(), "i8042 command");
 
-    auto rtc = std::make_shared<CmosRtc>(line(pc::kIrqRtc));
-    uint64_t below_4g = std::min<uint64_t>(memory.ram_size(), GuestMemory::kLowRamLimit);
-    rtc->set_memory_size(below_4g, memory.ram_size() - below_4g);
-    place(board->pio_, pc::kPortRtc, CmosRtc::kWindowSize, rtc, "CMOS/RTC");
 
     auto fw_cfg = std::make_shared<FwCfg>(memory.ram_size(), static_cast<uint16_t>(config.cpus));
     place(board->pio_, pc::kPortFwCfg, FwCfg::kWindowSize, fw_cfg, "fw_cfg");
 
     auto acpi_pm = std::make_shared<AcpiPm>(line(pc::kIrqAcpiSci), control);
     place(board->pio_, pc::kPortAcpiPm, AcpiPm::kWindowSize, acpi_pm, "ACPI PM");
+
+    board->rtc_irq_ = std::make_unique<RtcWakeLine>(line(pc::kIrqRtc), *acpi_pm);
+    auto rtc = std::make_shared<CmosRtc>(*board->rtc_irq_);
+    uint64_t below_4g = std::min<uint64_t>(memory.ram_size(), GuestMemory::kLowRamLimit);
+    rtc->set_memory_size(below_4g, memory.ram_size() - below_4g);
+    place(board->pio_, pc::kPortRtc, CmosRtc::kWindowSize, rtc, "CMOS/RTC");
 
     auto pci = std::make_shared<PciHost>(control);
     place(board->pio_, pc::kPortPciConfig, PciHost::kWindowSize, pci, "PCI host (config mechanism #1)");

@@ -26,6 +26,8 @@ public:
     static Result<std::unique_ptr<Board>> build(CpuEngine& engine, MachineControl& control,
                                                 const GuestMemory& memory, const MachineConfig& config);
 
+    ~Board();
+
     [[nodiscard]] const Bus& pio() const { return pio_; }
     [[nodiscard]] const Bus& mmio() const { return mmio_; }
 
@@ -35,6 +37,9 @@ public:
 private:
     Board() = default;
 
+    class RtcWakeLine;
+    // Declared first so it outlives the RTC (owned by the bus), whose timer thread drives it.
+    std::unique_ptr<RtcWakeLine> rtc_irq_;
     Bus pio_{"port I/O"};
     Bus mmio_{"MMIO"};
     std::shared_ptr<Uart16550> com1_;

@@ -110,6 +110,35 @@ void Machine::request_stop(StopReason reason) {
     stopped_.notify();
 }
 
+void Machine::request_sleep() {
+    {
+        std::lock_guard lock(stop_mutex_);
+        if (stop_ || sleep_requested_) return;
+        sleep_requested_ = true;
+        wake_requested_ = false;
+    }
+    if (engine_) engine_->stop();
+    stopped_.notify();
+}
+
+void Machine::request_wake() {
+    {
+        std::lock_guard lock(stop_mutex_);
+        if (!sleep_requested_) return;
+        wake_requested_ = true;
+    }
+    stopped_.notify();
+}
+
+Result<void> Machine::resume(const Platform& platform) {
+    auto vector = memory_.read_obj<uint32_t>(kAcpiFacsWakingVector);
+    if (!vector) return context(vector.error(), "FACS waking vector");
+    if (*vector == 0 || *vector >= 0x10'0000)
+        return fail("the guest woke from S3 with FACS waking vector {:#x}, not a real-mode address", *vector);
+    if (auto r = engine_->prepare_resume(real_mode_at(*vector)); !r) return r;
+    return engine_->start(platform);
+}
+
 int Machine::run() {
     // A console reader that went away must not kill the VMM.
     ::signal(SIGPIPE, SIG_IGN);
@@ -120,7 +149,28 @@ int Machine::run() {
 
     Platform platform{memory_, board_->pio(), board_->mmio(), *this};
     if (auto r = engine_->start(platform); !r) request_stop({StopKind::HostError, 0, r.error().message});
-    serve_console();
+    // The console is served until the VM stops; an S3 sleep stops the vCPUs in between and a wake
+    // event resumes them.
+    bool asleep = false;
+    while (true) {
+        serve_console();
+        stopped_.drain();
+        std::unique_lock lock(stop_mutex_);
+        if (stop_) break;
+        if (sleep_requested_ && !asleep) {
+            lock.unlock();
+            engine_->join();
+            asleep = true;
+            stopped_.notify();  // look again: the wake may already have come
+            continue;
+        }
+        if (asleep && wake_requested_) {
+            sleep_requested_ = wake_requested_ = false;
+            asleep = false;
+            lock.unlock();
+            if (auto r = resume(platform); !r) request_stop({StopKind::HostError, 0, context(r.error(), "S3 resume").error().message});
+        }
+    }
     engine_->stop();
     engine_->join();
     terminal.reset();

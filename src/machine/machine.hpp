@@ -28,6 +28,8 @@ public:
     int run();
 
     void request_stop(StopReason reason) override;
+    void request_sleep() override;
+    void request_wake() override;
 
 private:
     Machine(MachineConfig config, GuestMemory memory, EventFd stopped, SignalFd signals)
@@ -38,6 +40,8 @@ private:
     // Writes the firmware tables and the kernel into RAM; returns the boot vCPU's entry state.
     [[nodiscard]] Result<CpuState> load_guest();
     void serve_console();
+    // After a wake from S3: the boot CPU restarts in real mode at the FACS waking vector.
+    [[nodiscard]] Result<void> resume(const Platform& platform);
 
     MachineConfig config_;
     GuestMemory memory_;
@@ -48,6 +52,8 @@ private:
 
     std::mutex stop_mutex_;
     std::optional<StopReason> stop_;
+    bool sleep_requested_ = false;  // S3 entered; vCPUs are stopping or stopped
+    bool wake_requested_ = false;   // a wake event arrived while asleep
 };
 
 }  // namespace strata

@@ -30,6 +30,21 @@ TEST_F(Pm, SlpEnWithS5PowersOff) {
     EXPECT_EQ(in(pm, 4, 2) & (1u << 13), 0u) << "SLP_EN is write-only";
 }
 
+TEST_F(Pm, S3SleepsUntilAnRtcAlarmWithRtcEnWakesIt) {
+    out(pm, 4, (AcpiPm::kSlpTypS3 << 10) | (1u << 13), 2);
+    EXPECT_EQ(control.sleeps, 1);
+    EXPECT_TRUE(control.stops().empty()) << "S3 is not a power-off";
+    pm.rtc_alarm();  // RTC_EN clear: no wake, but RTC_STS is set
+    EXPECT_EQ(control.wakes, 0);
+    EXPECT_TRUE(in(pm, 0, 2) & AcpiPm::kRtcStatus);
+    out(pm, 2, AcpiPm::kRtcStatus, 2);  // RTC_EN
+    pm.rtc_alarm();
+    EXPECT_EQ(control.wakes, 1);
+    EXPECT_TRUE(in(pm, 0, 2) & AcpiPm::kWakeStatus) << "WAK_STS after resume";
+    pm.rtc_alarm();  // awake now: an alarm is no second wake
+    EXPECT_EQ(control.wakes, 1);
+}
+
 TEST_F(Pm, SciEnReadsSetAndTimerAdvancesAt3579545Hz) {
     EXPECT_EQ(in(pm, 4, 2) & 1, 1u);
     EXPECT_EQ(in(pm, 8, 4), 0u);

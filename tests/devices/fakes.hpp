@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <atomic>
 #include <mutex>
 #include <vector>
 
@@ -63,6 +64,11 @@ public:
         std::lock_guard lock(mutex_);
         return stops_;
     }
+    void request_sleep() override { ++sleeps; }
+    void request_wake() override { ++wakes; }
+
+    std::atomic<int> sleeps{0};
+    std::atomic<int> wakes{0};
 
 private:
     mutable std::mutex mutex_;

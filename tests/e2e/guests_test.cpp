@@ -105,6 +105,12 @@ TEST_F(GuestTest, PioLoopRunsToItsEnd) {
     EXPECT_EQ(r.exit_status, exit_status_for(0)) << describe(r);
 }
 
+TEST_F(GuestTest, AcpiS3SleepsAndTheRtcAlarmResumesAtTheWakingVector) {
+    auto r = boot("s3");
+    EXPECT_EQ(r.exit_status, exit_status_for(42)) << "the real-mode resume stub did not run\n" << describe(r);
+    EXPECT_NE(r.out.find("s3: sleeping"), std::string::npos) << describe(r);
+}
+
 TEST_F(GuestTest, TripleFaultExits4WithRegistersOnStderr) {
     auto r = boot("triple_fault");
     EXPECT_EQ(r.exit_status, 4) << describe(r);

@@ -224,4 +224,14 @@ void KvmEngine::join() {
     for (auto& vcpu : vcpus_) vcpu->join();
 }
 
+Result<void> KvmEngine::prepare_resume(const CpuState& boot) {
+    for (size_t i = 0; i < vcpus_.size(); ++i) {
+        auto r = i == 0 ? vcpus_[i]->set_state(boot) : Result<void>{};
+        if (!r) return r;
+        if (auto m = vcpus_[i]->set_mp_state(i == 0 ? KVM_MP_STATE_RUNNABLE : KVM_MP_STATE_UNINITIALIZED); !m)
+            return m;
+    }
+    return {};
+}
+
 }  // namespace strata::kvm

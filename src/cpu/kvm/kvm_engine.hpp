@@ -42,6 +42,7 @@ public:
     [[nodiscard]] Result<void> start(const Platform& platform) override;
     void stop() override;
     void join() override;
+    [[nodiscard]] Result<void> prepare_resume(const CpuState& boot) override;
 
 private:
     KvmEngine() = default;

@@ -191,8 +191,18 @@ Result<CpuState> KvmVcpu::state() const {
     return s;
 }
 
+Result<void> KvmVcpu::set_mp_state(uint32_t mp_state) {
+    kvm_mp_state state{.mp_state = mp_state};
+    if (ioctl_retry(fd_.get(), KVM_SET_MP_STATE, &state) < 0) return fail_errno("KVM_SET_MP_STATE {}", mp_state);
+    return {};
+}
+
 Result<void> KvmVcpu::start(const Platform& platform) {
     install_kick_handler();
+    if (thread_.joinable()) return fail("vCPU {} started while its thread still runs", index_);
+    // A restart after S3: forget the kick that stopped the previous run.
+    stop_requested_ = false;
+    __atomic_store_n(&run_->immediate_exit, 0, __ATOMIC_SEQ_CST);
     thread_ = std::thread([this, &platform] { thread_main(platform); });
     thread_started_ = true;
     return {};

@@ -30,6 +30,7 @@ public:
 
     [[nodiscard]] Result<void> set_state(const CpuState& state);
     [[nodiscard]] Result<CpuState> state() const;
+    [[nodiscard]] Result<void> set_mp_state(uint32_t mp_state);
 
     // Starts the thread; `platform` must outlive it.
     [[nodiscard]] Result<void> start(const Platform& platform);

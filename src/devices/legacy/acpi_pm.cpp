@@ -11,8 +11,8 @@ constexpr int64_t kNsPerSecond = 1'000'000'000;
 constexpr uint64_t kTimerMask = 0xff'ffff;  // 24-bit PM timer (FADT TMR_VAL_EXT = 0)
 constexpr unsigned kOverflowBit = 23;
 // Bits of PM1_STS/PM1_EN that exist here; the rest read as zero.
-constexpr uint16_t kStatusMask = AcpiPm::kTmrStatus | AcpiPm::kPwrBtnStatus | AcpiPm::kWakeStatus;
-constexpr uint16_t kEnableMask = AcpiPm::kTmrStatus | AcpiPm::kPwrBtnStatus;
+constexpr uint16_t kStatusMask = AcpiPm::kTmrStatus | AcpiPm::kPwrBtnStatus | AcpiPm::kRtcStatus | AcpiPm::kWakeStatus;
+constexpr uint16_t kEnableMask = AcpiPm::kTmrStatus | AcpiPm::kPwrBtnStatus | AcpiPm::kRtcStatus;
 constexpr uint16_t kControlMask = AcpiPm::kSciEnable | AcpiPm::kSlpTypMask;  // SLP_EN is write-only
 
 }  // namespace
@@ -90,9 +90,25 @@ void AcpiPm::write(uint64_t offset, std::span<const uint8_t> data) {
     update_sci();
     bool sleep = (values[2] & lanes[2] & kSlpEnable) != 0;
     uint16_t sleep_type = static_cast<uint16_t>((control_bits_ & kSlpTypMask) >> kSlpTypShift);
+    bool suspend = sleep && sleep_type == kSlpTypS3 && !sleeping_;
+    if (suspend) sleeping_ = true;
     lock.unlock();
     if (sleep && sleep_type == kSlpTypS5)
         control_.request_stop({StopKind::PowerOff, 0, "guest entered ACPI S5 (soft off)"});
+    if (suspend) control_.request_sleep();
+}
+
+void AcpiPm::rtc_alarm() {
+    std::unique_lock lock(mutex_);
+    status_ |= kRtcStatus;
+    bool wake = sleeping_ && (enable_ & kRtcStatus);
+    if (wake) {
+        sleeping_ = false;
+        status_ |= kWakeStatus;
+    }
+    update_sci();
+    lock.unlock();
+    if (wake) control_.request_wake();
 }
 
 void AcpiPm::press_power_button() {

@@ -10,9 +10,12 @@
 //           3.579545 MHz from the host's monotonic clock, starting at 0. TMR_STS is set when bit 23
 //           of the counter has toggled since the last look; press_power_button() sets PWRBTN_STS.
 //           SCI = (PM1_STS & PM1_EN) != 0, evaluated on every access and button press.
+//           SLP_TYP == kSlpTypS3 suspends the machine (MachineControl::request_sleep) until
+//           rtc_alarm() with RTC_EN set wakes it, with WAK_STS and RTC_STS set.
 // Missing:  an asynchronous SCI for timer overflow (nothing wakes the device when bit 23 flips;
 //           TMR_STS becomes visible at the next access — Linux does not enable TMR_EN); sleep
-//           states other than S5 (SLP_EN with another SLP_TYP is ignored); GPE blocks.
+//           states other than S3 and S5 (SLP_EN with another SLP_TYP is ignored); wake by the
+//           power button; GPE blocks.
 // Spec:     ACPI 6.5 §4.8.3 (PM1 event/control registers, PM timer), Table 4.14-4.16.
 #pragma once
 
@@ -31,6 +34,7 @@ class AcpiPm final : public BusDevice {
 public:
     static constexpr uint64_t kWindowSize = 12;
     static constexpr uint16_t kSlpTypS5 = 5;       // the SLP_TYP our DSDT's \_S5 package carries
+    static constexpr uint16_t kSlpTypS3 = 1;       // QEMU's S3 value, which kvm-unit-tests' s3 writes
     static constexpr uint64_t kTimerHz = 3'579'545;
 
     using Clock = std::function<int64_t()>;  // monotonic ns
@@ -43,10 +47,13 @@ public:
 
     // Sets PWRBTN_STS, so a guest with PWRBTN_EN gets an SCI and can shut down gracefully.
     void press_power_button();
+    // The RTC's alarm fired: sets RTC_STS, and wakes a sleeping guest when RTC_EN allows.
+    void rtc_alarm();
 
     // PM1 status/enable bits (ACPI 6.5 Tables 4.14, 4.15).
     static constexpr uint16_t kTmrStatus = 1u << 0;
     static constexpr uint16_t kPwrBtnStatus = 1u << 8;
+    static constexpr uint16_t kRtcStatus = 1u << 10;
     static constexpr uint16_t kWakeStatus = 1u << 15;
     // PM1 control bits (Table 4.16).
     static constexpr uint16_t kSciEnable = 1u << 0;
@@ -72,6 +79,7 @@ private:
     uint16_t enable_ = 0;
     uint16_t control_bits_ = kSciEnable;
     bool sci_level_ = false;
+    bool sleeping_ = false;  // in S3 until a wake event
 };
 
 }  // namespace strata
