@@ -1,6 +1,5 @@
 #include "machine/machine.hpp"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <unistd.h>

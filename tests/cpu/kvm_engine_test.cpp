@@ -183,7 +183,7 @@ TEST(KvmEngine, GuestSeesThePolicysCpuid) {
     EXPECT_TRUE(ecx & (1u << 31)) << "hypervisor bit";
     EXPECT_EQ((ebx >> 16) & 0xff, 2u) << "two logical processors";
     EXPECT_EQ(ebx >> 24, 0u) << "the boot CPU's APIC id";
-    if (kvm::probe_host_kvm().pvm) {
+    if (kvm::host_kvm_is_pvm()) {
         EXPECT_FALSE(ecx & (1u << 13)) << "CMPXCHG16B hidden on PVM";
     }
 }

@@ -19,22 +19,22 @@ namespace {
 constexpr uint64_t kTssAddress = 0xfffb'd000;
 constexpr uint64_t kIdentityMapAddress = 0xfffb'c000;
 
-bool cpu_has_flag(const std::string& flag) {
+// The first CPU's flags line of /proc/cpuinfo, with a space at each end so that every flag
+// can be found as " name ".
+std::string cpu_flags() {
     std::ifstream cpuinfo("/proc/cpuinfo");
     std::string line;
-    while (std::getline(cpuinfo, line)) {
-        if (line.rfind("flags", 0) != 0) continue;
-        return line.find(" " + flag + " ") != std::string::npos || line.ends_with(" " + flag);
-    }
-    return false;
-}
-
-bool path_exists(const char* path) {
-    struct stat st{};
-    return ::stat(path, &st) == 0;
+    while (std::getline(cpuinfo, line))
+        if (line.rfind("flags", 0) == 0) return line + " ";
+    return {};
 }
 
 }  // namespace
+
+bool host_kvm_is_pvm() {
+    struct stat st{};
+    return ::stat("/sys/module/kvm_pvm", &st) == 0;
+}
 
 HostKvmInfo probe_host_kvm() {
     HostKvmInfo info;
@@ -49,8 +49,9 @@ HostKvmInfo probe_host_kvm() {
         return info;
     }
     info.available = true;
-    info.pvm = path_exists("/sys/module/kvm_pvm");
-    bool vmx = cpu_has_flag("vmx"), svm = cpu_has_flag("svm");
+    info.pvm = host_kvm_is_pvm();
+    std::string flags = cpu_flags();
+    bool vmx = flags.find(" vmx ") != std::string::npos, svm = flags.find(" svm ") != std::string::npos;
     info.hardware_assisted = (vmx || svm) && !info.pvm;
     if (info.pvm)
         info.reason = "this host's KVM is PVM (/sys/module/kvm_pvm): guest kernel mode is emulated instruction by "
@@ -105,7 +106,7 @@ Result<std::unique_ptr<KvmEngine>> KvmEngine::create(const GuestMemory& memory, 
     }
     if (supported.empty()) return fail("KVM_GET_SUPPORTED_CPUID returned no entries");
 
-    HostQuirks quirks{.no_cmpxchg16b = probe_host_kvm().pvm};
+    HostQuirks quirks{.no_cmpxchg16b = host_kvm_is_pvm()};
     for (unsigned i = 0; i < cpus; ++i) {
         auto vcpu = KvmVcpu::create(engine->vm_.get(), i, static_cast<size_t>(run_size), supported, cpus, quirks);
         if (!vcpu) return context(vcpu.error(), fmt::format("vCPU {}", i));

@@ -29,6 +29,8 @@ struct HostKvmInfo {
     std::string reason;             // why kvm is not available / not hardware assisted
 };
 HostKvmInfo probe_host_kvm();
+// True when /dev/kvm is PVM (/sys/module/kvm_pvm exists).
+bool host_kvm_is_pvm();
 
 class KvmEngine final : public CpuEngine {
 public:
