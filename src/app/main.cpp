@@ -1,16 +1,24 @@
 // strata: the command line. `strata run` builds one VM from flags and runs it to its end.
+//
+// CLI11 gives the structure (subcommands, help, unknown flags); every value is read as text and
+// checked here, so that each message names the flag, the value and what is allowed, and every
+// error line starts with "strata: error: ".
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <exception>
 #include <string>
+#include <vector>
 
 #include "base/units.hpp"
+#include "host/signal_fd.hpp"
 #include "machine/machine.hpp"
 
 namespace {
 
 constexpr int kUsageError = 2;
+constexpr unsigned kMaxCpus = 254;
 
 constexpr const char* kDescription =
     "Strata: a virtual machine monitor for x86-64 Linux hosts.\n"
@@ -19,39 +27,59 @@ constexpr const char* kDescription =
 
 constexpr const char* kRunFooter =
     "Console: when stdin is a terminal it is put in raw mode; Ctrl-A x quits, Ctrl-A h helps.\n"
-    "Exit status: 0 guest power-off, reset or quit; (V << 1) | 1 after the guest writes V to the\n"
-    "debug-exit port 0xf4 (--test-devices); 2 a VMM error; 4 a guest triple fault; 6 a KVM\n"
-    "emulation failure (the guest's registers are printed on stderr); 128+N signal N.";
+    "Exit status: 0 guest power-off, reset or quit; 2 a VMM error; 4 a guest triple fault;\n"
+    "6 a KVM emulation failure (the guest's registers are printed on stderr); 128+N signal N;\n"
+    "(V << 1) | 1, an odd status, after the guest writes V to the debug-exit port 0xf4\n"
+    "(--test-devices).";
 
-}  // namespace
+int usage_error(std::string_view message) {
+    fmt::print(stderr, "strata: error: {} (see 'strata run --help')\n", message);
+    return kUsageError;
+}
 
-int main(int argc, char** argv) {
+// Every value flag is given at most once: a second value would silently win or lose.
+struct ValueFlag {
+    const char* name;
+    std::vector<std::string> values;
+};
+
+std::string once_message(const ValueFlag& flag) {
+    std::string given;
+    for (const auto& value : flag.values) given += fmt::format("{}'{}'", given.empty() ? "" : ", ", value);
+    return fmt::format("{} is given {} times ({}); give it once", flag.name, flag.values.size(), given);
+}
+
+// CLI11's own messages, in Strata's words where they read oddly ("1 required TEXT missing").
+std::string parse_error_message(const CLI::ParseError& error) {
+    std::string what = error.what();
+    if (auto colon = what.find(": 1 required"); colon != std::string::npos)
+        return fmt::format("{} needs a value", what.substr(0, colon));
+    if (what.find("A subcommand is required") != std::string::npos) return "say what to do: strata run --kernel FILE";
+    return what;
+}
+
+int run_command_line(int argc, char** argv) {
     CLI::App app(kDescription, "strata");
     app.require_subcommand(1);
     app.set_version_flag("--version", "strata 0.1.0");
 
     strata::MachineConfig config;
-    std::string memory = "512M";
-    std::string accel = "auto";
+    ValueFlag kernel{"--kernel", {}}, initrd{"--initrd", {}}, cmdline{"--cmdline", {}};
+    ValueFlag memory{"--memory", {}}, cpus{"--cpus", {}}, accel{"--accel", {}};
 
     CLI::App* run = app.add_subcommand("run", "Boot a guest kernel and run it until it stops");
     run->footer(kRunFooter);
-    run->add_option("--kernel", config.kernel_path,
-                    "Guest kernel: a Linux bzImage or ELF vmlinux, or a multiboot v1 ELF (e.g. x86/NAME.flat)")
+    auto add = [&](ValueFlag& flag, const char* help) {
+        return run->add_option(flag.name, flag.values, help)->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    };
+    add(kernel, "Guest kernel: a Linux bzImage or ELF vmlinux, or a multiboot v1 ELF (e.g. x86/NAME.flat)")
         ->required();
-    run->add_option("--initrd", config.initrd_path,
-                    "Initial ramdisk for Linux; for a multiboot kernel, its module (kvm-unit-tests' environment)");
-    run->add_option("--cmdline", config.cmdline, "Kernel command line (multiboot: the test's arguments)");
-    run->add_option("--memory", memory, "Guest RAM: a size with K, M, G or T (a bare number is MiB)")
-        ->capture_default_str();
-    run->add_option("--cpus", config.cpus, "Number of vCPUs (1-254); APs start through INIT-SIPI-SIPI")
-        ->check(CLI::Range(1u, 254u))
-        ->capture_default_str();
-    run->add_option("--accel", accel,
-                    "CPU engine: kvm (hardware-assisted), soft (Strata's own CPU), or auto (kvm where the host "
-                    "runs guest kernel mode natively)")
-        ->check(CLI::IsMember({"auto", "kvm", "soft"}))
-        ->capture_default_str();
+    add(initrd, "Initial ramdisk for Linux; for a multiboot kernel, its module (kvm-unit-tests' environment)");
+    add(cmdline, "Kernel command line (multiboot: the test's arguments)");
+    add(memory, "Guest RAM: a size with K, M, G or T (a bare number is MiB), 1M to 1T; default 512M");
+    add(cpus, "Number of vCPUs, 1 to 254; default 1. APs start through INIT-SIPI-SIPI");
+    add(accel, "CPU engine: kvm (hardware-assisted), soft (Strata's own CPU), or auto (default: kvm where the "
+               "host runs guest kernel mode natively)");
     run->add_flag("--test-devices", config.test_devices,
                   "Add the test devices kvm-unit-tests uses: isa-debug-exit at port 0xf4, pc-testdev, pci-testdev");
 
@@ -68,24 +96,62 @@ int main(int argc, char** argv) {
         std::puts(e.what());
         return 0;
     } catch (const CLI::ParseError& e) {
-        fmt::print(stderr, "strata: {} (see 'strata run --help')\n", e.what());
-        return kUsageError;
+        return usage_error(parse_error_message(e));
     }
 
-    auto size = strata::parse_size(memory);
-    if (!size) {
-        fmt::print(stderr, "strata: --memory: {}\n", size.error().message);
-        return kUsageError;
-    }
+    for (const ValueFlag* flag : {&kernel, &initrd, &cmdline, &memory, &cpus, &accel})
+        if (flag->values.size() > 1) return usage_error(once_message(*flag));
+    auto value_of = [](const ValueFlag& flag, std::string fallback) {
+        return flag.values.empty() ? fallback : flag.values.front();
+    };
+
+    config.kernel_path = value_of(kernel, "");
+    config.initrd_path = value_of(initrd, "");
+    config.cmdline = value_of(cmdline, "");
+
+    std::string memory_text = value_of(memory, "512M");
+    auto size = strata::parse_size(memory_text);
+    if (!size) return usage_error(fmt::format("--memory: {}", size.error().message));
+    using strata::GuestMemory;
+    if (*size < GuestMemory::kMinRamSize || *size > GuestMemory::kMaxRamSize || *size % GuestMemory::kRamGranule != 0)
+        return usage_error(fmt::format("--memory: '{}' is {}; allowed are 1 MiB to 1 TiB, in whole 4 KiB pages",
+                                       memory_text, strata::format_size(*size)));
     config.memory = *size;
-    config.accel = accel == "kvm" ? strata::Accel::Kvm : accel == "soft" ? strata::Accel::Soft : strata::Accel::Auto;
+
+    auto count = strata::parse_count(value_of(cpus, "1"), 1, kMaxCpus);
+    if (!count) return usage_error(fmt::format("--cpus: {}", count.error().message));
+    config.cpus = static_cast<unsigned>(*count);
+
+    std::string engine = value_of(accel, "auto");
+    if (engine == "kvm") config.accel = strata::Accel::Kvm;
+    else if (engine == "soft") config.accel = strata::Accel::Soft;
+    else if (engine == "auto") config.accel = strata::Accel::Auto;
+    else return usage_error(fmt::format("--accel: '{}' is not an engine (expected auto, kvm or soft)", engine));
+
     config.console_in = STDIN_FILENO;
     config.console_out = STDOUT_FILENO;
 
     auto machine = strata::Machine::create(config);
     if (!machine) {
-        fmt::print(stderr, "strata: error: {}\n", machine.error().message);
-        return kUsageError;
+        strata::print_stop_reason(machine.error());
+        return machine.error().exit_status();
     }
     return (*machine)->run();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    // Nothing a user passes may end in an uncaught exception; an exception that still escapes
+    // (out of memory, a bug of ours) ends with a VMM error instead of abort().
+    try {
+        if (auto r = strata::block_stop_signals(); !r) {
+            fmt::print(stderr, "strata: error: {}\n", r.error().message);
+            return kUsageError;
+        }
+        return run_command_line(argc, argv);
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "strata: error: internal error: {}\n", e.what());
+        return kUsageError;
+    }
 }

@@ -31,5 +31,6 @@ namespace strata {
 constexpr uint64_t KiB = 1024;
 constexpr uint64_t MiB = 1024 * KiB;
 constexpr uint64_t GiB = 1024 * MiB;
+constexpr uint64_t TiB = 1024 * GiB;
 
 }  // namespace strata

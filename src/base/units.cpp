@@ -2,25 +2,62 @@
 
 #include <charconv>
 
-#include "base/checked.hpp"
-
 namespace strata {
 
+namespace {
+
+// Digits only: from_chars alone would also take a leading '-' for signed types and stops at
+// the first non-digit, so "0x10" would read as 0 followed by junk.
+bool all_digits(std::string_view text) {
+    if (text.empty()) return false;
+    for (char c : text)
+        if (c < '0' || c > '9') return false;
+    return true;
+}
+
+}  // namespace
+
 Result<uint64_t> parse_size(std::string_view text) {
+    auto not_a_size = [&] {
+        return fail("'{}' is not a size (expected a decimal number with an optional K, M, G or T suffix, such as 512M)",
+                    text);
+    };
+    size_t digits = 0;
+    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+    if (digits == 0) return not_a_size();
     uint64_t number = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
-    if (ec != std::errc{} || end == text.data())
-        return fail("'{}' is not a size (expected a number with an optional K, M, G or T suffix)", text);
-    std::string_view suffix(end, static_cast<size_t>(text.data() + text.size() - end));
+    auto [end, ec] = std::from_chars(text.data(), text.data() + digits, number);
+    if (ec != std::errc{}) return fail("'{}' is too large", text);
+    std::string_view suffix = text.substr(digits);
     uint64_t unit = MiB;
     if (suffix == "K" || suffix == "k" || suffix == "KiB") unit = KiB;
     else if (suffix == "M" || suffix == "m" || suffix == "MiB" || suffix.empty()) unit = MiB;
     else if (suffix == "G" || suffix == "g" || suffix == "GiB") unit = GiB;
-    else if (suffix == "T" || suffix == "t" || suffix == "TiB") unit = 1024 * GiB;
-    else return fail("'{}' has an unknown size suffix '{}' (use K, M, G or T)", text, suffix);
+    else if (suffix == "T" || suffix == "t" || suffix == "TiB") unit = TiB;
+    else return not_a_size();
     auto bytes = checked_mul(number, unit);
     if (!bytes) return fail("'{}' is too large", text);
     return *bytes;
+}
+
+Result<uint64_t> parse_count(std::string_view text, uint64_t min, uint64_t max) {
+    if (!all_digits(text)) return fail("'{}' is not a number (expected {} to {})", text, min, max);
+    uint64_t number = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
+    if (ec != std::errc{} || number < min || number > max)
+        return fail("'{}' is out of range (expected {} to {})", text, min, max);
+    return number;
+}
+
+std::string format_size(uint64_t bytes) {
+    struct Unit {
+        uint64_t size;
+        const char* name;
+    };
+    constexpr Unit kUnits[] = {{TiB, "TiB"}, {GiB, "GiB"}, {MiB, "MiB"}, {KiB, "KiB"}};
+    for (const Unit& unit : kUnits)
+        if (bytes >= unit.size && bytes % unit.size == 0) return fmt::format("{} {}", bytes / unit.size, unit.name);
+    return fmt::format("{} bytes", bytes);
 }
 
 }  // namespace strata

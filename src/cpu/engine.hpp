@@ -38,13 +38,14 @@ public:
 
     // Starts one host thread per vCPU; `platform` must outlive them (until join()).
     [[nodiscard]] virtual Result<void> start(const Platform& platform) = 0;
-    // Asks every vCPU thread to finish (any thread may call it, more than once) ...
+    // Asks every vCPU thread to finish (any thread may call it, more than once, at any moment: a
+    // stop that comes before or during start() holds, and start() then runs nothing) ...
     virtual void stop() = 0;
     // ... and waits until they have.
     virtual void join() = 0;
 
     // After join(), for ACPI S3 resume: the boot CPU at `boot`, the others waiting for
-    // INIT-SIPI-SIPI again; start() then runs them.
+    // INIT-SIPI-SIPI again, the earlier stop request forgotten; start() then runs them.
     [[nodiscard]] virtual Result<void> prepare_resume(const CpuState& boot) = 0;
 };
 

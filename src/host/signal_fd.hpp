@@ -9,6 +9,10 @@
 
 namespace strata {
 
+// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread. main() calls it first of all, so that
+// a signal that comes before the SignalFd exists waits for it instead of killing the process.
+[[nodiscard]] Result<void> block_stop_signals();
+
 class SignalFd {
 public:
     static Result<SignalFd> create();

@@ -122,12 +122,27 @@ Result<CpuState> load_bzimage(GuestMemory& memory, std::span<const uint8_t> imag
     if (!(hdr.loadflags & loadflags::LoadedHigh))
         return fail("loadflags {:#x} lacks LOADED_HIGH: a zImage for 0x10000 is not supported", hdr.loadflags);
 
-    size_t setup_sects = hdr.setup_sects == 0 ? 4 : hdr.setup_sects;
-    size_t setup_size = (setup_sects + 1) * kSectorSize;
+    // The image is the setup sectors, then the protected-mode kernel of syssize paragraphs
+    // (arch/x86/boot/tools/build.c pads it to exactly that); anything after it (a signature) is not
+    // the kernel's. Every size the header states must fit the file.
+    uint64_t setup_sects = hdr.setup_sects == 0 ? 4 : hdr.setup_sects;
+    uint64_t setup_size = (setup_sects + 1) * kSectorSize;
     if (setup_size >= image.size())
         return fail("{} setup sectors ({} bytes) leave no protected-mode kernel in the {}-byte image", setup_sects,
                     setup_size, image.size());
-    auto kernel = image.subspan(setup_size);
+    uint64_t kernel_size = uint64_t{hdr.syssize} * 16;
+    if (kernel_size == 0) return fail("syssize is 0: the header states no protected-mode kernel");
+    if (kernel_size > image.size() - setup_size)
+        return fail("syssize states a {}-byte protected-mode kernel after {} setup bytes, but the image has only {} "
+                    "bytes after them (truncated?)",
+                    kernel_size, setup_size, image.size() - setup_size);
+    auto kernel = image.subspan(setup_size, kernel_size);
+    if (!range_within(hdr.payload_offset, hdr.payload_length, kernel_size))
+        return fail("payload of {} bytes at offset {:#x} lies outside the {}-byte protected-mode kernel",
+                    hdr.payload_length, hdr.payload_offset, kernel_size);
+    if (hdr.init_size < kernel_size)
+        return fail("init_size {:#x} is smaller than the {:#x}-byte protected-mode kernel it must hold", hdr.init_size,
+                    kernel_size);
 
     // A relocatable kernel may sit anywhere suitably aligned; its decompressor then runs from
     // max(align_up(load, kernel_alignment), pref_address) (= LOAD_PHYSICAL_ADDR) and needs init_size
@@ -149,9 +164,8 @@ Result<CpuState> load_bzimage(GuestMemory& memory, std::span<const uint8_t> imag
     auto load_end = checked_add(load, kernel.size());
     auto runtime_end = checked_add(runtime, hdr.init_size);
     if (!load_end || !runtime_end || !memory.contains(load, kernel.size()) || !memory.contains(runtime, hdr.init_size))
-        return fail("kernel needs [{:#x}, {:#x}) and [{:#x}, {:#x}) (init_size {:#x}) but guest RAM ends at {:#x}",
-                    load, load + kernel.size(), runtime, runtime + hdr.init_size, hdr.init_size,
-                    low_ram_end(memory));
+        return fail("kernel needs {:#x} bytes at {:#x} and init_size {:#x} bytes at {:#x}, but guest RAM ends at {:#x}",
+                    kernel.size(), load, hdr.init_size, runtime, low_ram_end(memory));
     if (auto r = memory.write(load, kernel); !r) return context(r.error(), "protected-mode kernel");
     params.hdr.code32_start = static_cast<uint32_t>(load);
 

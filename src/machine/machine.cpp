@@ -5,10 +5,9 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 
 #include "host/escape_filter.hpp"
+#include "host/image_file.hpp"
 #include "host/terminal.hpp"
 #include "loader/acpi_tables.hpp"
 #include "loader/linux_loader.hpp"
@@ -20,45 +19,68 @@ namespace strata {
 
 namespace {
 
-// Guest images are read whole: kernels and initrds are tens of MiB at most, and the loaders
-// check every offset against the buffer.
-Result<std::vector<uint8_t>> read_file(const std::string& path, std::string_view what) {
-    std::ifstream file(path, std::ios::binary);
-    if (!file) return fail_errno("{} '{}' cannot be opened", what, path);
-    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-    if (file.bad()) return fail_errno("{} '{}' cannot be read", what, path);
-    if (bytes.empty()) return fail("{} '{}' is empty", what, path);
-    return bytes;
+StopReason host_error(std::string message) { return {StopKind::HostError, 0, std::move(message)}; }
+
+StopReason signal_stop(int signal) {
+    return {StopKind::Signal, static_cast<uint32_t>(signal),
+            fmt::format("stopped by signal {} ({})", signal, strsignal(signal))};
 }
 
 void warn(std::string_view message) { fmt::print(stderr, "strata: warning: {}\n", message); }
 
 }  // namespace
 
-Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& config) {
+std::expected<std::unique_ptr<Machine>, StopReason> Machine::create(const MachineConfig& config) {
     // First, before the engine and the devices start threads of their own.
     auto signals = SignalFd::create();
-    if (!signals) return std::unexpected(signals.error());
+    if (!signals) return std::unexpected(host_error(signals.error().message));
     auto memory = GuestMemory::create(config.memory);
-    if (!memory) return context(memory.error(), "--memory");
+    if (!memory) return std::unexpected(host_error(context(memory.error(), "--memory").error().message));
     auto stopped = EventFd::create();
-    if (!stopped) return std::unexpected(stopped.error());
+    if (!stopped) return std::unexpected(host_error(stopped.error().message));
     std::unique_ptr<Machine> machine(new Machine(config, std::move(*memory), std::move(*stopped), std::move(*signals)));
 
     // The guest goes into RAM before any engine exists, so that a bad image is reported alone.
     auto entry = machine->load_guest();
-    if (!entry) return std::unexpected(entry.error());
+    if (!entry) return std::unexpected(machine->creation_failure(entry.error()));
+    if (machine->stop_pending()) return std::unexpected(*machine->stop_);
 
     auto engine = create_engine(config.accel, machine->memory_, config.cpus, warn);
-    if (!engine) return std::unexpected(engine.error());
+    if (!engine) return std::unexpected(machine->creation_failure(engine.error()));
     machine->engine_ = std::move(*engine);
 
     auto board = Board::build(*machine->engine_, *machine, machine->memory_, config);
-    if (!board) return context(board.error(), "board");
+    if (!board) return std::unexpected(machine->creation_failure(context(board.error(), "board").error()));
     machine->board_ = std::move(*board);
 
-    if (auto r = machine->engine_->set_boot_state(*entry); !r) return context(r.error(), "boot vCPU");
+    if (auto r = machine->engine_->set_boot_state(*entry); !r)
+        return std::unexpected(machine->creation_failure(context(r.error(), "boot vCPU").error()));
+    if (machine->stop_pending()) return std::unexpected(*machine->stop_);
     return machine;
+}
+
+bool Machine::stop_pending() {
+    if (int signal = signals_.take()) request_stop(signal_stop(signal));
+    std::lock_guard lock(stop_mutex_);
+    return stop_.has_value();
+}
+
+StopReason Machine::creation_failure(const Error& error) {
+    if (stop_pending()) {
+        std::lock_guard lock(stop_mutex_);
+        if (stop_->kind == StopKind::Signal) return *stop_;
+    }
+    return host_error(error.message);
+}
+
+void print_stop_reason(const StopReason& reason) {
+    switch (reason.kind) {
+        case StopKind::HostError: fmt::print(stderr, "strata: error: {}\n", reason.detail); break;
+        case StopKind::TripleFault:
+        case StopKind::EmulationFailure: fmt::print(stderr, "strata: error: the guest crashed: {}\n", reason.detail); break;
+        case StopKind::Signal: fmt::print(stderr, "strata: {}\n", reason.detail); break;
+        default: break;
+    }
 }
 
 Machine::~Machine() {
@@ -69,11 +91,13 @@ Machine::~Machine() {
 }
 
 Result<CpuState> Machine::load_guest() {
-    auto kernel = read_file(config_.kernel_path, "kernel");
+    // Neither image can be larger than guest RAM, nor both together; Ctrl-C ends a long read.
+    auto interrupted = [this] { return stop_pending(); };
+    auto kernel = read_image_file(config_.kernel_path, "kernel", config_.memory, interrupted);
     if (!kernel) return std::unexpected(kernel.error());
     std::vector<uint8_t> initrd;
     if (!config_.initrd_path.empty()) {
-        auto bytes = read_file(config_.initrd_path, "initrd");
+        auto bytes = read_image_file(config_.initrd_path, "initrd", config_.memory - kernel->size(), interrupted);
         if (!bytes) return std::unexpected(bytes.error());
         initrd = std::move(*bytes);
     }
@@ -147,7 +171,7 @@ int Machine::run() {
     else warn(raw.error().message);
 
     Platform platform{memory_, board_->pio(), board_->mmio(), *this};
-    if (auto r = engine_->start(platform); !r) request_stop({StopKind::HostError, 0, r.error().message});
+    if (auto r = engine_->start(platform); !r) request_stop(host_error(r.error().message));
     // The console is served until the VM stops; an S3 sleep stops the vCPUs in between and a wake
     // event resumes them.
     bool asleep = false;
@@ -167,7 +191,7 @@ int Machine::run() {
             sleep_requested_ = wake_requested_ = false;
             asleep = false;
             lock.unlock();
-            if (auto r = resume(platform); !r) request_stop({StopKind::HostError, 0, context(r.error(), "S3 resume").error().message});
+            if (auto r = resume(platform); !r) request_stop(host_error(context(r.error(), "S3 resume").error().message));
         }
     }
     engine_->stop();
@@ -175,15 +199,8 @@ int Machine::run() {
     terminal.reset();
 
     std::lock_guard lock(stop_mutex_);
-    const StopReason& reason = *stop_;
-    switch (reason.kind) {
-        case StopKind::HostError: fmt::print(stderr, "strata: error: {}\n", reason.detail); break;
-        case StopKind::TripleFault:
-        case StopKind::EmulationFailure: fmt::print(stderr, "strata: guest crashed: {}\n", reason.detail); break;
-        case StopKind::Signal: fmt::print(stderr, "strata: {}\n", reason.detail); break;
-        default: break;
-    }
-    return reason.exit_status();
+    print_stop_reason(*stop_);
+    return stop_->exit_status();
 }
 
 void Machine::serve_console() {
@@ -198,14 +215,12 @@ void Machine::serve_console() {
         nfds_t count = input_open ? 3 : 2;
         if (::poll(fds, count, -1) < 0) {
             if (errno == EINTR) continue;
-            request_stop({StopKind::HostError, 0, fmt::format("poll: {}", std::strerror(errno))});
+            request_stop(host_error(fmt::format("poll: {}", std::strerror(errno))));
             return;
         }
         if (fds[0].revents) return;
         if (fds[1].revents) {
-            if (int signal = signals_.take())
-                request_stop({StopKind::Signal, static_cast<uint32_t>(signal),
-                              fmt::format("stopped by signal {} ({})", signal, strsignal(signal))});
+            if (int signal = signals_.take()) request_stop(signal_stop(signal));
             continue;
         }
         if (input_open && fds[2].revents) {

@@ -19,9 +19,16 @@
 
 namespace strata {
 
+// How a VM ended, or why it never started, as one line (or a register dump) on stderr, with
+// the prefix every line of Strata's has: "strata: error: " for errors.
+void print_stop_reason(const StopReason& reason);
+
 class Machine final : public MachineControl {
 public:
-    static Result<std::unique_ptr<Machine>> create(const MachineConfig& config);
+    // Builds the VM and loads the guest. Fails with a VMM error (status 2) naming the cause, or
+    // with the signal that arrived first (SIGINT, SIGTERM, SIGHUP: status 128 + N): signals are
+    // taken from the start, while images load.
+    static std::expected<std::unique_ptr<Machine>, StopReason> create(const MachineConfig& config);
     ~Machine() override;
 
     // Runs the guest to its end; returns the exit status (see StopReason::exit_status).
@@ -39,6 +46,10 @@ private:
           signals_(std::move(signals)) {}
     // Writes the firmware tables and the kernel into RAM; returns the boot vCPU's entry state.
     [[nodiscard]] Result<CpuState> load_guest();
+    // True once a stop is requested; first turns a pending signal into the stop request.
+    bool stop_pending();
+    // The stop to report when creation failed with `error`: a signal that came first, else `error`.
+    StopReason creation_failure(const Error& error);
     void serve_console();
     // After a wake from S3: the boot CPU restarts in real mode at the FACS waking vector.
     [[nodiscard]] Result<void> resume(const Platform& platform);

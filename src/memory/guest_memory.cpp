@@ -7,13 +7,13 @@
 #include <utility>
 
 #include "base/checked.hpp"
+#include "base/units.hpp"
 
 namespace strata {
 
 Result<GuestMemory> GuestMemory::create(uint64_t ram_size) {
-    if (ram_size < MiB) return fail("guest memory of {} bytes is too small (at least 1 MiB)", ram_size);
-    if (ram_size % (4 * KiB) != 0) return fail("guest memory size {:#x} is not a multiple of 4 KiB", ram_size);
-    if (ram_size > 1024 * GiB) return fail("guest memory of {} GiB is more than 1 TiB", ram_size / GiB);
+    if (ram_size < kMinRamSize || ram_size > kMaxRamSize || ram_size % kRamGranule != 0)
+        return fail("guest memory of {} is not allowed (1 MiB to 1 TiB, a multiple of 4 KiB)", format_size(ram_size));
 
     GuestMemory memory;
     memory.fd_ = memfd_create("strata-guest-ram", MFD_CLOEXEC);

@@ -28,6 +28,9 @@ class GuestMemory {
 public:
     static constexpr uint64_t kLowRamLimit = 0xC000'0000;     // 3 GiB: start of the MMIO hole
     static constexpr uint64_t kHighRamStart = 0x1'0000'0000;  // 4 GiB
+    static constexpr uint64_t kMinRamSize = 1024 * 1024;                 // 1 MiB
+    static constexpr uint64_t kMaxRamSize = 1024ull * 1024 * 1024 * 1024;  // 1 TiB
+    static constexpr uint64_t kRamGranule = 4096;                        // sizes are whole pages
 
     // Creates `ram_size` bytes of zeroed guest RAM laid out as described above.
     static Result<GuestMemory> create(uint64_t ram_size);

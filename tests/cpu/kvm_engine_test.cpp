@@ -6,8 +6,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <future>
 #include <mutex>
+#include <random>
+#include <thread>
 #include <vector>
 
 #include "base/bytes.hpp"
@@ -201,6 +206,58 @@ TEST(KvmEngine, VcpusStartWithFirmwareMsrs) {
     ASSERT_EQ(run.reason.kind, StopKind::DebugExit) << run.reason.detail;
     ASSERT_EQ(run.pio.size(), 1u);
     EXPECT_EQ(run.pio[0].value, (1u << 11) | 6u) << "MTRRs enabled, default type write-back";
+}
+
+// A stop may come at any moment relative to start(): before it, while it starts one vCPU after
+// another, or after it. Every vCPU must stop, whichever it is, or join() would wait forever: the
+// watchdog turns that hang into a failure. Before the fix, a stop between two vCPUs' starts was
+// forgotten by the later ones.
+TEST(KvmEngine, StopAtAnyMomentOfStartStopsEveryVcpu) {
+    if (!kvm_usable()) GTEST_SKIP() << "needs /dev/kvm (read-write)";
+    auto memory = GuestMemory::create(2 * MiB);
+    ASSERT_TRUE(memory);
+    const uint8_t spin[] = {0xeb, 0xfe};  // jmp $
+    ASSERT_TRUE(memory->write(0x1000, spin));
+    Bus pio("pio"), mmio("mmio");
+    StopRecorder control;
+    Platform platform{*memory, pio, mmio, control};
+
+    constexpr int kRounds = 120;
+    std::mt19937 random(12345);
+    for (int round = 0; round < kRounds; ++round) {
+        unsigned cpus = 1 + static_cast<unsigned>(round % 4);
+        auto engine = kvm::KvmEngine::create(*memory, cpus);
+        ASSERT_TRUE(engine) << engine.error().message;
+        ASSERT_TRUE((*engine)->set_boot_state(protected_mode_at(0x1000)));
+
+        // Round 0 mod 5 stops before start(); the others race a stopper thread against it,
+        // from at once to a few hundred microseconds later.
+        auto delay = std::chrono::microseconds(random() % 400);
+        std::atomic<bool> go{false};
+        std::thread stopper;
+        if (round % 5 == 0) {
+            (*engine)->stop();
+        } else {
+            stopper = std::thread([&] {
+                while (!go) std::this_thread::yield();
+                auto until = std::chrono::steady_clock::now() + delay;
+                while (std::chrono::steady_clock::now() < until) {}
+                (*engine)->stop();
+            });
+        }
+        go = true;
+        ASSERT_TRUE((*engine)->start(platform));
+        if (stopper.joinable()) stopper.join();
+
+        auto joined = std::async(std::launch::async, [&] { (*engine)->join(); });
+        if (joined.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+            ADD_FAILURE() << "round " << round << " (" << cpus << " vCPUs, stop after " << delay.count()
+                          << " us): a vCPU kept running after stop()";
+            (*engine)->stop();  // free the stuck thread so that the test can end
+            joined.wait();
+            return;
+        }
+    }
 }
 
 TEST(CpuidPolicy, TopologyAndHypervisorBit) {

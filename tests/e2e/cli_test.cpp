@@ -2,7 +2,12 @@
 // kernel file. None of these needs KVM.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -41,25 +46,102 @@ void PrintTo(const BadFlag& bad, std::ostream* os) { *os << bad.flag << ' ' << b
 
 class BadFlagValue : public ::testing::TestWithParam<BadFlag> {};
 
-TEST_P(BadFlagValue, Exits2WithOneLineNamingTheFlag) {
+// One line, with the prefix every error line has, naming the flag and the value.
+TEST_P(BadFlagValue, Exits2WithOneLineNamingTheFlagAndValue) {
     const auto& [flag, value] = GetParam();
     auto r = run_process({STRATA_BINARY, "run", "--kernel", guest_path("hello"), "--test-devices", flag, value});
     EXPECT_EQ(r.exit_status, 2) << describe(r);
     EXPECT_EQ(line_count(r.err), 1u) << describe(r);
-    EXPECT_NE(r.err.find(flag), std::string::npos) << describe(r);
+    EXPECT_TRUE(r.err.starts_with("strata: error: " + flag + ": '" + value + "'")) << describe(r);
     EXPECT_EQ(r.out, "") << describe(r);
 }
 
 INSTANTIATE_TEST_SUITE_P(Values, BadFlagValue,
-                         ::testing::Values(BadFlag{"--memory", "12Q"}, BadFlag{"--cpus", "0"},
+                         ::testing::Values(BadFlag{"--memory", "12Q"}, BadFlag{"--memory", "0x10"},
+                                           BadFlag{"--memory", "1048577"}, BadFlag{"--memory", "100K"},
+                                           BadFlag{"--cpus", "0"}, BadFlag{"--cpus", "abc"},
+                                           BadFlag{"--cpus", "0x10"}, BadFlag{"--cpus", "255"},
                                            BadFlag{"--accel", "bogus"}),
-                         [](const auto& param_info) { return param_info.param.flag.substr(2); });
+                         [](const auto& param_info) {
+                             std::string name = param_info.param.flag.substr(2) + "_" + param_info.param.value;
+                             std::ranges::replace_if(name, [](char c) { return !std::isalnum(c); }, '_');
+                             return name;
+                         });
+
+// What each message says: the cause in words, and what is allowed.
+TEST(CommandLine, MessagesSayWhatIsWrongAndWhatIsAllowed) {
+    struct Case {
+        std::vector<std::string> args;
+        std::string message;
+    };
+    const std::vector<Case> cases{
+        {{"--cpus", "abc"}, "--cpus: 'abc' is not a number (expected 1 to 254)"},
+        {{"--cpus", "0x10"}, "--cpus: '0x10' is not a number (expected 1 to 254)"},
+        {{"--cpus", "300"}, "--cpus: '300' is out of range (expected 1 to 254)"},
+        {{"--memory", "1048577"}, "--memory: '1048577' is 1048577 MiB; allowed are 1 MiB to 1 TiB"},
+        {{"--memory", "0x10"}, "--memory: '0x10' is not a size (expected a decimal number"},
+        {{"--cpus", "2", "--cpus", "3"}, "--cpus is given 2 times ('2', '3'); give it once"},
+        {{"--memory", "1G", "--memory", "1G"}, "--memory is given 2 times"},
+        {{"--cmdline"}, "--cmdline needs a value"},
+    };
+    for (const auto& c : cases) {
+        std::vector<std::string> argv{STRATA_BINARY, "run", "--kernel", guest_path("hello")};
+        argv.insert(argv.end(), c.args.begin(), c.args.end());
+        auto r = run_process(argv);
+        EXPECT_EQ(r.exit_status, 2) << describe(r);
+        EXPECT_TRUE(r.err.starts_with("strata: error: " + c.message)) << "wanted: " << c.message << "\n" << describe(r);
+        EXPECT_EQ(line_count(r.err), 1u) << describe(r);
+    }
+}
 
 TEST(CommandLine, MissingKernelFileExits2NamingTheFile) {
     const std::string missing = "/nonexistent/strata-e2e/kernel.elf";
     auto r = run_process({STRATA_BINARY, "run", "--kernel", missing});
     EXPECT_EQ(r.exit_status, 2) << describe(r);
     EXPECT_NE(r.err.find(missing), std::string::npos) << describe(r);
+}
+
+// A kernel or initrd that is not a regular file is refused at once, by name: no exception, no
+// endless read of /dev/zero, no wait for a FIFO's writer.
+TEST(CommandLine, ImagesThatAreNotRegularFilesAreRefused) {
+    std::string dir = ::testing::TempDir() + "strata-cli-images";
+    std::filesystem::create_directories(dir);
+    std::string fifo = dir + "/fifo";
+    std::filesystem::remove(fifo);
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+    struct Case {
+        std::string flag, path, what;
+    };
+    const std::vector<Case> cases{
+        {"--kernel", dir, "kernel '" + dir + "' is a directory; it must be a regular file"},
+        {"--initrd", dir, "initrd '" + dir + "' is a directory; it must be a regular file"},
+        {"--kernel", "/dev/zero", "kernel '/dev/zero' is a character device; it must be a regular file"},
+        {"--initrd", fifo, "initrd '" + fifo + "' is a FIFO (named pipe); it must be a regular file"},
+    };
+    for (const auto& c : cases) {
+        std::vector<std::string> argv{STRATA_BINARY, "run", "--test-devices", "--kernel", guest_path("hello"), c.flag, c.path};
+        if (c.flag == "--kernel") argv = {STRATA_BINARY, "run", "--kernel", c.path};
+        auto r = run_process(argv, std::chrono::seconds(20));
+        EXPECT_FALSE(r.timed_out) << describe(r);
+        EXPECT_EQ(r.exit_status, 2) << describe(r);
+        EXPECT_EQ(r.err, "strata: error: " + c.what + "\n") << describe(r);
+    }
+}
+
+// An image larger than guest RAM is refused before it is read (a sparse file: nothing is stored).
+TEST(CommandLine, ImagesLargerThanGuestRamAreRefusedUnread) {
+    std::string path = ::testing::TempDir() + "strata-cli-huge-initrd";
+    {
+        std::ofstream file(path, std::ios::binary | std::ios::trunc);
+    }
+    std::filesystem::resize_file(path, 64ull << 30);
+    auto r = run_process({STRATA_BINARY, "run", "--test-devices", "--memory", "64M", "--kernel", guest_path("hello"),
+                          "--initrd", path},
+                         std::chrono::seconds(20));
+    std::filesystem::remove(path);
+    EXPECT_EQ(r.exit_status, 2) << describe(r);
+    EXPECT_NE(r.err.find("initrd '" + path + "' is 68719476736 bytes, more than the"), std::string::npos) << describe(r);
+    EXPECT_NE(r.err.find("that guest RAM can hold (see --memory)"), std::string::npos) << describe(r);
 }
 
 TEST(CommandLine, RunWithoutKernelExits2) {

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
@@ -28,8 +29,16 @@ struct ProcessResult {
 // The child's exec failure is reported through this exit status (and a line on its stderr).
 constexpr int kExecFailed = 127;
 
+// A signal the runner sends the child `after` its start (none when `number` is 0). The child then
+// starts with that signal blocked, as strata blocks it first thing in main(): a signal sent while
+// the new process is still being exec'd and linked waits for strata instead of killing it.
+struct SignalPlan {
+    int number = 0;
+    std::chrono::milliseconds after{0};
+};
+
 inline ProcessResult run_process(const std::vector<std::string>& argv,
-                                 std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+                                 std::chrono::milliseconds timeout = std::chrono::seconds(60), SignalPlan plan = {}) {
     ProcessResult result;
     int out_pipe[2], err_pipe[2];
     if (pipe2(out_pipe, O_CLOEXEC) != 0) return result;
@@ -42,7 +51,13 @@ inline ProcessResult run_process(const std::vector<std::string>& argv,
     for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
     args.push_back(nullptr);
 
+    // Blocked across fork() so that the child has it blocked from its first instruction on.
+    sigset_t held, saved;
+    sigemptyset(&held);
+    if (plan.number != 0) sigaddset(&held, plan.number);
+    pthread_sigmask(SIG_BLOCK, &held, &saved);
     pid_t pid = fork();
+    if (pid != 0) pthread_sigmask(SIG_SETMASK, &saved, nullptr);
     if (pid == 0) {
         int null = open("/dev/null", O_RDONLY);
         if (null >= 0) dup2(null, STDIN_FILENO);
@@ -62,7 +77,9 @@ inline ProcessResult run_process(const std::vector<std::string>& argv,
     }
     result.started = true;
 
-    auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto started = std::chrono::steady_clock::now();
+    auto deadline = started + timeout;
+    bool signal_sent = plan.number == 0;
     std::array<pollfd, 2> fds{{{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}}};
     std::array<std::string*, 2> sinks{&result.out, &result.err};
     int open_pipes = 2;
@@ -72,6 +89,16 @@ inline ProcessResult run_process(const std::vector<std::string>& argv,
             result.timed_out = true;
             kill(pid, SIGKILL);
             break;
+        }
+        if (!signal_sent) {
+            auto until_signal = std::chrono::duration_cast<std::chrono::milliseconds>(
+                started + plan.after - std::chrono::steady_clock::now());
+            if (until_signal.count() <= 0) {
+                kill(pid, plan.number);
+                signal_sent = true;
+            } else {
+                left = std::min(left, until_signal);
+            }
         }
         int ready = poll(fds.data(), fds.size(), static_cast<int>(left.count()));
         if (ready < 0 && errno != EINTR) break;

@@ -185,6 +185,46 @@ TEST_F(LinuxLoader, TruncatedBzImagesFailNamingThePart) {
     EXPECT_NE(error_of(load_linux(*memory, image, {}, "")).find("before the protocol 2.12 fields"), std::string::npos);
 }
 
+// Every size the header states is checked against the file (syssize, payload, init_size).
+TEST_F(LinuxLoader, HeaderSizesMustFitTheFile) {
+    auto image = make_bzimage();
+    ASSERT_TRUE(load_linux(*memory, image, {}, ""));
+
+    auto short_by_one_paragraph = std::span(image).first(image.size() - 16);
+    auto truncated = error_of(load_linux(*memory, short_by_one_paragraph, {}, ""));
+    EXPECT_NE(truncated.find("syssize states a 12288-byte protected-mode kernel"), std::string::npos) << truncated;
+    EXPECT_NE(truncated.find("truncated"), std::string::npos) << truncated;
+
+    auto zero = image;
+    put_le(zero, bz::SysSize, 0, 4);
+    EXPECT_NE(error_of(load_linux(*memory, zero, {}, "")).find("syssize is 0"), std::string::npos);
+
+    auto huge = image;
+    put_le(huge, bz::SysSize, 0xffff'ffff, 4);  // 64 GiB: no wrap in the size arithmetic
+    EXPECT_NE(error_of(load_linux(*memory, huge, {}, "")).find("68719476720-byte"), std::string::npos);
+
+    auto payload = image;
+    put_le(payload, bz::PayloadOffset, 0xffff'ff00, 4);
+    put_le(payload, bz::PayloadLength, 0x200, 4);
+    auto outside = error_of(load_linux(*memory, payload, {}, ""));
+    EXPECT_NE(outside.find("payload of 512 bytes at offset 0xffffff00 lies outside"), std::string::npos) << outside;
+
+    auto small_init = error_of(load_linux(*memory, make_bzimage({.init_size = 0x1000}), {}, ""));
+    EXPECT_NE(small_init.find("init_size 0x1000 is smaller"), std::string::npos) << small_init;
+
+    // Bytes after the syssize kernel (a signature) are not loaded.
+    auto signed_image = image;
+    signed_image.resize(image.size() + 0x800, 0xee);
+    ASSERT_TRUE(load_linux(*memory, signed_image, {}, ""));
+    EXPECT_EQ(read_guest(*memory, pc::kKernelLoad + 0x3000, 16), std::vector<uint8_t>(16, 0));
+}
+
+// A pref_address near 2^64: the message states sizes and addresses, never a wrapped range.
+TEST_F(LinuxLoader, AddressesNearTheTopAreReportedUnwrapped) {
+    auto r = error_of(load_linux(*memory, make_bzimage({.pref_address = 0xffff'ffff'ffff'f000}), {}, ""));
+    EXPECT_NE(r.find("init_size 0x400000 bytes at 0xfffffffffffff000"), std::string::npos) << r;
+}
+
 TEST_F(LinuxLoader, KernelThatNeedsMoreThanRamFails) {
     auto r = load_linux(*memory, make_bzimage({.init_size = 0x800'0000}), {}, "");
     ASSERT_FALSE(r);
@@ -279,6 +319,11 @@ TEST(LinuxLoaderRealKernel, LoadsAHostKernel) {
     ASSERT_TRUE(state) << path << ": " << state.error().message;
     EXPECT_TRUE(state->efer & efer::LMA);
     EXPECT_GE(state->rip, pc::kKernelLoad);
+
+    // Its first 100,000 bytes are a truncated kernel, refused before anything runs.
+    auto truncated = load_linux(*memory, std::span(kernel).first(100'000), {}, "console=ttyS0");
+    ASSERT_FALSE(truncated);
+    EXPECT_NE(truncated.error().message.find("truncated"), std::string::npos) << truncated.error().message;
 }
 
 }  // namespace

@@ -101,11 +101,12 @@ inline std::vector<uint8_t> pattern(size_t size, uint8_t seed) {
 
 // bzImage setup header offsets (boot.rst).
 namespace bz {
-constexpr size_t SetupSects = 0x1f1, BootFlag = 0x1fe, Jump = 0x200, Header = 0x202, Version = 0x206,
+constexpr size_t SetupSects = 0x1f1, SysSize = 0x1f4, BootFlag = 0x1fe, Jump = 0x200, Header = 0x202, Version = 0x206,
                  TypeOfLoader = 0x210, LoadFlags = 0x211, Code32Start = 0x214, RamdiskImage = 0x218,
                  RamdiskSize = 0x21c, HeapEndPtr = 0x224, CmdLinePtr = 0x228, InitrdAddrMax = 0x22c,
                  KernelAlignment = 0x230, Relocatable = 0x234, XLoadFlags = 0x236, CmdlineSize = 0x238,
-                 PrefAddress = 0x258, InitSize = 0x260, HeaderEnd = 0x26c;
+                 PayloadOffset = 0x248, PayloadLength = 0x24c, PrefAddress = 0x258, InitSize = 0x260,
+                 HeaderEnd = 0x26c;
 // Zero page only.
 constexpr size_t AcpiRsdpAddr = 0x070, ExtRamdiskImage = 0x0c0, E820Entries = 0x1e8, E820Table = 0x2d0;
 }  // namespace bz
@@ -141,7 +142,11 @@ inline std::vector<uint8_t> make_bzimage(const BzOptions& o = {}) {
     put_le(image, bz::CmdlineSize, o.cmdline_size, 4);
     put_le(image, bz::PrefAddress, o.pref_address, 8);
     put_le(image, bz::InitSize, o.init_size, 4);
+    put_le(image, bz::SysSize, static_cast<uint32_t>((o.payload_size + 15) / 16), 4);
+    put_le(image, bz::PayloadOffset, 0x100, 4);
+    put_le(image, bz::PayloadLength, static_cast<uint32_t>(o.payload_size - 0x100 - 4), 4);
     auto payload = pattern(o.payload_size, 0x11);
+    payload.resize((o.payload_size + 15) / 16 * 16);  // build.c pads to whole paragraphs
     image.insert(image.end(), payload.begin(), payload.end());
     return image;
 }

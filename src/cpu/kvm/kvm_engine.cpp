@@ -227,6 +227,7 @@ void KvmEngine::join() {
 
 Result<void> KvmEngine::prepare_resume(const CpuState& boot) {
     for (size_t i = 0; i < vcpus_.size(); ++i) {
+        vcpus_[i]->rearm();
         auto r = i == 0 ? vcpus_[i]->set_state(boot) : Result<void>{};
         if (!r) return r;
         if (auto m = vcpus_[i]->set_mp_state(i == 0 ? KVM_MP_STATE_RUNNABLE : KVM_MP_STATE_UNINITIALIZED); !m)

@@ -199,24 +199,37 @@ Result<void> KvmVcpu::set_mp_state(uint32_t mp_state) {
 
 Result<void> KvmVcpu::start(const Platform& platform) {
     install_kick_handler();
+    std::lock_guard lock(thread_mutex_);
     if (thread_.joinable()) return fail("vCPU {} started while its thread still runs", index_);
-    // A restart after S3: forget the kick that stopped the previous run.
-    stop_requested_ = false;
-    __atomic_store_n(&run_->immediate_exit, 0, __ATOMIC_SEQ_CST);
+    // A stop that came first wins: the vCPU stays stopped, and join() has nothing to wait for.
+    if (stop_requested_) return {};
     thread_ = std::thread([this, &platform] { thread_main(platform); });
-    thread_started_ = true;
     return {};
 }
 
 void KvmVcpu::kick() {
+    std::lock_guard lock(thread_mutex_);
     stop_requested_ = true;
     // immediate_exit covers the window between the loop's check and the KVM_RUN ioctl.
     __atomic_store_n(&run_->immediate_exit, 1, __ATOMIC_SEQ_CST);
-    if (thread_started_ && thread_.joinable()) pthread_kill(thread_.native_handle(), kick_signal());
+    if (thread_.joinable()) pthread_kill(thread_.native_handle(), kick_signal());
 }
 
 void KvmVcpu::join() {
-    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+    std::thread thread;
+    {
+        std::lock_guard lock(thread_mutex_);
+        // A vCPU that ends the VM from its own thread cannot wait for itself; the machine joins it.
+        if (!thread_.joinable() || thread_.get_id() == std::this_thread::get_id()) return;
+        thread = std::move(thread_);
+    }
+    thread.join();
+}
+
+void KvmVcpu::rearm() {
+    std::lock_guard lock(thread_mutex_);
+    stop_requested_ = false;
+    __atomic_store_n(&run_->immediate_exit, 0, __ATOMIC_SEQ_CST);
 }
 
 void KvmVcpu::thread_main(const Platform& platform) {

@@ -9,6 +9,7 @@
 #include <linux/kvm.h>
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -32,10 +33,15 @@ public:
     [[nodiscard]] Result<CpuState> state() const;
     [[nodiscard]] Result<void> set_mp_state(uint32_t mp_state);
 
-    // Starts the thread; `platform` must outlive it.
+    // Starts the thread; `platform` must outlive it. After kick(), start() starts nothing until
+    // rearm(): a stop request is never lost, whenever it arrives.
     [[nodiscard]] Result<void> start(const Platform& platform);
+    // Asks the thread to finish (any thread, any time, more than once).
     void kick();
+    // Waits for the thread, if there is one (any thread but the vCPU's own).
     void join();
+    // After join(): forgets the stop request, so that start() runs the vCPU again (S3 resume).
+    void rearm();
 
 private:
     KvmVcpu(unsigned index, Fd fd, kvm_run* run, size_t run_size)
@@ -54,9 +60,9 @@ private:
     Fd fd_;
     kvm_run* run_;
     size_t run_size_;
+    std::mutex thread_mutex_;  // thread_ and the transitions of stop_requested_
     std::thread thread_;
     std::atomic<bool> stop_requested_{false};
-    std::atomic<bool> thread_started_{false};
 };
 
 }  // namespace strata::kvm
