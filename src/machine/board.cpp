@@ -120,6 +120,8 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
     return board;
 }
 
-void Board::console_input(std::span<const uint8_t> bytes) { com1_->receive(bytes); }
+size_t Board::console_input(std::span<const uint8_t> bytes) { return com1_->receive(bytes); }
+
+void Board::on_console_room(std::function<void()> notify) { com1_->set_room_notifier(std::move(notify)); }
 
 }  // namespace strata

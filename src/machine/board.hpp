@@ -8,6 +8,7 @@
 // belong to the CPU engine (in-kernel under KVM).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -31,8 +32,10 @@ public:
     [[nodiscard]] const Bus& pio() const { return pio_; }
     [[nodiscard]] const Bus& mmio() const { return mmio_; }
 
-    // Bytes typed on the console, for COM1.
-    void console_input(std::span<const uint8_t> bytes);
+    // Console input for COM1: returns how many of `bytes` it took (the rest must wait).
+    [[nodiscard]] size_t console_input(std::span<const uint8_t> bytes);
+    // Called (from a vCPU thread) when COM1 refused input and has room again.
+    void on_console_room(std::function<void()> notify);
 
 private:
     Board() = default;

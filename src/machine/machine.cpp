@@ -38,7 +38,10 @@ std::expected<std::unique_ptr<Machine>, StopReason> Machine::create(const Machin
     if (!memory) return std::unexpected(host_error(context(memory.error(), "--memory").error().message));
     auto stopped = EventFd::create();
     if (!stopped) return std::unexpected(host_error(stopped.error().message));
-    std::unique_ptr<Machine> machine(new Machine(config, std::move(*memory), std::move(*stopped), std::move(*signals)));
+    auto console_room = EventFd::create();
+    if (!console_room) return std::unexpected(host_error(console_room.error().message));
+    std::unique_ptr<Machine> machine(new Machine(config, std::move(*memory), std::move(*stopped),
+                                                 std::move(*console_room), std::move(*signals)));
 
     // The guest goes into RAM before any engine exists, so that a bad image is reported alone.
     auto entry = machine->load_guest();
@@ -52,6 +55,7 @@ std::expected<std::unique_ptr<Machine>, StopReason> Machine::create(const Machin
     auto board = Board::build(*machine->engine_, *machine, machine->memory_, config);
     if (!board) return std::unexpected(machine->creation_failure(context(board.error(), "board").error()));
     machine->board_ = std::move(*board);
+    machine->board_->on_console_room([m = machine.get()] { m->console_room_.notify(); });
 
     if (auto r = machine->engine_->set_boot_state(*entry); !r)
         return std::unexpected(machine->creation_failure(context(r.error(), "boot vCPU").error()));
@@ -211,9 +215,14 @@ void Machine::serve_console() {
     uint8_t buffer[4096];
 
     while (true) {
-        pollfd fds[3] = {{stopped_.fd(), POLLIN, 0}, {signals_.fd(), POLLIN, 0}, {config_.console_in, POLLIN, 0}};
-        nfds_t count = input_open ? 3 : 2;
-        if (::poll(fds, count, -1) < 0) {
+        // A pipe waits while COM1 has not taken what was read (back-pressure); a terminal is
+        // read on, so that the escape keys always work.
+        bool read_input = input_open && (pending_input_.empty() || (terminal_input && pending_input_.size() < kMaxPendingInput));
+        pollfd fds[4] = {{stopped_.fd(), POLLIN, 0},
+                         {signals_.fd(), POLLIN, 0},
+                         {console_room_.fd(), POLLIN, 0},
+                         {read_input ? config_.console_in : -1, POLLIN, 0}};
+        if (::poll(fds, 4, -1) < 0) {
             if (errno == EINTR) continue;
             request_stop(host_error(fmt::format("poll: {}", std::strerror(errno))));
             return;
@@ -223,26 +232,42 @@ void Machine::serve_console() {
             if (int signal = signals_.take()) request_stop(signal_stop(signal));
             continue;
         }
-        if (input_open && fds[2].revents) {
-            ssize_t n = ::read(config_.console_in, buffer, sizeof(buffer));
-            if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-            if (n <= 0) {
-                // End of input (a pipe or /dev/null): the guest keeps running without it.
-                input_open = false;
-                continue;
-            }
-            std::span<const uint8_t> input(buffer, static_cast<size_t>(n));
-            if (!terminal_input) {
-                board_->console_input(input);
-                continue;
-            }
-            to_guest.clear();
-            auto command = escape.feed(input, to_guest);
-            if (!to_guest.empty()) board_->console_input(to_guest);
-            if (command == EscapeFilter::Command::Help) (void)!::write(config_.console_out, EscapeFilter::kHelp, std::strlen(EscapeFilter::kHelp));
-            if (command == EscapeFilter::Command::Quit) request_stop({StopKind::UserQuit, 0, "quit from the console"});
+        if (fds[2].revents) {
+            console_room_.drain();
+            forward_console_input();
         }
+        if (!fds[3].revents) continue;
+        ssize_t n = ::read(config_.console_in, buffer, sizeof(buffer));
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (n <= 0) {
+            // End of input (a pipe or /dev/null): the guest keeps running without it.
+            input_open = false;
+            continue;
+        }
+        std::span<const uint8_t> input(buffer, static_cast<size_t>(n));
+        if (!terminal_input) {
+            pending_input_.assign(input.begin(), input.end());
+            forward_console_input();
+            continue;
+        }
+        to_guest.clear();
+        auto command = escape.feed(input, to_guest);
+        // Typed ahead of a guest that reads nothing: beyond the bound, keys are dropped, as a
+        // terminal's full input queue drops them.
+        size_t room = kMaxPendingInput - pending_input_.size();
+        pending_input_.insert(pending_input_.end(), to_guest.begin(),
+                              to_guest.begin() + static_cast<std::ptrdiff_t>(std::min(room, to_guest.size())));
+        forward_console_input();
+        if (command == EscapeFilter::Command::Help)
+            (void)!::write(config_.console_out, EscapeFilter::kHelp, std::strlen(EscapeFilter::kHelp));
+        if (command == EscapeFilter::Command::Quit) request_stop({StopKind::UserQuit, 0, "quit from the console"});
     }
+}
+
+void Machine::forward_console_input() {
+    if (pending_input_.empty()) return;
+    size_t taken = board_->console_input(pending_input_);
+    pending_input_.erase(pending_input_.begin(), pending_input_.begin() + static_cast<std::ptrdiff_t>(taken));
 }
 
 }  // namespace strata

@@ -39,10 +39,11 @@ public:
     void request_wake() override;
 
 private:
-    Machine(MachineConfig config, GuestMemory memory, EventFd stopped, SignalFd signals)
+    Machine(MachineConfig config, GuestMemory memory, EventFd stopped, EventFd console_room, SignalFd signals)
         : config_(std::move(config)),
           memory_(std::move(memory)),
           stopped_(std::move(stopped)),
+          console_room_(std::move(console_room)),
           signals_(std::move(signals)) {}
     // Writes the firmware tables and the kernel into RAM; returns the boot vCPU's entry state.
     [[nodiscard]] Result<CpuState> load_guest();
@@ -51,13 +52,20 @@ private:
     // The stop to report when creation failed with `error`: a signal that came first, else `error`.
     StopReason creation_failure(const Error& error);
     void serve_console();
+    // Hands pending console input to COM1, as much as it takes.
+    void forward_console_input();
     // After a wake from S3: the boot CPU restarts in real mode at the FACS waking vector.
     [[nodiscard]] Result<void> resume(const Platform& platform);
 
     MachineConfig config_;
     GuestMemory memory_;
     EventFd stopped_;
+    EventFd console_room_;  // COM1 can take input again
     SignalFd signals_;
+    // Console input read from the host but not yet taken by COM1. While it is not empty a pipe is
+    // not read (back-pressure); a terminal is, up to kMaxPendingInput, so that Ctrl-A x works.
+    static constexpr size_t kMaxPendingInput = 64 * 1024;
+    std::vector<uint8_t> pending_input_;
     std::unique_ptr<CpuEngine> engine_;
     std::unique_ptr<Board> board_;
 

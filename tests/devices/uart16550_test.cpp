@@ -21,8 +21,15 @@ struct Uart : ::testing::Test {
     std::vector<uint8_t> sent;
     Uart16550 uart{irq, [this](std::span<const uint8_t> bytes) { sent.insert(sent.end(), bytes.begin(), bytes.end()); }};
 
-    void receive(std::string_view text) {
-        uart.receive(std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+    size_t receive(std::string_view text) {
+        return uart.receive(std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+    }
+    // What a driver does once it is ready for input: raise DTR and RTS (and OUT2 for interrupts).
+    void raise_dtr_rts() { outb(uart, MCR, 0x0b); }
+    std::string drain() {
+        std::string got;
+        while (inb(uart, LSR) & 0x01) got.push_back(static_cast<char>(inb(uart, RBR)));
+        return got;
     }
 };
 
@@ -130,11 +137,10 @@ TEST_F(Uart, ThrWriteClearsPendingThreWithAFreshEdge) {
 TEST_F(Uart, InterruptPrioritiesFollowTheDatasheet) {
     outb(uart, FCR, 0x01);
     outb(uart, IER, 0x0f);
-    // Fill the 64 KiB backlog and one more byte: an overrun (line status), received data,
-    // THRE and a modem-status change are all pending at once.
-    std::vector<uint8_t> flood(Uart16550::kBacklogLimit + Uart16550::kFifoSize + 1, 'a');
-    uart.receive(flood);
-    outb(uart, MCR, 0x10);  // loopback drops CTS/DSR/DCD: modem status deltas
+    // Loopback drops CTS/DSR/DCD (modem status deltas); 17 looped-back bytes fill the FIFO and
+    // overrun it (line status), leave received data, and THRE follows the last one.
+    outb(uart, MCR, 0x10);
+    for (int i = 0; i < 17; ++i) outb(uart, THR, 'a');
     EXPECT_EQ(inb(uart, IIR), 0xc6) << "line status first";
     EXPECT_EQ(inb(uart, LSR) & 0x03, 0x03) << "data ready and overrun";
     EXPECT_EQ(inb(uart, IIR), 0xc4) << "then received data (FIFO above trigger level 1)";
@@ -149,6 +155,7 @@ TEST_F(Uart, InterruptPrioritiesFollowTheDatasheet) {
 TEST_F(Uart, FifoTriggerLevelSeparatesTimeoutFromDataAvailable) {
     outb(uart, FCR, 0x41);  // FIFO on, trigger level 4
     outb(uart, IER, 0x01);
+    raise_dtr_rts();
     receive("ab");
     EXPECT_TRUE(irq.level());
     EXPECT_EQ(inb(uart, IIR), 0xcc) << "below the trigger level: character timeout";
@@ -162,27 +169,61 @@ TEST_F(Uart, FifoTriggerLevelSeparatesTimeoutFromDataAvailable) {
 TEST_F(Uart, BacklogFeedsPastedTextWithoutLoss) {
     std::string text(1000, 'x');
     for (size_t i = 0; i < text.size(); ++i) text[i] = static_cast<char>('a' + i % 26);
+    raise_dtr_rts();
     for (uint8_t fcr : {uint8_t{0x00}, uint8_t{0xc1}}) {  // holding register only, then FIFO
         outb(uart, FCR, fcr);
-        receive(text);
-        std::string got;
-        while (inb(uart, LSR) & 0x01) got.push_back(static_cast<char>(inb(uart, RBR)));
-        EXPECT_EQ(got, text) << "FCR " << int{fcr};
+        EXPECT_EQ(receive(text), text.size());
+        EXPECT_EQ(drain(), text) << "FCR " << int{fcr};
         EXPECT_EQ(inb(uart, LSR) & 0x02, 0) << "no overrun";
     }
 }
 
-TEST_F(Uart, BacklogOverflowDropsAndFlagsOverrunOnce) {
+// Input that comes before the guest's driver is ready waits: the FIFO resets of its set-up
+// cannot lose it, and it arrives once DTR and RTS are up (as "abcq" piped to the echo guest).
+TEST_F(Uart, InputWaitsForDtrAndRtsAndSurvivesFifoResets) {
+    EXPECT_EQ(receive("abcq"), 4u);
+    EXPECT_EQ(inb(uart, LSR) & 0x01, 0) << "nothing before DTR and RTS";
+    outb(uart, FCR, 0x07);  // FIFOs on and cleared
+    outb(uart, MCR, 0x01);  // DTR alone (Linux's console set-up) is not enough
+    EXPECT_EQ(inb(uart, LSR) & 0x01, 0);
+    outb(uart, FCR, 0x00);  // the FIFO toggled off: cleared again
+    outb(uart, FCR, 0xc1);
+    raise_dtr_rts();
+    EXPECT_EQ(drain(), "abcq");
+    EXPECT_EQ(inb(uart, LSR) & 0x02, 0) << "no overrun";
+}
+
+TEST_F(Uart, LoopbackKeepsHostInputForLater) {
+    raise_dtr_rts();
+    outb(uart, MCR, 0x1b);  // loopback on
+    receive("xy");
+    outb(uart, THR, 'L');
+    EXPECT_EQ(drain(), "L") << "only the looped-back byte";
+    outb(uart, MCR, 0x0b);
+    EXPECT_EQ(drain(), "xy");
+}
+
+// A full backlog takes no more (the host keeps the rest: back-pressure, never loss) and says
+// when half of it is free again, once.
+TEST_F(Uart, FullBacklogPushesBackAndTellsWhenThereIsRoom) {
+    int notified = 0;
+    uart.set_room_notifier([&] { ++notified; });
     std::vector<uint8_t> flood(Uart16550::kBacklogLimit + 100, 'z');
-    uart.receive(flood);
-    EXPECT_EQ(inb(uart, LSR) & 0x02, 0x02);
-    EXPECT_EQ(inb(uart, LSR) & 0x02, 0) << "OE clears on read";
+    EXPECT_EQ(uart.receive(flood), Uart16550::kBacklogLimit);
+    EXPECT_EQ(uart.receive(flood), 0u);
+    raise_dtr_rts();
     size_t count = 0;
     while (inb(uart, LSR) & 0x01) {
-        inb(uart, RBR);
+        EXPECT_EQ(inb(uart, RBR), 'z');
         ++count;
+        // The FIFO-less holding register takes one byte from the backlog per read.
+        if (count + 1 < Uart16550::kBacklogLimit / 2) {  // one byte waits in the holding register
+            EXPECT_EQ(notified, 0) << count;
+        }
     }
-    EXPECT_EQ(count, Uart16550::kBacklogLimit + 1);  // the holding register plus a full backlog
+    EXPECT_EQ(count, Uart16550::kBacklogLimit);
+    EXPECT_EQ(notified, 1);
+    EXPECT_EQ(inb(uart, LSR) & 0x02, 0) << "no overrun: nothing was lost";
 }
 
 }  // namespace

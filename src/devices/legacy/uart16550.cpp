@@ -53,12 +53,21 @@ Uart16550::Uart16550(IrqLine& irq, Output output) : irq_(irq), output_(std::move
 }
 
 void Uart16550::read(uint64_t offset, std::span<uint8_t> data) {
-    std::lock_guard lock(mutex_);
-    for (size_t i = 0; i < data.size(); ++i) {
-        uint64_t reg = offset + i;
-        data[i] = reg < kWindowSize ? read_register(static_cast<uint8_t>(reg)) : uint8_t{0xff};
+    std::function<void()> notify;
+    {
+        std::lock_guard lock(mutex_);
+        for (size_t i = 0; i < data.size(); ++i) {
+            uint64_t reg = offset + i;
+            data[i] = reg < kWindowSize ? read_register(static_cast<uint8_t>(reg)) : uint8_t{0xff};
+        }
+        update_irq();
+        // The host stopped sending when the backlog was full; half of it free again, it may go on.
+        if (host_waiting_ && backlog_.size() <= kBacklogLimit / 2) {
+            host_waiting_ = false;
+            notify = room_notifier_;
+        }
     }
-    update_irq();
+    if (notify) notify();
 }
 
 void Uart16550::write(uint64_t offset, std::span<const uint8_t> data) {
@@ -77,21 +86,20 @@ void Uart16550::write(uint64_t offset, std::span<const uint8_t> data) {
     output_(std::span(&*transmitted, 1));
 }
 
-void Uart16550::receive(std::span<const uint8_t> bytes) {
+size_t Uart16550::receive(std::span<const uint8_t> bytes) {
     std::lock_guard lock(mutex_);
-    for (uint8_t byte : bytes) {
-        if (backlog_.empty() && rx_fifo_.size() < rx_capacity()) {
-            rx_fifo_.push_back(byte);
-            continue;
-        }
-        if (backlog_.size() >= kBacklogLimit) {
-            lsr_errors_ |= kLsrOverrun;  // the guest sees lost input as an overrun
-            continue;
-        }
-        backlog_.push_back(byte);
-    }
+    size_t room = kBacklogLimit - std::min(backlog_.size(), kBacklogLimit);
+    size_t taken = std::min(room, bytes.size());
+    backlog_.insert(backlog_.end(), bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(taken));
+    if (taken < bytes.size()) host_waiting_ = true;
     refill_rx();
     update_irq();
+    return taken;
+}
+
+void Uart16550::set_room_notifier(std::function<void()> notifier) {
+    std::lock_guard lock(mutex_);
+    room_notifier_ = std::move(notifier);
 }
 
 uint8_t Uart16550::read_register(uint8_t offset) {
@@ -187,6 +195,7 @@ void Uart16550::write_register(uint8_t offset, uint8_t value, std::optional<uint
             } else {
                 set_modem_inputs(kMsrCts | kMsrDsr | kMsrDcd);
             }
+            refill_rx();
             return;
         }
         case Reg::LineStatus:
@@ -213,7 +222,16 @@ size_t Uart16550::rx_trigger_level() const {
     return kLevels[(fcr_ & kFcrTriggerMask) >> 6];
 }
 
+bool Uart16550::receiver_ready() const {
+    // Hardware flow control as a terminal server does it: the host sends while the guest asserts
+    // DTR and RTS, and never into the loopback wiring. Bytes offered earlier wait in the backlog,
+    // so that the FIFO resets of a driver's set-up (Linux raises DTR and RTS only after its last
+    // one) lose none of them.
+    return (mcr_ & (kMcrDtr | kMcrRts)) == (kMcrDtr | kMcrRts) && !(mcr_ & kMcrLoop);
+}
+
 void Uart16550::refill_rx() {
+    if (!receiver_ready()) return;
     while (rx_fifo_.size() < rx_capacity() && !backlog_.empty()) {
         rx_fifo_.push_back(backlog_.front());
         backlog_.pop_front();

@@ -9,7 +9,11 @@
 //           THR; loopback (MCR bit 4) looping THR to RBR and RTS/DTR/OUT1/OUT2 to CTS/DSR/RI/DCD,
 //           so that Linux's 8250 autoconfig detects a 16550A; CTS/DSR/DCD asserted otherwise.
 //           Host input goes to a backlog of up to kBacklogLimit bytes that refills the RX FIFO as
-//           the guest drains it; beyond that bytes are dropped and LSR.OE reports the overrun.
+//           the guest drains it, but only while the guest asserts DTR and RTS outside loopback
+//           (hardware flow control), so that input sent before the guest's driver is ready is kept,
+//           not lost to its FIFO resets. A full backlog takes no more: receive() says how much it
+//           took, and the room notifier tells the host when it may send again. Host input is
+//           never dropped.
 // Missing:  baud-rate timing (bytes move instantly, so THR/TSR are always empty); the character
 //           timeout is reported as soon as the FIFO holds fewer bytes than the trigger level and
 //           the host has nothing more, instead of after four character times; parity, framing and
@@ -47,9 +51,12 @@ public:
     void read(uint64_t offset, std::span<uint8_t> data) override;
     void write(uint64_t offset, std::span<const uint8_t> data) override;
 
-    // Host input (console thread). Bytes beyond the backlog limit are dropped and flagged as an
-    // overrun in LSR.
-    void receive(std::span<const uint8_t> bytes);
+    // Host input (console thread): takes as many of `bytes` as the backlog has room for and
+    // returns that count. When it took fewer than offered, the room notifier is called once the
+    // guest has drained half the backlog.
+    size_t receive(std::span<const uint8_t> bytes);
+    // Called without the device's lock, from the vCPU thread that read the UART.
+    void set_room_notifier(std::function<void()> notifier);
 
 private:
     // Register offsets (PC16550D Table II); the same offset means different registers for
@@ -70,6 +77,7 @@ private:
     [[nodiscard]] uint8_t interrupt_identification() const;
     [[nodiscard]] size_t rx_capacity() const;
     [[nodiscard]] size_t rx_trigger_level() const;
+    [[nodiscard]] bool receiver_ready() const;
     void refill_rx();
     void push_rx(uint8_t byte);
     void set_modem_inputs(uint8_t status);
@@ -92,6 +100,8 @@ private:
     bool irq_level_ = false;
     std::deque<uint8_t> rx_fifo_;
     std::deque<uint8_t> backlog_;
+    bool host_waiting_ = false;  // receive() refused bytes; notify when there is room
+    std::function<void()> room_notifier_;
 };
 
 }  // namespace strata
