@@ -11,8 +11,9 @@
 namespace strata {
 
 // Creates the engine `accel` names. `auto` takes kvm where the host runs guest kernel mode
-// natively (VT-x/AMD-V); on other hosts it says why through `warn` and, until the soft engine
-// exists, still runs kvm, where guest kernel code is emulated by the host and slow.
+// natively (VT-x/AMD-V); on other hosts it still runs kvm until the soft engine exists, where
+// guest kernel code is emulated by the host and slow, and says so through `warn` once per user
+// and host.
 Result<std::unique_ptr<CpuEngine>> create_engine(Accel accel, const GuestMemory& memory, unsigned cpus,
                                                  const std::function<void(std::string_view)>& warn);
 

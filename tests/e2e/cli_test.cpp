@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <ostream>
@@ -148,6 +149,37 @@ TEST(CommandLine, RunWithoutKernelExits2) {
     auto r = run_process({STRATA_BINARY, "run"});
     EXPECT_EQ(r.exit_status, 2) << describe(r);
     EXPECT_NE(r.err.find("--kernel"), std::string::npos) << describe(r);
+}
+
+}  // namespace
+}  // namespace strata::e2e
+
+namespace strata::e2e {
+namespace {
+
+// On a host without hardware-assisted guest kernel mode (PVM here), the warning is one short line,
+// said on the first run only.
+TEST(CommandLine, SlowHostWarningIsShortAndSaidOnce) {
+    if (!kvm_usable()) GTEST_SKIP() << "needs /dev/kvm (read-write)";
+    std::string cache = ::testing::TempDir() + "strata-cli-cache";
+    std::filesystem::remove_all(cache);
+    const char* saved = std::getenv("XDG_CACHE_HOME");
+    std::string saved_value = saved ? saved : "";
+    setenv("XDG_CACHE_HOME", cache.c_str(), 1);
+    auto first = run_process({STRATA_BINARY, "run", "--test-devices", "--kernel", guest_path("hello")});
+    auto second = run_process({STRATA_BINARY, "run", "--test-devices", "--kernel", guest_path("hello")});
+    if (saved) setenv("XDG_CACHE_HOME", saved_value.c_str(), 1);
+    else unsetenv("XDG_CACHE_HOME");
+    std::filesystem::remove_all(cache);
+
+    EXPECT_EQ(first.exit_status, 1) << describe(first);
+    EXPECT_EQ(second.exit_status, 1) << describe(second);
+    EXPECT_EQ(second.err, "") << describe(second);
+    if (first.err.empty()) GTEST_SKIP() << "this host runs guest kernel mode natively: nothing to warn about";
+    EXPECT_EQ(line_count(first.err), 1u) << describe(first);
+    EXPECT_TRUE(first.err.starts_with("strata: warning: ")) << describe(first);
+    EXPECT_LE(first.err.size(), 120u) << describe(first);
+    EXPECT_NE(first.err.find("README"), std::string::npos) << describe(first);
 }
 
 }  // namespace
