@@ -3,7 +3,8 @@
  * B.4; Intel SDM vol. 3 §8.4.4.1) and waits until each has reached long mode and checked in.
  * The expected CPU count is "cpus=N" from the command line, else QEMU fw_cfg key 0x05
  * (FW_CFG_NB_CPUS, u16 little-endian; selector port 0x510, data port 0x511).
- * Output: "smp: N of N CPUs up (APIC ids ...)". Exit codes: 0 all up; 1 fewer arrived and none is
+ * Output: "smp: expecting N CPUs (from fw_cfg|from the command line; fw_cfg says M)", then
+ * "smp: N of N CPUs up (APIC ids ...)". Exit codes: 0 all up; 1 fewer arrived and none is
  * stuck half-way; 2 more arrived than expected; 3 an AP ran the trampoline but never reached
  * ap_main; 4 two CPUs report the same APIC id; 5 no usable CPU count.
  */
@@ -46,6 +47,9 @@ void guest_main(void) {
         printf("smp: no usable CPU count (fw_cfg says %u)\n", from_fw_cfg);
         guest_exit(5);
     }
+    bool from_cmdline = cmdline_u64("cpus", 0) != 0;
+    printf("smp: expecting %u CPUs (from %s; fw_cfg says %u)\n", expected, from_cmdline ? "the command line" : "fw_cfg",
+           from_fw_cfg);
     apic_ids[0] = lapic_id();
     outb(0x21, 0xff);  /* mask both 8259s: only the LAPIC timer should wake us */
     outb(0xa1, 0xff);

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include <atomic>
 #include <ctime>
 
@@ -222,14 +225,29 @@ TEST(RtcRealClock, PeriodicInterruptFires) {
     outb(rtc, 1, 0x02);  // PIE off: the thread goes quiet
 }
 
-TEST(RtcRealClock, DestroyingWhileTimerRunsIsClean) {
+// Destroying the RTC while its timer waits for the next interrupt wakes and joins the timer
+// thread at once (instead of waiting out the deadline), and nothing touches the line afterwards.
+TEST(RtcRealClock, DestroyingWhileTimerRunsStopsItAtOnce) {
     testing::FakeIrqLine irq;
     auto rtc = std::make_unique<CmosRtc>(irq);
     outb(*rtc, 0, 0x0a);
-    outb(*rtc, 1, 0x23);  // 8192 Hz
+    outb(*rtc, 1, 0x2f);  // RS = 15: 2 Hz, a deadline half a second away
+    outb(*rtc, 0, 0x0c);
+    inb(*rtc, 1);
     outb(*rtc, 0, 0x0b);
-    outb(*rtc, 1, 0x02 | 0x40);
+    outb(*rtc, 1, 0x02 | 0x40);  // PIE
+    ASSERT_TRUE(irq.wait_for_raises(1, std::chrono::milliseconds(2000))) << "the timer runs";
+    outb(*rtc, 0, 0x0c);
+    inb(*rtc, 1);  // acknowledged: the timer now waits for the next period
+    size_t changes = irq.levels().size();
+
+    auto start = std::chrono::steady_clock::now();
     rtc.reset();
+    auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_LT(took, std::chrono::milliseconds(250)) << "the destructor waited for the timer's deadline";
+
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));  // past the next 2 Hz period
+    EXPECT_EQ(irq.levels().size(), changes) << "the line changed after the RTC was destroyed";
 }
 
 }  // namespace

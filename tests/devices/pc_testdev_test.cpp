@@ -1,5 +1,8 @@
 #include "devices/test/pc_testdev.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include "base/checked.hpp"
@@ -38,15 +41,39 @@ TEST_F(TestDev, Scratch32AtAnyWidthAndOffset) {
     EXPECT_EQ(in(ports, 8, 1), 0x5au);
 }
 
-TEST_F(TestDev, FlushPageKeepsContentsAndIgnoresNonRam) {
+// Whether the host maps the page holding `host` right now (/proc/self/pagemap bit 63, "page
+// present"): what a flush takes away, so that KVM's MMU forgets the page as well.
+bool host_page_present(const void* host) {
+    int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return true;
+    uint64_t entry = 0;
+    off_t offset = static_cast<off_t>(reinterpret_cast<uintptr_t>(host) / 4096 * sizeof(entry));
+    bool read = ::pread(fd, &entry, sizeof(entry), offset) == sizeof(entry);
+    ::close(fd);
+    return !read || (entry >> 63) != 0;
+}
+
+TEST_F(TestDev, FlushPageUnmapsThePageKeepingItsContents) {
     ASSERT_TRUE(memory->write_obj<uint32_t>(0x201000, 0xdeadbeef));
-    out(*device->ports(), 4, 0x201234, 4);
-    auto value = memory->read_obj<uint32_t>(0x201000);
-    ASSERT_TRUE(value);
-    EXPECT_EQ(*value, 0xdeadbeefu);
+    ASSERT_TRUE(memory->write_obj<uint32_t>(0x202000, 0xfeedf00d));
+    const uint8_t* page = memory->translate(0x201000, 4096)->data();
+    const uint8_t* neighbour = memory->translate(0x202000, 4096)->data();
+    ASSERT_TRUE(host_page_present(page));
+
+    out(*device->ports(), 4, 0x201234, 4);  // any address in the page
+    EXPECT_FALSE(host_page_present(page)) << "the flushed page is unmapped";
+    EXPECT_TRUE(host_page_present(neighbour)) << "and only that page";
+    EXPECT_EQ(memory->read_obj<uint32_t>(0x201000).value(), 0xdeadbeefu) << "its contents come back";
+    EXPECT_TRUE(host_page_present(page));
     ASSERT_TRUE(memory->write_obj<uint32_t>(0x201000, 1)) << "page writable again";
-    out(*device->ports(), 4, 0xfee00000, 4);  // MMIO hole: nothing happens
+    EXPECT_EQ(memory->read_obj<uint32_t>(0x201000).value(), 1u);
+}
+
+TEST_F(TestDev, FlushPageIgnoresAddressesOutsideRam) {
+    out(*device->ports(), 4, 0xfee00000, 4);  // MMIO hole
     out(*device->ports(), 4, 0xffffffffffffffffull, 8);
+    out(*device->ports(), 4, 0xffffffffffffffffull, 4);
+    EXPECT_EQ(in(*device->ports(), 0, 4), 0u) << "the device still answers";
 }
 
 TEST_F(TestDev, IrqPortsDriveLines) {

@@ -6,7 +6,9 @@
 //           process then exits with (V << 1) | 1, as QEMU's isa-debug-exit (StopReason::exit_status).
 //           Reads return 0.
 // Missing:  nothing a guest relies on.
-// Spec:     QEMU hw/misc/debugexit.c (behaviour only); /work/shared/KVM-UNIT-TESTS.md.
+// Spec:     QEMU hw/misc/debugexit.c (behaviour only); kvm-unit-tests x86/run
+//           ("-device isa-debug-exit,iobase=0xf4,iosize=0x4") and lib/x86's exit(), which writes
+//           the test's status to that port.
 #pragma once
 
 #include "bus/bus_device.hpp"

@@ -85,10 +85,10 @@ void PcTestDev::State::flush_page(uint64_t gpa) const {
     if (!page) return;  // not RAM: nothing to flush
     void* host = page->data();
     if (reinterpret_cast<uintptr_t>(host) % kPageSize != 0) return;
-    // Changing the protection makes the kernel invalidate the page in KVM's MMU (through the MMU
-    // notifier), so the guest's next access exits to KVM and is emulated or re-mapped afresh.
-    mprotect(host, kPageSize, PROT_NONE);
-    mprotect(host, kPageSize, PROT_READ | PROT_WRITE);
+    // Dropping the host's page-table entry makes the kernel invalidate the page in KVM's MMU too
+    // (through the MMU notifier), so the guest's next access faults and is mapped afresh. Guest RAM
+    // is a shared memfd mapping: its contents stay in the memfd and come back on that fault.
+    madvise(host, kPageSize, MADV_DONTNEED);
 }
 
 void PcTestDev::State::read_irq(uint64_t /*offset*/, std::span<uint8_t> data) { std::ranges::fill(data, uint8_t{0}); }

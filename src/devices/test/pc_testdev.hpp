@@ -5,17 +5,19 @@
 //           the 24 interrupt lines it drives.
 // Features: three windows the board places separately.
 //           ports()     (0xe0-0xef): 0xe0-0xe3 a 32-bit scratch register at any width and byte
-//                       offset; 0xe4 "flush page": a write of a guest-physical address makes the
-//                       page's host mapping PROT_NONE and then read/write again, so KVM drops its
-//                       mapping and the guest's next access faults into KVM again (as QEMU does
-//                       under KVM); addresses outside RAM are ignored; 0xe8 a byte scratch
-//                       register. Other ports read all ones.
+//                       offset; 0xe4 "flush page": a write of a guest-physical address drops the
+//                       page's host mapping (MADV_DONTNEED on the shared memfd: the contents
+//                       stay), so KVM drops its mapping too and the guest's next access faults
+//                       into KVM again, as under QEMU; addresses outside RAM are ignored; 0xe8 a
+//                       byte scratch register. Other ports read all ones.
 //           irq_ports() (0x2000-0x2017): a byte write of v at offset n sets line n to (v != 0).
 //                       Every write reaches the line, even an unchanged level, because the test
 //                       device exists to let the guest drive its lines exactly as QEMU's does.
 //           mmio()      (64 KiB): scratch memory that reads back what was written at any width.
 // Missing:  nothing kvm-unit-tests uses.
-// Spec:     QEMU hw/misc/pc-testdev.c (behaviour only); /work/shared/KVM-UNIT-TESTS.md.
+// Spec:     QEMU hw/misc/pc-testdev.c (behaviour only); kvm-unit-tests x86/run, which adds
+//           "-device pc-testdev", and the tests that use it (x86/emulator.c, x86/eventinj.c,
+//           x86/realmode.c).
 #pragma once
 
 #include <array>
