@@ -21,6 +21,7 @@ constexpr uint64_t kPresent = 1ull << 0, kWritable = 1ull << 1, kLargePageBit = 
 constexpr unsigned kGdtEntries = 4;
 static_assert(pc::kBootGdt + kGdtEntries * 8 <= pc::kBootIdt);
 constexpr uint64_t kIdtBytes = 16;  // one zeroed 64-bit gate; the IDTR limit is 0 anyway
+static_assert(pc::kBootIdt + kIdtBytes <= pc::kBootTablesEnd);
 
 Result<void> write_tables(const GuestMemory& memory, const SegmentState& code, const SegmentState& data) {
     std::array<uint64_t, kGdtEntries> gdt{0, 0, gdt_descriptor(code), gdt_descriptor(data)};

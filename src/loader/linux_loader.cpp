@@ -74,7 +74,14 @@ Result<void> place_initrd(const GuestMemory& memory, BootParams& params, std::sp
 // 64-bit entry state.
 Result<CpuState> finish(GuestMemory& memory, BootParams& params, std::span<const uint8_t> initrd,
                         std::string_view cmdline, uint64_t kernel_end, uint64_t entry, uint64_t acpi_rsdp_addr) {
+    // The fields boot.rst marks "write" are the boot loader's: whatever the image carries in them
+    // is not the kernel's to see (a stale ramdisk or a setup_data pointer into garbage).
     params.hdr.type_of_loader = kTypeOfLoaderUndefined;
+    params.hdr.ext_loader_ver = 0;
+    params.hdr.ext_loader_type = 0;
+    params.hdr.ramdisk_image = params.hdr.ramdisk_size = 0;
+    params.ext_ramdisk_image = params.ext_ramdisk_size = 0;
+    params.hdr.setup_data = 0;
     // CAN_USE_HEAP with heap_end_ptr: harmless for the 64-bit entry and expected by setup code.
     params.hdr.loadflags = static_cast<uint8_t>(params.hdr.loadflags | loadflags::CanUseHeap);
     params.hdr.heap_end_ptr = kHeapEnd;
@@ -131,7 +138,9 @@ Result<CpuState> load_bzimage(GuestMemory& memory, std::span<const uint8_t> imag
         return fail("{} setup sectors ({} bytes) leave no protected-mode kernel in the {}-byte image", setup_sects,
                     setup_size, image.size());
     uint64_t kernel_size = uint64_t{hdr.syssize} * 16;
-    if (kernel_size == 0) return fail("syssize is 0: the header states no protected-mode kernel");
+    if (kernel_size <= kEntry64Offset)
+        return fail("syssize states a {}-byte protected-mode kernel, which ends before its 64-bit entry at offset {:#x}",
+                    kernel_size, kEntry64Offset);
     if (kernel_size > image.size() - setup_size)
         return fail("syssize states a {}-byte protected-mode kernel after {} setup bytes, but the image has only {} "
                     "bytes after them (truncated?)",

@@ -101,6 +101,7 @@ struct LowRange {
     const char* what;
 };
 constexpr LowRange kStrataLowRanges[] = {
+    {pc::kBootGdt, pc::kBootTablesEnd, "the boot GDT and IDT"},
     {pc::kMultibootInfo, pc::kMultibootInfoEnd, "the multiboot information"},
     {pc::kCmdline, pc::kCmdline + pc::kCmdlineMax, "the command line"},
     {pc::kMpTable, pc::kKernelLoad, "the EBDA, VGA hole and BIOS area (MP and ACPI tables)"},
@@ -236,12 +237,15 @@ Result<CpuState> load_multiboot(GuestMemory& memory, std::span<const uint8_t> ke
     info.flags |= info_flags::Cmdline;
     info.cmdline = static_cast<uint32_t>(pc::kCmdline);
 
-    // Modules: page-aligned (flags bit 0) one after another, after the kernel.
+    // Modules: page-aligned (flags bit 0) one after another, after the kernel, and clear of
+    // Strata's own structures where a kernel in low memory puts them next to those.
     std::vector<Module> list;
     uint64_t cursor = loaded->end;
     for (size_t i = 0; i < modules.size(); ++i) {
         const auto& module = modules[i];
         uint64_t start = align_up(cursor, kPageSize);
+        for (const auto& range : kStrataLowRanges)
+            if (start < range.end && start + module.data.size() > range.start) start = align_up(range.end, kPageSize);
         auto end = checked_add(start, module.data.size());
         if (!end || *end > k4GiB || !memory.contains(start, module.data.size()))
             return fail("multiboot: module {} ({}) of {} bytes does not fit in guest RAM below 4 GiB at {:#x}", i,

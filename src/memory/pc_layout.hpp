@@ -9,6 +9,7 @@ namespace strata::pc {
 // --- Guest-physical memory: boot structures written by the loaders (all below 1 MiB) ---
 constexpr uint64_t kBootGdt = 0x500;             // GDT used by the 64-bit Linux entry state
 constexpr uint64_t kBootIdt = 0x520;             // empty IDT
+constexpr uint64_t kBootTablesEnd = 0x530;       // end of the boot GDT and IDT
 constexpr uint64_t kZeroPage = 0x7000;           // Linux boot_params
 constexpr uint64_t kBootStack = 0x8ff0;          // initial stack for the boot CPU
 constexpr uint64_t kPml4 = 0x9000;               // identity page tables for the 64-bit entry

@@ -197,7 +197,13 @@ TEST_F(LinuxLoader, HeaderSizesMustFitTheFile) {
 
     auto zero = image;
     put_le(zero, bz::SysSize, 0, 4);
-    EXPECT_NE(error_of(load_linux(*memory, zero, {}, "")).find("syssize is 0"), std::string::npos);
+    EXPECT_NE(error_of(load_linux(*memory, zero, {}, "")).find("0-byte protected-mode kernel, which ends before"),
+              std::string::npos);
+    auto tiny = image;
+    put_le(tiny, bz::SysSize, 0x20, 4);  // 512 bytes: the 64-bit entry at +0x200 lies beyond it
+    EXPECT_NE(error_of(load_linux(*memory, tiny, {}, "")).find("512-byte protected-mode kernel, which ends before its "
+                                                               "64-bit entry"),
+              std::string::npos);
 
     auto huge = image;
     put_le(huge, bz::SysSize, 0xffff'ffff, 4);  // 64 GiB: no wrap in the size arithmetic
@@ -217,6 +223,20 @@ TEST_F(LinuxLoader, HeaderSizesMustFitTheFile) {
     signed_image.resize(image.size() + 0x800, 0xee);
     ASSERT_TRUE(load_linux(*memory, signed_image, {}, ""));
     EXPECT_EQ(read_guest(*memory, pc::kKernelLoad + 0x3000, 16), std::vector<uint8_t>(16, 0));
+}
+
+// What the image carries in the loader's own fields does not reach the kernel (found by fuzzing):
+// no initrd means no ramdisk, and setup_data is 0 since Strata passes none.
+TEST_F(LinuxLoader, LoaderFieldsOfTheImageAreNotPassedOn) {
+    auto image = make_bzimage();
+    put_le(image, bz::RamdiskImage, 0x1234'5000, 4);
+    put_le(image, bz::RamdiskSize, 0xffff'0000, 4);
+    put_le(image, 0x250, 0x1234'5000, 8);  // setup_data
+    ASSERT_TRUE(load_linux(*memory, image, {}, ""));
+    auto zero_page = read_guest(*memory, pc::kZeroPage, 4096);
+    EXPECT_EQ(test::get_le(zero_page, bz::RamdiskImage, 4), 0u);
+    EXPECT_EQ(test::get_le(zero_page, bz::RamdiskSize, 4), 0u);
+    EXPECT_EQ(test::get_le(zero_page, 0x250, 8), 0u);
 }
 
 // A pref_address near 2^64: the message states sizes and addresses, never a wrapped range.

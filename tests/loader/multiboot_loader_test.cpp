@@ -211,6 +211,29 @@ TEST_F(Multiboot, ModuleThatDoesNotFitIsNamed) {
     EXPECT_NE(r.error().message.find("module 0 (env)"), std::string::npos) << r.error().message;
 }
 
+// A kernel in low memory: its module goes after the kernel but clear of Strata's multiboot
+// information and command line, which would otherwise overwrite it (found by fuzzing).
+TEST_F(Multiboot, ModulesOfALowKernelSkipStrataStructures) {
+    auto image = pattern(0x1000, 8);
+    put_multiboot_header(image, 0x40, kAddressFields | 0x3, 0x1040, 0x1000, 0, 0x2000, 0x1080);
+    auto module = pattern(0x10000, 5);
+    auto state = load_multiboot(*memory, image, "", {{module, "big"}});
+    ASSERT_TRUE(state) << state.error().message;
+    uint64_t mods = guest_le(*memory, pc::kMultibootInfo + 24, 4);
+    uint64_t start = guest_le(*memory, mods, 4);
+    EXPECT_GE(start, pc::kCmdline + pc::kCmdlineMax) << "after the information and the command line";
+    EXPECT_EQ(guest_le(*memory, mods + 4, 4), start + module.size());
+    EXPECT_EQ(read_guest(*memory, start, module.size()), module) << "intact";
+}
+
+// Strata's boot GDT and IDT at 0x500 are as much its own as the multiboot information.
+TEST_F(Multiboot, KernelOverTheBootGdtIsRefused) {
+    auto image = pattern(0x200, 8);
+    put_multiboot_header(image, 0x40, kAddressFields | 0x3, 0x340, 0x300, 0, 0x600, 0x380);
+    auto r = error_of(load_multiboot(*memory, image, "", {}));
+    EXPECT_NE(r.find("image [0x300, 0x600) overlaps the boot GDT and IDT at [0x500, 0x530)"), std::string::npos) << r;
+}
+
 TEST_F(Multiboot, TooManyModuleStringsOverflowTheInfoArea) {
     std::vector<MultibootModule> modules(40, {pattern(1, 1), std::string(2000, 'm')});
     auto r = load_multiboot(*memory, make_flat(), "", modules);
