@@ -26,7 +26,7 @@ void install_fatal_handlers() {
         struct sigaction action{};
         action.sa_handler = restore_and_reraise;
         sigemptyset(&action.sa_mask);
-        action.sa_flags = SA_RESETHAND;
+        action.sa_flags = static_cast<int>(SA_RESETHAND);  // an unsigned constant in glibc
         sigaction(signal, &action, nullptr);
     }
 }

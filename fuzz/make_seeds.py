@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the fuzz targets to fuzz/corpus/<target>/.
+
+Usage: python3 fuzz/make_seeds.py
+
+The seeds are committed; run this again only when a loader's idea of a valid image changes. Each
+seed is small (a few KiB at most) and valid or nearly so, so that the fuzzer starts from inputs that
+get past the magic numbers. The images follow the layouts of tests/loader/test_images.hpp; the
+option bytes at the end of the loader seeds are described in each target's header comment.
+"""
+import os
+import shutil
+import struct
+
+CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+
+
+def pattern(size, seed):
+    return bytes((seed + i * 7) & 0xFF for i in range(size))
+
+
+def put(image, offset, fmt, value):
+    size = struct.calcsize(fmt)
+    if len(image) < offset + size:
+        image.extend(bytes(offset + size - len(image)))
+    image[offset:offset + size] = struct.pack(fmt, value)
+
+
+# --- ELF (gABI): header, program headers, `gap` spare bytes, then each segment's file bytes ---
+
+def elf(elf64, machine, entry, segments, gap=0):
+    """segments: (type, paddr, vaddr, data, mem_size)"""
+    header_size, phdr_size = (64, 56) if elf64 else (52, 32)
+    image = bytearray(header_size + phdr_size * len(segments) + gap)
+    image[0:7] = b"\x7fELF" + bytes([2 if elf64 else 1, 1, 1])
+    put(image, 16, "<H", 2)  # ET_EXEC
+    put(image, 18, "<H", machine)
+    put(image, 20, "<I", 1)
+    if elf64:
+        put(image, 24, "<Q", entry)
+        put(image, 32, "<Q", header_size)
+        put(image, 52, "<H", header_size)
+        put(image, 54, "<H", phdr_size)
+        put(image, 56, "<H", len(segments))
+    else:
+        put(image, 24, "<I", entry)
+        put(image, 28, "<I", header_size)
+        put(image, 40, "<H", header_size)
+        put(image, 42, "<H", phdr_size)
+        put(image, 44, "<H", len(segments))
+    for i, (ptype, paddr, vaddr, data, mem_size) in enumerate(segments):
+        ph = header_size + i * phdr_size
+        offset = len(image)
+        image.extend(data)
+        if elf64:
+            image[ph:ph + 56] = struct.pack("<IIQQQQQQ", ptype, 5, offset, vaddr, paddr, len(data), mem_size, 0x1000)
+        else:
+            image[ph:ph + 32] = struct.pack("<IIIIIIII", ptype, offset, vaddr, paddr, len(data), mem_size, 5, 0x1000)
+    return image
+
+
+EM_386, EM_X86_64, PT_LOAD, PT_NOTE = 3, 62, 1, 4
+
+
+# --- bzImage (Linux Documentation/arch/x86/boot.rst, "The real-mode kernel header") ---
+
+def bzimage(version=0x020F, setup_sects=1, relocatable=True, pref_address=0x40_0000, init_size=0x10_0000,
+            cmdline_size=255, initrd_addr_max=0x7FFF_FFFF, xloadflags=1, payload_size=0x400, payload_offset=0x100,
+            payload_length=0x2FC, boot_flag=True, header_end=0x26C):
+    setup_size = ((setup_sects or 4) + 1) * 512
+    image = bytearray(setup_size)
+    image[0x1F1] = setup_sects
+    if boot_flag:
+        put(image, 0x1FE, "<H", 0xAA55)
+    image[0x200] = 0xEB
+    image[0x201] = header_end - 0x202
+    put(image, 0x202, "<I", 0x53726448)  # "HdrS"
+    put(image, 0x206, "<H", version)
+    image[0x211] = 0x01  # LOADED_HIGH
+    put(image, 0x214, "<I", 0x100000)
+    put(image, 0x22C, "<I", initrd_addr_max)
+    put(image, 0x230, "<I", 0x20_0000)
+    image[0x234] = 1 if relocatable else 0
+    put(image, 0x236, "<H", xloadflags)
+    put(image, 0x238, "<I", cmdline_size)
+    put(image, 0x258, "<Q", pref_address)
+    put(image, 0x260, "<I", init_size)
+    paragraphs = (payload_size + 15) // 16
+    put(image, 0x1F4, "<I", paragraphs)  # syssize
+    put(image, 0x248, "<I", payload_offset)
+    put(image, 0x24C, "<I", payload_length)
+    image.extend(pattern(paragraphs * 16, 0x11))
+    return image
+
+
+def linux_options(initrd_size=0, cmdline_length=0, longer=False, nul=False, rsdp=False):
+    """linux_boot_checks.hpp: initrd size / 16, command line length, flags."""
+    return struct.pack("<HHB", initrd_size // 16, cmdline_length, longer | nul << 1 | rsdp << 2)
+
+
+# --- multiboot v1 (Multiboot Specification 0.6.96 §3.1) ---
+
+def multiboot_header(image, offset, flags, header_addr=0, load_addr=0, load_end=0, bss_end=0, entry=0):
+    put(image, offset, "<I", 0x1BADB002)
+    put(image, offset + 4, "<I", flags)
+    put(image, offset + 8, "<I", (-(0x1BADB002 + flags)) & 0xFFFFFFFF)
+    if flags & (1 << 16):
+        image[offset + 12:offset + 32] = struct.pack("<IIIII", header_addr, load_addr, load_end, bss_end, entry)
+
+
+def multiboot_options(cmdline_length=0, module_size=0, module_string=0, modules=0, longer=False, nul=False):
+    """multiboot_fuzz.cpp: command line length, module size, module string length, count, flags."""
+    return struct.pack("<HHHBB", cmdline_length, module_size, module_string, modules, longer | nul << 1)
+
+
+def flat(flags=0, paddr=0x40_0000, elf64=False):
+    """Like a kvm-unit-tests .flat: ELF32 (or ELF64) with a multiboot header after the program header."""
+    image = elf(elf64, EM_X86_64 if elf64 else EM_386, paddr + 0x10,
+                [(PT_LOAD, paddr, paddr, pattern(0x300, 7), 0x1000)], gap=16)
+    multiboot_header(image, (64 + 56) if elf64 else (52 + 32), flags)
+    return image
+
+
+def aout(load_end=0, bss_end=0x20_3000, entry=0x20_0080, header_offset=0x40, size=0x600):
+    image = bytearray(pattern(size, 8))
+    multiboot_header(image, header_offset, 0x10003, 0x20_0000 + header_offset, 0x20_0000, load_end, bss_end, entry)
+    return image
+
+
+def seeds():
+    kernel = 0x20_0000  # everything fits the targets' 16 MiB of guest RAM (fuzz_support.hpp)
+    yield "bzimage", {
+        "relocatable": bzimage() + linux_options(initrd_size=0x1000, cmdline_length=24),
+        "fixed-address": bzimage(relocatable=False, pref_address=0x20_0000) + linux_options(cmdline_length=8),
+        "setup-sects-0": bzimage(setup_sects=0, version=0x020C) + linux_options(initrd_size=0x100, rsdp=True),
+        "hdrs-only": bzimage(boot_flag=False, init_size=0x1000) + linux_options(),
+        "cmdline-too-long": bzimage(cmdline_size=16) + linux_options(cmdline_length=17),
+        "initrd-no-room": bzimage(initrd_addr_max=0x10_0000) + linux_options(initrd_size=0x2000),
+        "old-protocol": bzimage(version=0x020B) + linux_options(),
+        # The 64-bit entry is at 0x200 into the protected-mode kernel; this one is just long enough.
+        "small-kernel": bzimage(payload_size=0x210, payload_offset=0x10, payload_length=0x100) + linux_options(),
+    }
+    yield "vmlinux", {
+        "one-segment": elf(True, EM_X86_64, kernel, [(PT_LOAD, kernel, kernel, pattern(0x200, 1), 0x1000)])
+        + linux_options(initrd_size=0x800, cmdline_length=32),
+        "virtual-entry": elf(True, EM_X86_64, 0xFFFF_FFFF_8000_0000 + kernel + 0x40,
+                             [(PT_LOAD, kernel, 0xFFFF_FFFF_8000_0000 + kernel, pattern(0x100, 2), 0x100),
+                              (PT_NOTE, 0, 0, pattern(0x20, 3), 0x20),
+                              (PT_LOAD, kernel + 0x20_0000, 0xFFFF_FFFF_8000_0000 + kernel + 0x20_0000,
+                               pattern(0x80, 4), 0x2000)])
+        + linux_options(cmdline_length=0x100, rsdp=True),
+        "below-1mib": elf(True, EM_X86_64, 0x8_0000, [(PT_LOAD, 0x8_0000, 0x8_0000, pattern(0x40, 5), 0x40)])
+        + linux_options(),
+        "elf32": elf(False, EM_386, kernel, [(PT_LOAD, kernel, kernel, pattern(0x40, 6), 0x40)]) + linux_options(),
+    }
+    yield "elf", {
+        "elf64": elf(True, EM_X86_64, kernel, [(PT_LOAD, kernel, kernel, pattern(0x200, 1), 0x1000)]),
+        "elf32-bss": elf(False, EM_386, 0x40_0010, [(PT_LOAD, 0x40_0000, 0x40_0000, pattern(0x180, 2), 0x3000),
+                                                   (PT_LOAD, 0x40_4000, 0x40_4000, pattern(0x40, 3), 0x40)]),
+        "note-and-empty": elf(True, EM_X86_64, kernel, [(PT_NOTE, 0, 0, pattern(0x10, 4), 0x10),
+                                                       (PT_LOAD, 0x80_0000, 0x80_0000, b"", 0),
+                                                       (PT_LOAD, kernel, kernel, pattern(0x20, 5), 0x20)]),
+        "outside-ram": elf(True, EM_X86_64, 0x1_0000_0000,
+                           [(PT_LOAD, 0x1_0000_0000, 0x1_0000_0000, pattern(0x20, 6), 0x20)]),
+    }
+    yield "multiboot", {
+        "elf32-flat": flat() + multiboot_options(cmdline_length=9, module_size=0x123, module_string=9, modules=2),
+        "elf32-flags3": flat(flags=3) + multiboot_options(cmdline_length=0x40),
+        "elf32-low": flat(paddr=0x8000) + multiboot_options(module_size=0x10, modules=1),
+        "elf64": flat(elf64=True) + multiboot_options(cmdline_length=4, module_size=0x20, module_string=4, modules=1),
+        "video-mode": flat(flags=4) + multiboot_options(),
+        "aout-kludge": aout() + multiboot_options(cmdline_length=12, module_size=0x80, module_string=6, modules=3),
+        "aout-load-end": aout(load_end=0x20_0400, bss_end=0) + multiboot_options(cmdline_length=1),
+    }
+    yield "parse_size", {name: text.encode() for name, text in {
+        "512M": "512M", "2G": "2G", "bare": "1", "zero": "0", "64KiB": "64KiB", "3T": "3T", "1g": "1g",
+        "max": "18446744073709551615", "max-t": "16777215T", "overflow-t": "16777216T", "junk": "1x",
+        "empty": "", "minus": "-1", "space": " 1M", "hex": "0x10",
+    }.items()}
+    yield "parse_count", {name: struct.pack("<QQ", low, high) + text.encode() for name, (low, high, text) in {
+        "cpus": (1, 254, "4"), "above": (1, 254, "255"), "below": (1, 254, "0"), "plus": (1, 254, "+4"),
+        "leading-zero": (1, 254, "04"), "max": (0, 2**64 - 1, "18446744073709551615"),
+        "overflow": (0, 2**64 - 1, "18446744073709551616"), "empty-range": (5, 1, "3"), "space": (0, 9, "1 "),
+    }.items()}
+
+
+def main():
+    for target, files in seeds():
+        directory = os.path.join(CORPUS, target)
+        shutil.rmtree(directory, ignore_errors=True)
+        os.makedirs(directory)
+        for name, data in files.items():
+            with open(os.path.join(directory, name), "wb") as out:
+                out.write(data)
+        print(f"{directory}: {len(files)} seeds, largest {max(len(d) for d in files.values())} bytes")
+
+
+if __name__ == "__main__":
+    main()
