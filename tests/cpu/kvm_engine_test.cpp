@@ -17,7 +17,6 @@
 
 #include "base/bytes.hpp"
 #include "base/checked.hpp"
-#include "cpu/kvm/cpuid_policy.hpp"
 
 namespace strata {
 namespace {
@@ -258,37 +257,6 @@ TEST(KvmEngine, StopAtAnyMomentOfStartStopsEveryVcpu) {
             return;
         }
     }
-}
-
-TEST(CpuidPolicy, TopologyAndHypervisorBit) {
-    std::vector<kvm_cpuid_entry2> entries(3);
-    entries[0].function = 1;
-    entries[0].ecx = 1u << 3;  // MONITOR
-    entries[1].function = 0xb;
-    entries[1].index = 1;
-    entries[2].function = 0xb;
-    entries[2].index = 0;
-    kvm::apply_cpuid_policy(entries, 3, 4);
-    EXPECT_EQ(entries[0].ebx >> 24, 3u);            // APIC id
-    EXPECT_EQ((entries[0].ebx >> 16) & 0xff, 4u);   // logical processors
-    EXPECT_TRUE(entries[0].ecx & (1u << 31));       // hypervisor
-    EXPECT_FALSE(entries[0].ecx & (1u << 3));       // no MONITOR/MWAIT
-    EXPECT_TRUE(entries[0].edx & (1u << 28));       // HTT with more than one CPU
-    EXPECT_EQ(entries[1].ebx, 4u);                  // cores at the core level
-    EXPECT_EQ(entries[1].eax, 2u);                  // two bits of core id
-    EXPECT_EQ(entries[1].edx, 3u);                  // x2APIC id
-    EXPECT_EQ(entries[2].ebx, 1u);                  // one thread per core
-}
-
-TEST(CpuidPolicy, HidesWhatTheHostCannotRunAndOnlyThat) {
-    constexpr uint32_t cx16 = 1u << 13, xsave = 1u << 26;
-    std::vector<kvm_cpuid_entry2> entries(1);
-    entries[0].function = 1;
-    entries[0].ecx = cx16 | xsave;
-    kvm::apply_cpuid_policy(entries, 0, 1);
-    EXPECT_EQ(entries[0].ecx & (cx16 | xsave), cx16 | xsave);
-    kvm::apply_cpuid_policy(entries, 0, 1, {.no_cmpxchg16b = true});
-    EXPECT_EQ(entries[0].ecx & (cx16 | xsave), xsave);
 }
 
 }  // namespace

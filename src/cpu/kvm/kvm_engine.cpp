@@ -95,11 +95,11 @@ Result<std::unique_ptr<KvmEngine>> KvmEngine::create(const GuestMemory& memory, 
     if (run_size <= 0) return fail_errno("KVM_GET_VCPU_MMAP_SIZE");
 
     // KVM's supported CPUID set; each vCPU gets its own copy shaped by the policy.
-    std::vector<kvm_cpuid_entry2> supported;
+    CpuidTable supported;
     for (uint32_t capacity = 64; capacity <= 4096; capacity *= 2) {
         FlexArray<kvm_cpuid_entry2> cpuid(capacity);
         if (::ioctl(engine->kvm_.get(), kGetSupportedCpuid, cpuid.get()) == 0) {
-            supported.assign(cpuid.entries(), cpuid.entries() + cpuid.count());
+            for (uint32_t i = 0; i < cpuid.count(); ++i) supported.push_back(from_kvm_cpuid(cpuid.entries()[i]));
             break;
         }
         if (errno != E2BIG) return fail_errno("KVM_GET_SUPPORTED_CPUID");

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "cpu/cpuid.hpp"
+
 namespace strata::kvm {
 
 // <linux/kvm.h> ends kvm_irq_routing, kvm_cpuid2 and kvm_msrs with __DECLARE_FLEX_ARRAY, which in
@@ -70,6 +72,25 @@ public:
 private:
     int fd_ = -1;
 };
+
+// KVM's CPUID entries and the engine-neutral table (cpu/cpuid.hpp). Only the significant-index
+// flag means anything to KVM_SET_CPUID2; the others are obsolete.
+inline CpuidLeaf from_kvm_cpuid(const kvm_cpuid_entry2& e) {
+    return {.function = e.function, .index = e.index, .indexed = (e.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) != 0,
+            .eax = e.eax, .ebx = e.ebx, .ecx = e.ecx, .edx = e.edx};
+}
+
+inline kvm_cpuid_entry2 to_kvm_cpuid(const CpuidLeaf& leaf) {
+    kvm_cpuid_entry2 e{};
+    e.function = leaf.function;
+    e.index = leaf.index;
+    e.flags = leaf.indexed ? KVM_CPUID_FLAG_SIGNIFCANT_INDEX : 0;
+    e.eax = leaf.eax;
+    e.ebx = leaf.ebx;
+    e.ecx = leaf.ecx;
+    e.edx = leaf.edx;
+    return e;
+}
 
 // ioctl that retries on EINTR where the call is not one that should be interrupted.
 template <class... Args>

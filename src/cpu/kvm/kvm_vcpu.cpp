@@ -8,7 +8,6 @@
 #include <mutex>
 
 #include "base/checked.hpp"
-#include "cpu/kvm/cpuid_policy.hpp"
 
 namespace strata::kvm {
 
@@ -82,7 +81,7 @@ SegmentState from_kvm(const kvm_segment& k) {
 }  // namespace
 
 Result<std::unique_ptr<KvmVcpu>> KvmVcpu::create(int vm_fd, unsigned index, size_t run_size,
-                                                 const std::vector<kvm_cpuid_entry2>& supported_cpuid,
+                                                 const CpuidTable& supported_cpuid,
                                                  unsigned cpus, HostQuirks quirks) {
     Fd fd(ioctl_retry(vm_fd, KVM_CREATE_VCPU, static_cast<unsigned long>(index)));
     if (!fd.valid()) return fail_errno("KVM_CREATE_VCPU");
@@ -99,12 +98,11 @@ KvmVcpu::~KvmVcpu() {
     ::munmap(run_, run_size_);
 }
 
-Result<void> KvmVcpu::configure(const std::vector<kvm_cpuid_entry2>& supported_cpuid, unsigned cpus,
-                                HostQuirks quirks) {
-    std::vector<kvm_cpuid_entry2> entries = supported_cpuid;
-    apply_cpuid_policy(entries, index_, cpus, quirks);
-    FlexArray<kvm_cpuid_entry2> cpuid(entries.size());
-    std::memcpy(cpuid.entries(), entries.data(), entries.size() * sizeof(kvm_cpuid_entry2));
+Result<void> KvmVcpu::configure(const CpuidTable& supported_cpuid, unsigned cpus, HostQuirks quirks) {
+    CpuidTable table = supported_cpuid;
+    apply_cpuid_policy(table, index_, cpus, quirks);
+    FlexArray<kvm_cpuid_entry2> cpuid(table.size());
+    for (size_t i = 0; i < table.size(); ++i) cpuid.entries()[i] = to_kvm_cpuid(table[i]);
     if (ioctl_retry(fd_.get(), kSetCpuid2, cpuid.get()) < 0) return fail_errno("KVM_SET_CPUID2");
 
     // MSRs one at a time: a host KVM that lacks one of these optional MSRs must not stop the VM.

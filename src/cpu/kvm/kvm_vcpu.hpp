@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "cpu/engine.hpp"
-#include "cpu/kvm/cpuid_policy.hpp"
+#include "cpu/cpuid.hpp"
 #include "cpu/kvm/kvm_fd.hpp"
 
 namespace strata::kvm {
@@ -23,7 +23,7 @@ class KvmVcpu {
 public:
     // Creates vCPU `index` of `vm_fd`; `run_size` is KVM_GET_VCPU_MMAP_SIZE.
     static Result<std::unique_ptr<KvmVcpu>> create(int vm_fd, unsigned index, size_t run_size,
-                                                   const std::vector<kvm_cpuid_entry2>& supported_cpuid,
+                                                   const CpuidTable& supported_cpuid,
                                                    unsigned cpus, HostQuirks quirks);
     ~KvmVcpu();
     KvmVcpu(const KvmVcpu&) = delete;
@@ -47,7 +47,7 @@ private:
     KvmVcpu(unsigned index, Fd fd, kvm_run* run, size_t run_size)
         : index_(index), fd_(std::move(fd)), run_(run), run_size_(run_size) {}
 
-    [[nodiscard]] Result<void> configure(const std::vector<kvm_cpuid_entry2>& supported_cpuid, unsigned cpus,
+    [[nodiscard]] Result<void> configure(const CpuidTable& supported_cpuid, unsigned cpus,
                                          HostQuirks quirks);
     void thread_main(const Platform& platform);
     // Handles one exit; returns false when this vCPU must finish.

@@ -1,13 +1,17 @@
-#include "cpu/kvm/cpuid_policy.hpp"
+#include "cpu/cpuid.hpp"
 
 #include <bit>
 #include <cstdint>
 
-namespace strata::kvm {
+namespace strata {
 
 namespace {
 
+constexpr uint32_t kLeafMaxBasic = 0x0;
 constexpr uint32_t kLeafFeatures = 0x1;
+constexpr uint32_t kLeafMaxHypervisor = 0x4000'0000;
+constexpr uint32_t kLeafHypervisorEnd = 0x5000'0000;  // 0x40000000-0x4fffffff: the hypervisor's
+constexpr uint32_t kLeafMaxExtended = 0x8000'0000;
 constexpr uint32_t kLeafCacheParams = 0x4;
 constexpr uint32_t kLeafTopology = 0xb;
 constexpr uint32_t kLeafTopologyV2 = 0x1f;
@@ -21,7 +25,7 @@ constexpr uint32_t kEdxHtt = 1u << 28;
 // Bits needed to number `count` things.
 uint32_t id_bits(unsigned count) { return count <= 1 ? 0 : static_cast<uint32_t>(std::bit_width(count - 1u)); }
 
-void set_topology_level(kvm_cpuid_entry2& e, unsigned apic_id, unsigned cpus) {
+void set_topology_level(CpuidLeaf& e, unsigned apic_id, unsigned cpus) {
     // Subleaf 0: SMT (one thread per core); subleaf 1: cores; higher: invalid.
     e.edx = apic_id;
     switch (e.index) {
@@ -45,9 +49,8 @@ void set_topology_level(kvm_cpuid_entry2& e, unsigned apic_id, unsigned cpus) {
 
 }  // namespace
 
-void apply_cpuid_policy(std::vector<kvm_cpuid_entry2>& entries, unsigned apic_id, unsigned cpus,
-                        HostQuirks quirks) {
-    for (auto& e : entries) {
+void apply_cpuid_policy(CpuidTable& table, unsigned apic_id, unsigned cpus, HostQuirks quirks) {
+    for (auto& e : table) {
         switch (e.function) {
             case kLeafFeatures:
                 // EBX[31:24] initial APIC id, EBX[23:16] addressable logical processors.
@@ -80,4 +83,30 @@ void apply_cpuid_policy(std::vector<kvm_cpuid_entry2>& entries, unsigned apic_id
     }
 }
 
-}  // namespace strata::kvm
+CpuidLeaf cpuid_lookup(const CpuidTable& table, uint32_t function, uint32_t index) {
+    auto find = [&](uint32_t wanted, uint32_t subleaf) -> const CpuidLeaf* {
+        for (const auto& leaf : table)
+            if (leaf.function == wanted && (!leaf.indexed || leaf.index == subleaf)) return &leaf;
+        return nullptr;
+    };
+    // The highest function of a range is what the range's first leaf reports in EAX.
+    auto highest = [&](uint32_t range_start) {
+        const CpuidLeaf* leaf = find(range_start, 0);
+        return leaf ? leaf->eax : range_start;
+    };
+
+    const CpuidLeaf* leaf = nullptr;
+    if (function >= kLeafMaxHypervisor && function < kLeafHypervisorEnd) {
+        leaf = find(function, index);  // the hypervisor's own leaves: there or zero
+    } else {
+        uint32_t range_start = function >= kLeafMaxExtended ? kLeafMaxExtended : kLeafMaxBasic;
+        uint32_t answered = function > highest(range_start) ? highest(kLeafMaxBasic) : function;
+        leaf = find(answered, index);
+    }
+    CpuidLeaf answer = leaf ? *leaf : CpuidLeaf{};
+    answer.function = function;
+    answer.index = index;
+    return answer;
+}
+
+}  // namespace strata
