@@ -36,6 +36,11 @@ public:
     // Sets the boot CPU's entry state; the others wait for INIT-SIPI-SIPI.
     [[nodiscard]] virtual Result<void> set_boot_state(const CpuState& state) = 0;
 
+    // The whole state of vCPU `index` (extended part included), and setting it; only while the
+    // vCPUs are not running (before start(), after join()).
+    [[nodiscard]] virtual Result<CpuState> vcpu_state(unsigned index) const = 0;
+    [[nodiscard]] virtual Result<void> set_vcpu_state(unsigned index, const CpuState& state) = 0;
+
     // Starts one host thread per vCPU; `platform` must outlive them (until join()).
     [[nodiscard]] virtual Result<void> start(const Platform& platform) = 0;
     // Asks every vCPU thread to finish (any thread may call it, more than once, at any moment: a

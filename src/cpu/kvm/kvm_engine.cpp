@@ -211,6 +211,16 @@ IrqLine* KvmEngine::irq_line(unsigned gsi) { return gsi < lines_.size() ? lines_
 
 Result<void> KvmEngine::set_boot_state(const CpuState& state) { return vcpus_.front()->set_state(state); }
 
+Result<CpuState> KvmEngine::vcpu_state(unsigned index) const {
+    if (index >= vcpus_.size()) return fail("vCPU {} does not exist ({} vCPUs)", index, vcpus_.size());
+    return vcpus_[index]->state();
+}
+
+Result<void> KvmEngine::set_vcpu_state(unsigned index, const CpuState& state) {
+    if (index >= vcpus_.size()) return fail("vCPU {} does not exist ({} vCPUs)", index, vcpus_.size());
+    return vcpus_[index]->set_state(state);
+}
+
 Result<void> KvmEngine::start(const Platform& platform) {
     for (auto& vcpu : vcpus_)
         if (auto r = vcpu->start(platform); !r) return r;

@@ -41,6 +41,8 @@ public:
     [[nodiscard]] unsigned vcpu_count() const override { return static_cast<unsigned>(vcpus_.size()); }
     [[nodiscard]] IrqLine* irq_line(unsigned gsi) override;
     [[nodiscard]] Result<void> set_boot_state(const CpuState& state) override;
+    [[nodiscard]] Result<CpuState> vcpu_state(unsigned index) const override;
+    [[nodiscard]] Result<void> set_vcpu_state(unsigned index, const CpuState& state) override;
     [[nodiscard]] Result<void> start(const Platform& platform) override;
     void stop() override;
     void join() override;

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 
@@ -35,11 +36,7 @@ constexpr uint32_t kDeliveryExtInt = 0x7u << 8;
 constexpr uint32_t kDeliveryNmi = 0x4u << 8;
 
 // MSRs every vCPU starts with, as firmware leaves them (Intel SDM vol. 4).
-struct MsrValue {
-    uint32_t index;
-    uint64_t value;
-};
-constexpr MsrValue kInitialMsrs[] = {
+const MsrValue kInitialMsrs[] = {
     {0x174, 0},                  // IA32_SYSENTER_CS
     {0x175, 0},                  // IA32_SYSENTER_ESP
     {0x176, 0},                  // IA32_SYSENTER_EIP
@@ -166,10 +163,20 @@ Result<void> KvmVcpu::set_state(const CpuState& state) {
     regs.rip = state.rip;
     regs.rflags = state.rflags;
     if (ioctl_retry(fd_.get(), KVM_SET_REGS, &regs) < 0) return fail_errno("KVM_SET_REGS");
+    if (state.extended) return set_extended_state(*state.extended);
     return {};
 }
 
 Result<CpuState> KvmVcpu::state() const {
+    auto s = registers();
+    if (!s) return s;
+    auto extended = extended_state();
+    if (!extended) return std::unexpected(extended.error());
+    s->extended = std::move(*extended);
+    return s;
+}
+
+Result<CpuState> KvmVcpu::registers() const {
     kvm_sregs sregs{};
     kvm_regs regs{};
     if (ioctl_retry(fd_.get(), KVM_GET_SREGS, &sregs) < 0) return fail_errno("KVM_GET_SREGS");
@@ -187,6 +194,131 @@ Result<CpuState> KvmVcpu::state() const {
     s.efer = sregs.efer;
     s.apic_base = sregs.apic_base;
     return s;
+}
+
+namespace {
+
+MpState from_kvm_mp_state(uint32_t state) {
+    switch (state) {
+        case KVM_MP_STATE_UNINITIALIZED: return MpState::Uninitialized;
+        case KVM_MP_STATE_INIT_RECEIVED: return MpState::InitReceived;
+        case KVM_MP_STATE_HALTED: return MpState::Halted;
+        case KVM_MP_STATE_SIPI_RECEIVED: return MpState::SipiReceived;
+        default: return MpState::Runnable;
+    }
+}
+
+uint32_t to_kvm_mp_state(MpState state) {
+    switch (state) {
+        case MpState::Uninitialized: return KVM_MP_STATE_UNINITIALIZED;
+        case MpState::InitReceived: return KVM_MP_STATE_INIT_RECEIVED;
+        case MpState::Halted: return KVM_MP_STATE_HALTED;
+        case MpState::SipiReceived: return KVM_MP_STATE_SIPI_RECEIVED;
+        case MpState::Runnable: break;
+    }
+    return KVM_MP_STATE_RUNNABLE;
+}
+
+}  // namespace
+
+Result<ExtendedCpuState> KvmVcpu::extended_state() const {
+    ExtendedCpuState x;
+    kvm_fpu fpu{};
+    if (ioctl_retry(fd_.get(), KVM_GET_FPU, &fpu) < 0) return fail_errno("KVM_GET_FPU");
+    for (size_t i = 0; i < 8; ++i) std::memcpy(x.fpu.st[i].data(), fpu.fpr[i], 16);
+    for (size_t i = 0; i < 16; ++i) std::memcpy(x.fpu.xmm[i].data(), fpu.xmm[i], 16);
+    x.fpu.fcw = fpu.fcw, x.fpu.fsw = fpu.fsw, x.fpu.ftw_abridged = fpu.ftwx, x.fpu.fop = fpu.last_opcode;
+    x.fpu.fip = fpu.last_ip, x.fpu.fdp = fpu.last_dp, x.fpu.mxcsr = fpu.mxcsr;
+
+    kvm_debugregs debug{};
+    if (ioctl_retry(fd_.get(), KVM_GET_DEBUGREGS, &debug) < 0) return fail_errno("KVM_GET_DEBUGREGS");
+    for (size_t i = 0; i < 4; ++i) x.debug.dr[i] = debug.db[i];
+    x.debug.dr6 = debug.dr6, x.debug.dr7 = debug.dr7;
+
+    // XCR0 exists only where KVM offers XSAVE; otherwise it stays x87-only.
+    kvm_xcrs xcrs{};
+    if (ioctl_retry(fd_.get(), KVM_GET_XCRS, &xcrs) == 0)
+        for (uint32_t i = 0; i < std::min<uint32_t>(xcrs.nr_xcrs, KVM_MAX_XCRS); ++i)
+            if (xcrs.xcrs[i].xcr == 0) x.xcr0 = xcrs.xcrs[i].value;
+
+    // One at a time, like the initial MSRs: a host without one of them still reports the others.
+    for (uint32_t index : kSavedMsrs) {
+        FlexArray<kvm_msr_entry> msrs(1);
+        msrs.entries()[0].index = index;
+        if (ioctl_retry(fd_.get(), kGetMsrs, msrs.get()) == 1) x.msrs.push_back({index, msrs.entries()[0].data});
+    }
+
+    kvm_vcpu_events events{};
+    if (ioctl_retry(fd_.get(), KVM_GET_VCPU_EVENTS, &events) < 0) return fail_errno("KVM_GET_VCPU_EVENTS");
+    x.events.exception = {.injected = events.exception.injected != 0, .pending = events.exception.pending != 0,
+                          .vector = events.exception.nr, .has_error_code = events.exception.has_error_code != 0,
+                          .error_code = events.exception.error_code};
+    x.events.interrupt = {.injected = events.interrupt.injected != 0, .vector = events.interrupt.nr,
+                          .soft = events.interrupt.soft != 0};
+    x.events.nmi = {.injected = events.nmi.injected != 0, .pending = events.nmi.pending != 0,
+                    .masked = events.nmi.masked != 0};
+    x.events.interrupt_shadow = events.interrupt.shadow;
+    x.events.sipi_vector = events.sipi_vector;
+
+    kvm_mp_state mp{};
+    if (ioctl_retry(fd_.get(), KVM_GET_MP_STATE, &mp) < 0) return fail_errno("KVM_GET_MP_STATE");
+    x.mp_state = from_kvm_mp_state(mp.mp_state);
+
+    kvm_lapic_state lapic{};
+    if (ioctl_retry(fd_.get(), KVM_GET_LAPIC, &lapic) < 0) return fail_errno("KVM_GET_LAPIC");
+    std::memcpy(x.lapic.data(), lapic.regs, x.lapic.size());
+    return x;
+}
+
+Result<void> KvmVcpu::set_extended_state(const ExtendedCpuState& x) {
+    kvm_fpu fpu{};
+    for (size_t i = 0; i < 8; ++i) std::memcpy(fpu.fpr[i], x.fpu.st[i].data(), 16);
+    for (size_t i = 0; i < 16; ++i) std::memcpy(fpu.xmm[i], x.fpu.xmm[i].data(), 16);
+    fpu.fcw = x.fpu.fcw, fpu.fsw = x.fpu.fsw, fpu.ftwx = x.fpu.ftw_abridged, fpu.last_opcode = x.fpu.fop;
+    fpu.last_ip = x.fpu.fip, fpu.last_dp = x.fpu.fdp, fpu.mxcsr = x.fpu.mxcsr;
+    if (ioctl_retry(fd_.get(), KVM_SET_FPU, &fpu) < 0) return fail_errno("KVM_SET_FPU");
+
+    kvm_debugregs debug{};
+    for (size_t i = 0; i < 4; ++i) debug.db[i] = x.debug.dr[i];
+    debug.dr6 = x.debug.dr6, debug.dr7 = x.debug.dr7;
+    if (ioctl_retry(fd_.get(), KVM_SET_DEBUGREGS, &debug) < 0) return fail_errno("KVM_SET_DEBUGREGS");
+
+    if (x.xcr0 != 1) {
+        kvm_xcrs xcrs{};
+        xcrs.nr_xcrs = 1;
+        xcrs.xcrs[0] = {.xcr = 0, .reserved = 0, .value = x.xcr0};
+        if (ioctl_retry(fd_.get(), KVM_SET_XCRS, &xcrs) < 0) return fail_errno("KVM_SET_XCRS {:#x}", x.xcr0);
+    }
+
+    for (const MsrValue& msr : x.msrs) {
+        FlexArray<kvm_msr_entry> msrs(1);
+        msrs.entries()[0].index = msr.index;
+        msrs.entries()[0].data = msr.value;
+        if (ioctl_retry(fd_.get(), kSetMsrs, msrs.get()) != 1) return fail("KVM_SET_MSRS refused MSR {:#x}", msr.index);
+    }
+
+    kvm_lapic_state lapic{};
+    std::memcpy(lapic.regs, x.lapic.data(), x.lapic.size());
+    if (ioctl_retry(fd_.get(), KVM_SET_LAPIC, &lapic) < 0) return fail_errno("KVM_SET_LAPIC");
+
+    kvm_vcpu_events events{};
+    events.exception.injected = x.events.exception.injected;
+    events.exception.pending = x.events.exception.pending;
+    events.exception.nr = x.events.exception.vector;
+    events.exception.has_error_code = x.events.exception.has_error_code;
+    events.exception.error_code = x.events.exception.error_code;
+    events.interrupt.injected = x.events.interrupt.injected;
+    events.interrupt.nr = x.events.interrupt.vector;
+    events.interrupt.soft = x.events.interrupt.soft;
+    events.interrupt.shadow = x.events.interrupt_shadow;
+    events.nmi.injected = x.events.nmi.injected;
+    events.nmi.pending = x.events.nmi.pending;
+    events.nmi.masked = x.events.nmi.masked;
+    events.sipi_vector = x.events.sipi_vector;
+    events.flags = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR | KVM_VCPUEVENT_VALID_SHADOW;
+    if (ioctl_retry(fd_.get(), KVM_SET_VCPU_EVENTS, &events) < 0) return fail_errno("KVM_SET_VCPU_EVENTS");
+
+    return set_mp_state(to_kvm_mp_state(x.mp_state));
 }
 
 Result<void> KvmVcpu::set_mp_state(uint32_t mp_state) {
@@ -328,7 +460,7 @@ void KvmVcpu::handle_mmio(const Platform& platform) {
 
 void KvmVcpu::report_guest_crash(const Platform& platform, StopKind kind, std::string what) {
     std::string detail = fmt::format("vCPU {}: {}", index_, what);
-    if (auto s = state()) {
+    if (auto s = registers()) {
         detail += '\n';  // not "\n" + ...: g++ 12 at -O3 warns falsely on it (-Wrestrict, GCC bug 105651)
         detail += s->describe();
     }

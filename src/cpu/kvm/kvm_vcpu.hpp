@@ -29,7 +29,9 @@ public:
     KvmVcpu(const KvmVcpu&) = delete;
     KvmVcpu& operator=(const KvmVcpu&) = delete;
 
+    // The registers, and the extended state when `state` has it.
     [[nodiscard]] Result<void> set_state(const CpuState& state);
+    // Everything, the extended state included.
     [[nodiscard]] Result<CpuState> state() const;
     [[nodiscard]] Result<void> set_mp_state(uint32_t mp_state);
 
@@ -49,6 +51,10 @@ private:
 
     [[nodiscard]] Result<void> configure(const CpuidTable& supported_cpuid, unsigned cpus,
                                          HostQuirks quirks);
+    // The registers alone, for crash reports (fewer host calls that could fail).
+    [[nodiscard]] Result<CpuState> registers() const;
+    [[nodiscard]] Result<ExtendedCpuState> extended_state() const;
+    [[nodiscard]] Result<void> set_extended_state(const ExtendedCpuState& state);
     void thread_main(const Platform& platform);
     // Handles one exit; returns false when this vCPU must finish.
     bool handle_exit(const Platform& platform);
