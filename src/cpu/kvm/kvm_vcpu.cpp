@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "base/checked.hpp"
+#include "cpu/exit.hpp"
 
 namespace strata::kvm {
 
@@ -443,19 +444,15 @@ void KvmVcpu::handle_io(const Platform& platform) {
         return;
     }
     auto* data = reinterpret_cast<uint8_t*>(run_) + io.data_offset;
-    for (uint32_t i = 0; i < io.count; ++i) {
-        std::span<uint8_t> chunk(data + i * io.size, io.size);
-        if (io.direction == KVM_EXIT_IO_OUT) platform.pio.write(io.port, chunk);
-        else platform.pio.read(io.port, chunk);
-    }
+    dispatch(platform, PortIoExit{.port = io.port, .size = io.size, .count = io.count,
+                                  .write = io.direction == KVM_EXIT_IO_OUT, .data = std::span(data, *bytes)});
 }
 
 void KvmVcpu::handle_mmio(const Platform& platform) {
     auto& mmio = run_->mmio;
     size_t length = std::min<size_t>(mmio.len, sizeof(mmio.data));
-    std::span<uint8_t> data(mmio.data, length);
-    if (mmio.is_write) platform.mmio.write(mmio.phys_addr, data);
-    else platform.mmio.read(mmio.phys_addr, data);
+    dispatch(platform, MmioExit{.address = mmio.phys_addr, .write = mmio.is_write != 0,
+                                .data = std::span(mmio.data, length)});
 }
 
 void KvmVcpu::report_guest_crash(const Platform& platform, StopKind kind, std::string what) {
