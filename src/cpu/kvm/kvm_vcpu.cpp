@@ -330,55 +330,39 @@ Result<void> KvmVcpu::set_mp_state(uint32_t mp_state) {
 
 Result<void> KvmVcpu::start(const Platform& platform) {
     install_kick_handler();
-    std::lock_guard lock(thread_mutex_);
-    if (thread_.joinable()) return fail("vCPU {} started while its thread still runs", index_);
-    // A stop that came first wins: the vCPU stays stopped, and join() has nothing to wait for.
-    if (stop_requested_) return {};
-    thread_ = std::thread([this, &platform] { thread_main(platform); });
-    return {};
+    return thread_.start(platform);
 }
 
-void KvmVcpu::kick() {
-    std::lock_guard lock(thread_mutex_);
-    stop_requested_ = true;
+void KvmVcpu::kick() { thread_.stop(); }
+
+void KvmVcpu::join() { thread_.join(); }
+
+void KvmVcpu::rearm() { thread_.rearm(); }
+
+void KvmVcpu::on_stop(std::thread* running) {
     // immediate_exit covers the window between the loop's check and the KVM_RUN ioctl.
     __atomic_store_n(&run_->immediate_exit, 1, __ATOMIC_SEQ_CST);
-    if (thread_.joinable()) pthread_kill(thread_.native_handle(), kick_signal());
+    if (running) pthread_kill(running->native_handle(), kick_signal());
 }
 
-void KvmVcpu::join() {
-    std::thread thread;
-    {
-        std::lock_guard lock(thread_mutex_);
-        // A vCPU that ends the VM from its own thread cannot wait for itself; the machine joins it.
-        if (!thread_.joinable() || thread_.get_id() == std::this_thread::get_id()) return;
-        thread = std::move(thread_);
-    }
-    thread.join();
-}
+void KvmVcpu::on_rearm() { __atomic_store_n(&run_->immediate_exit, 0, __ATOMIC_SEQ_CST); }
 
-void KvmVcpu::rearm() {
-    std::lock_guard lock(thread_mutex_);
-    stop_requested_ = false;
-    __atomic_store_n(&run_->immediate_exit, 0, __ATOMIC_SEQ_CST);
-}
-
-void KvmVcpu::thread_main(const Platform& platform) {
+void KvmVcpu::enter_thread() {
     // Only the kick signal may interrupt this thread; the console thread handles the others.
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, kick_signal());
     pthread_sigmask(SIG_UNBLOCK, &mask, nullptr);
+}
 
-    while (!stop_requested_) {
-        if (::ioctl(fd_.get(), KVM_RUN, 0) < 0) {
-            if (errno == EINTR || errno == EAGAIN) continue;
-            platform.control.request_stop(
-                {StopKind::HostError, 0, fmt::format("vCPU {}: KVM_RUN failed: {}", index_, std::strerror(errno))});
-            return;
-        }
-        if (!handle_exit(platform)) return;
+bool KvmVcpu::run_once(const Platform& platform) {
+    if (::ioctl(fd_.get(), KVM_RUN, 0) < 0) {
+        if (errno == EINTR || errno == EAGAIN) return true;
+        platform.control.request_stop(
+            {StopKind::HostError, 0, fmt::format("vCPU {}: KVM_RUN failed: {}", index_, std::strerror(errno))});
+        return false;
     }
+    return handle_exit(platform);
 }
 
 bool KvmVcpu::handle_exit(const Platform& platform) {

@@ -1,25 +1,24 @@
 // One KVM vCPU and the host thread that runs it.
 //
-// State machine (Firecracker's habit): Created → Running → Finished. The thread loops on KVM_RUN
-// and dispatches exits to the machine's buses; it finishes when the machine asks it to stop (a
-// signal kicks it out of KVM_RUN; kvm_run.immediate_exit closes the race) or when its own exit
-// ends the VM (shutdown, internal error), which it reports through MachineControl.
+// Its thread is a VcpuThread (cpu/vcpu_thread.hpp, shared with the soft engine) that loops on
+// KVM_RUN and dispatches exits to the machine's buses; it finishes when the machine asks it to
+// stop (a signal kicks it out of KVM_RUN; kvm_run.immediate_exit closes the race) or when its own
+// exit ends the VM (shutdown, internal error), which it reports through MachineControl.
 #pragma once
 
 #include <linux/kvm.h>
 
-#include <atomic>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "cpu/engine.hpp"
 #include "cpu/cpuid.hpp"
 #include "cpu/kvm/kvm_fd.hpp"
+#include "cpu/vcpu_thread.hpp"
 
 namespace strata::kvm {
 
-class KvmVcpu {
+class KvmVcpu final : private VcpuRunner {
 public:
     // Creates vCPU `index` of `vm_fd`; `run_size` is KVM_GET_VCPU_MMAP_SIZE.
     static Result<std::unique_ptr<KvmVcpu>> create(int vm_fd, unsigned index, size_t run_size,
@@ -47,7 +46,13 @@ public:
 
 private:
     KvmVcpu(unsigned index, Fd fd, kvm_run* run, size_t run_size)
-        : index_(index), fd_(std::move(fd)), run_(run), run_size_(run_size) {}
+        : index_(index), fd_(std::move(fd)), run_(run), run_size_(run_size), thread_(*this, index) {}
+
+    // VcpuRunner: one KVM_RUN and the exit it returns with.
+    void enter_thread() override;
+    bool run_once(const Platform& platform) override;
+    void on_stop(std::thread* running) override;
+    void on_rearm() override;
 
     [[nodiscard]] Result<void> configure(const CpuidTable& supported_cpuid, unsigned cpus,
                                          HostQuirks quirks);
@@ -55,7 +60,6 @@ private:
     [[nodiscard]] Result<CpuState> registers() const;
     [[nodiscard]] Result<ExtendedCpuState> extended_state() const;
     [[nodiscard]] Result<void> set_extended_state(const ExtendedCpuState& state);
-    void thread_main(const Platform& platform);
     // Handles one exit; returns false when this vCPU must finish.
     bool handle_exit(const Platform& platform);
     void handle_io(const Platform& platform);
@@ -66,9 +70,7 @@ private:
     Fd fd_;
     kvm_run* run_;
     size_t run_size_;
-    std::mutex thread_mutex_;  // thread_ and the transitions of stop_requested_
-    std::thread thread_;
-    std::atomic<bool> stop_requested_{false};
+    VcpuThread thread_;
 };
 
 }  // namespace strata::kvm
