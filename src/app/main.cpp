@@ -112,8 +112,7 @@ int run_command_line(int argc, char** argv) {
     std::string memory_text = value_of(memory, "512M");
     auto size = strata::parse_size(memory_text);
     if (!size) return usage_error(fmt::format("--memory: {}", size.error().message));
-    using strata::GuestMemory;
-    if (*size < GuestMemory::kMinRamSize || *size > GuestMemory::kMaxRamSize || *size % GuestMemory::kRamGranule != 0)
+    if (!strata::GuestMemory::valid_size(*size))
         return usage_error(fmt::format("--memory: '{}' is {}; allowed are 1 MiB to 1 TiB, in whole 4 KiB pages",
                                        memory_text, strata::format_size(*size)));
     config.memory = *size;

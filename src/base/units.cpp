@@ -6,13 +6,12 @@ namespace strata {
 
 namespace {
 
-// Digits only: from_chars alone would also take a leading '-' for signed types and stops at
-// the first non-digit, so "0x10" would read as 0 followed by junk.
-bool all_digits(std::string_view text) {
-    if (text.empty()) return false;
-    for (char c : text)
-        if (c < '0' || c > '9') return false;
-    return true;
+// How many decimal digits `text` starts with. Counted by hand: from_chars stops at the first
+// non-digit, so "0x10" would read as 0 followed by junk.
+size_t leading_digits(std::string_view text) {
+    size_t digits = 0;
+    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+    return digits;
 }
 
 }  // namespace
@@ -22,8 +21,7 @@ Result<uint64_t> parse_size(std::string_view text) {
         return fail("'{}' is not a size (expected a decimal number with an optional K, M, G or T suffix, such as 512M)",
                     text);
     };
-    size_t digits = 0;
-    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+    size_t digits = leading_digits(text);
     if (digits == 0) return not_a_size();
     uint64_t number = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + digits, number);
@@ -41,7 +39,7 @@ Result<uint64_t> parse_size(std::string_view text) {
 }
 
 Result<uint64_t> parse_count(std::string_view text, uint64_t min, uint64_t max) {
-    if (!all_digits(text)) return fail("'{}' is not a number (expected {} to {})", text, min, max);
+    if (text.empty() || leading_digits(text) != text.size()) return fail("'{}' is not a number (expected {} to {})", text, min, max);
     uint64_t number = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
     if (ec != std::errc{} || number < min || number > max)

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "base/fd.hpp"
 #include "base/units.hpp"
 
 namespace strata {
@@ -24,26 +25,12 @@ std::string_view file_type_name(mode_t mode) {
     return "not a regular file";
 }
 
-class FileDescriptor {
-public:
-    explicit FileDescriptor(int fd) : fd_(fd) {}
-    ~FileDescriptor() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    FileDescriptor(const FileDescriptor&) = delete;
-    FileDescriptor& operator=(const FileDescriptor&) = delete;
-    [[nodiscard]] int get() const { return fd_; }
-
-private:
-    int fd_;
-};
-
 }  // namespace
 
 Result<std::vector<uint8_t>> read_image_file(const std::string& path, std::string_view what, uint64_t max_size,
                                              const std::function<bool()>& interrupted) {
     // O_NONBLOCK: opening a FIFO without a writer would otherwise wait forever.
-    FileDescriptor file(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    Fd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
     if (file.get() < 0) return fail_errno("{} '{}' cannot be opened", what, path);
     struct stat st{};
     if (::fstat(file.get(), &st) != 0) return fail_errno("{} '{}' cannot be examined", what, path);

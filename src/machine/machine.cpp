@@ -63,8 +63,12 @@ std::expected<std::unique_ptr<Machine>, StopReason> Machine::create(const Machin
     return machine;
 }
 
-bool Machine::stop_pending() {
+void Machine::take_signal() {
     if (int signal = signals_.take()) request_stop(signal_stop(signal));
+}
+
+bool Machine::stop_pending() {
+    take_signal();
     std::lock_guard lock(stop_mutex_);
     return stop_.has_value();
 }
@@ -229,7 +233,7 @@ void Machine::serve_console() {
         }
         if (fds[0].revents) return;
         if (fds[1].revents) {
-            if (int signal = signals_.take()) request_stop(signal_stop(signal));
+            take_signal();
             continue;
         }
         if (fds[2].revents) {

@@ -47,7 +47,9 @@ private:
           signals_(std::move(signals)) {}
     // Writes the firmware tables and the kernel into RAM; returns the boot vCPU's entry state.
     [[nodiscard]] Result<CpuState> load_guest();
-    // True once a stop is requested; first turns a pending signal into the stop request.
+    // Turns a pending SIGINT/SIGTERM/SIGHUP into the stop request.
+    void take_signal();
+    // True once a stop is requested; first takes a pending signal.
     bool stop_pending();
     // The stop to report when creation failed with `error`: a signal that came first, else `error`.
     StopReason creation_failure(const Error& error);

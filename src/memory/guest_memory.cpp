@@ -12,7 +12,7 @@
 namespace strata {
 
 Result<GuestMemory> GuestMemory::create(uint64_t ram_size) {
-    if (ram_size < kMinRamSize || ram_size > kMaxRamSize || ram_size % kRamGranule != 0)
+    if (!valid_size(ram_size))
         return fail("guest memory of {} is not allowed (1 MiB to 1 TiB, a multiple of 4 KiB)", format_size(ram_size));
 
     GuestMemory memory;

@@ -31,6 +31,10 @@ public:
     static constexpr uint64_t kMinRamSize = 1024 * 1024;                 // 1 MiB
     static constexpr uint64_t kMaxRamSize = 1024ull * 1024 * 1024 * 1024;  // 1 TiB
     static constexpr uint64_t kRamGranule = 4096;                        // sizes are whole pages
+    // Whether create() accepts `ram_size`: kMinRamSize to kMaxRamSize, in whole kRamGranules.
+    [[nodiscard]] static constexpr bool valid_size(uint64_t ram_size) {
+        return ram_size >= kMinRamSize && ram_size <= kMaxRamSize && ram_size % kRamGranule == 0;
+    }
 
     // Creates `ram_size` bytes of zeroed guest RAM laid out as described above.
     static Result<GuestMemory> create(uint64_t ram_size);

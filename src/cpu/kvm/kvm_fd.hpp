@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/fd.hpp"
 #include "cpu/cpuid.hpp"
 
 namespace strata::kvm {
@@ -44,34 +45,6 @@ public:
 private:
     static constexpr size_t kHeader = 8;
     std::vector<uint8_t> bytes_;
-};
-
-// An owned file descriptor.
-class Fd {
-public:
-    Fd() = default;
-    explicit Fd(int fd) : fd_(fd) {}
-    Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-    Fd& operator=(Fd&& other) noexcept {
-        if (this != &other) {
-            reset();
-            fd_ = std::exchange(other.fd_, -1);
-        }
-        return *this;
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd() { reset(); }
-
-    void reset() {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = -1;
-    }
-    [[nodiscard]] int get() const { return fd_; }
-    [[nodiscard]] bool valid() const { return fd_ >= 0; }
-
-private:
-    int fd_ = -1;
 };
 
 // KVM's CPUID entries and the engine-neutral table (cpu/cpuid.hpp). Only the significant-index

@@ -104,12 +104,7 @@ Result<void> KvmVcpu::configure(const CpuidTable& supported_cpuid, unsigned cpus
     if (ioctl_retry(fd_.get(), kSetCpuid2, cpuid.get()) < 0) return fail_errno("KVM_SET_CPUID2");
 
     // MSRs one at a time: a host KVM that lacks one of these optional MSRs must not stop the VM.
-    for (const auto& msr : kInitialMsrs) {
-        FlexArray<kvm_msr_entry> msrs(1);
-        msrs.entries()[0].index = msr.index;
-        msrs.entries()[0].data = msr.value;
-        (void)ioctl_retry(fd_.get(), kSetMsrs, msrs.get());
-    }
+    for (const auto& msr : kInitialMsrs) (void)set_msr(msr);
 
     kvm_fpu fpu{};
     fpu.fcw = 0x37f;      // x87 default control word (FNINIT)
@@ -222,6 +217,22 @@ uint32_t to_kvm_mp_state(MpState state) {
 
 }  // namespace
 
+// KVM_GET_MSRS and KVM_SET_MSRS return how many MSRs they handled: here 1, or 0 for an MSR this
+// host's KVM does not have.
+std::optional<uint64_t> KvmVcpu::msr(uint32_t index) const {
+    FlexArray<kvm_msr_entry> msrs(1);
+    msrs.entries()[0].index = index;
+    if (ioctl_retry(fd_.get(), kGetMsrs, msrs.get()) != 1) return std::nullopt;
+    return msrs.entries()[0].data;
+}
+
+bool KvmVcpu::set_msr(const MsrValue& msr) {
+    FlexArray<kvm_msr_entry> msrs(1);
+    msrs.entries()[0].index = msr.index;
+    msrs.entries()[0].data = msr.value;
+    return ioctl_retry(fd_.get(), kSetMsrs, msrs.get()) == 1;
+}
+
 Result<ExtendedCpuState> KvmVcpu::extended_state() const {
     ExtendedCpuState x;
     kvm_fpu fpu{};
@@ -243,11 +254,8 @@ Result<ExtendedCpuState> KvmVcpu::extended_state() const {
             if (xcrs.xcrs[i].xcr == 0) x.xcr0 = xcrs.xcrs[i].value;
 
     // One at a time, like the initial MSRs: a host without one of them still reports the others.
-    for (uint32_t index : kSavedMsrs) {
-        FlexArray<kvm_msr_entry> msrs(1);
-        msrs.entries()[0].index = index;
-        if (ioctl_retry(fd_.get(), kGetMsrs, msrs.get()) == 1) x.msrs.push_back({index, msrs.entries()[0].data});
-    }
+    for (uint32_t index : kSavedMsrs)
+        if (auto value = msr(index)) x.msrs.push_back({index, *value});
 
     kvm_vcpu_events events{};
     if (ioctl_retry(fd_.get(), KVM_GET_VCPU_EVENTS, &events) < 0) return fail_errno("KVM_GET_VCPU_EVENTS");
@@ -291,12 +299,8 @@ Result<void> KvmVcpu::set_extended_state(const ExtendedCpuState& x) {
         if (ioctl_retry(fd_.get(), KVM_SET_XCRS, &xcrs) < 0) return fail_errno("KVM_SET_XCRS {:#x}", x.xcr0);
     }
 
-    for (const MsrValue& msr : x.msrs) {
-        FlexArray<kvm_msr_entry> msrs(1);
-        msrs.entries()[0].index = msr.index;
-        msrs.entries()[0].data = msr.value;
-        if (ioctl_retry(fd_.get(), kSetMsrs, msrs.get()) != 1) return fail("KVM_SET_MSRS refused MSR {:#x}", msr.index);
-    }
+    for (const MsrValue& msr : x.msrs)
+        if (!set_msr(msr)) return fail("KVM_SET_MSRS refused MSR {:#x}", msr.index);
 
     kvm_lapic_state lapic{};
     std::memcpy(lapic.regs, x.lapic.data(), x.lapic.size());

@@ -8,6 +8,7 @@
 
 #include <linux/kvm.h>
 
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -59,6 +60,9 @@ private:
     // The registers alone, for crash reports (fewer host calls that could fail).
     [[nodiscard]] Result<CpuState> registers() const;
     [[nodiscard]] Result<ExtendedCpuState> extended_state() const;
+    // One MSR at a time, so that one the host lacks does not hide or refuse the others.
+    [[nodiscard]] std::optional<uint64_t> msr(uint32_t index) const;
+    [[nodiscard]] bool set_msr(const MsrValue& msr);
     [[nodiscard]] Result<void> set_extended_state(const ExtendedCpuState& state);
     // Handles one exit; returns false when this vCPU must finish.
     bool handle_exit(const Platform& platform);
