@@ -9,6 +9,7 @@
 #include "bus/bus.hpp"
 #include "bus/irq_line.hpp"
 #include "bus/machine_control.hpp"
+#include "devices/irqchip/apic_bus.hpp"
 #include "cpu/cpu_state.hpp"
 #include "memory/guest_memory.hpp"
 
@@ -29,7 +30,12 @@ public:
     [[nodiscard]] virtual std::string_view name() const = 0;
     [[nodiscard]] virtual unsigned vcpu_count() const = 0;
 
-    // The interrupt line of global system interrupt `gsi` (ISA IRQ n is GSI n, except that the
+    // The engine's local APICs when it has no in-kernel interrupt controllers: then the board
+    // places Strata's own 8259 pair, IOAPIC and PIT and wires them to these, and irq_line() is
+    // not used. nullptr when the engine brings its own (KVM's in-kernel irqchip).
+    [[nodiscard]] virtual LocalApicSet* local_apics() { return nullptr; }
+
+    // With in-kernel interrupt controllers: the interrupt line of global system interrupt `gsi` (ISA IRQ n is GSI n, except that the
     // PIT's IRQ0 arrives at IOAPIC pin 2 as on every PC); nullptr past the last pin.
     [[nodiscard]] virtual IrqLine* irq_line(unsigned gsi) = 0;
 

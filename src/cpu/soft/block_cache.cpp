@@ -1,0 +1,39 @@
+#include "cpu/soft/block_cache.hpp"
+
+#include <algorithm>
+
+namespace strata::soft {
+
+BlockCache::BlockCache() : buckets_(kBuckets, nullptr), arena_(std::make_unique<Block[]>(kArenaBlocks)),
+      insn_arena_(std::make_unique<Insn[]>(kArenaInsns)) {}
+
+Block* BlockCache::allocate(uint64_t phys, CodeMode mode, unsigned stack_bits) {
+    if (used_ == kArenaBlocks || insns_used_ + Block::kMaxInstructions > kArenaInsns) clear();
+    // Unlink a stale block with the same key so that the chain does not grow with rewrites.
+    Block** link = &buckets_[bucket(phys)];
+    while (*link) {
+        Block* b = *link;
+        if (b->phys == phys && b->mode == mode && b->stack_bits == stack_bits) *link = b->next;
+        else link = &b->next;
+    }
+    Block* block = &arena_[used_++];
+    block->phys = phys;
+    block->mode = mode;
+    block->stack_bits = static_cast<uint8_t>(stack_bits);
+    block->second_page = ~0ull;
+    block->page_word[0] = block->page_word[1] = nullptr;
+    block->count = 0;
+    block->insns = &insn_arena_[insns_used_];
+    block->next = buckets_[bucket(phys)];
+    buckets_[bucket(phys)] = block;
+    ++built_;
+    return block;
+}
+
+void BlockCache::clear() {
+    std::fill(buckets_.begin(), buckets_.end(), nullptr);
+    used_ = 0;
+    insns_used_ = 0;
+}
+
+}  // namespace strata::soft

@@ -1,0 +1,58 @@
+// Zydis 4 (Debian's libzydis-dev) decodes; this file turns its result into the soft engine's
+// predecoded Insn and binds the handler of exec/ that implements the mnemonic. It is the only
+// place that sees raw instruction bytes. Zydis was chosen because it decodes every x86-64
+// instruction in every mode with full operand information, is maintained and packaged in
+// Debian 12, and costs nothing at steady state since each block is decoded once.
+#pragma once
+
+#include <Zydis/Zydis.h>
+
+#include <array>
+#include <cstdint>
+#include <span>
+
+#include "cpu/soft/decode/insn.hpp"
+
+namespace strata::soft {
+
+// The execution mode decoding depends on (SDM vol. 3A §2.2): a block is valid only in the mode it
+// was decoded for.
+enum class CodeMode : uint8_t { Real16, Legacy16, Legacy32, Compat16, Compat32, Long64 };
+
+// Which handler implements each mnemonic. Each family file of exec/ adds its own.
+class HandlerTable {
+public:
+    HandlerTable();
+    void bind(ZydisMnemonic mnemonic, Handler handler) { handlers_[mnemonic] = handler; }
+    [[nodiscard]] Handler find(ZydisMnemonic mnemonic) const { return handlers_[mnemonic]; }
+
+private:
+    std::array<Handler, ZYDIS_MNEMONIC_MAX_VALUE + 1> handlers_{};
+};
+
+// The table with every family bound (exec/families.cpp).
+const HandlerTable& handler_table();
+
+enum class DecodeStatus { Ok, Invalid, NeedMoreBytes };
+
+struct DecodeResult {
+    DecodeStatus status = DecodeStatus::Ok;
+    bool ends_block = false;  // a branch, or an instruction after which decoding may change
+};
+
+class Decoder {
+public:
+    Decoder();
+    // Decodes the instruction at the start of `bytes` in `mode` with stack width `stack_bits`.
+    DecodeResult decode(CodeMode mode, unsigned stack_bits, std::span<const uint8_t> bytes, Insn& out) const;
+
+private:
+    std::array<ZydisDecoder, 6 * 3> decoders_{};
+};
+
+// #UD for an instruction the soft CPU does not implement: said once per mnemonic on stderr with
+// the instruction bytes (exec/ binds it; the decoder binds it for unbound mnemonics).
+void handle_unimplemented(Cpu& cpu, const Insn& insn);
+void report_unimplemented(uint16_t mnemonic, std::span<const uint8_t> bytes, uint64_t rip);
+
+}  // namespace strata::soft

@@ -1,0 +1,70 @@
+// Helpers every family uses: the stack, near jumps, and the table that binds every family.
+#include <Zydis/Zydis.h>
+#include <fmt/format.h>
+
+#include "base/error.hpp"
+#include "cpu/soft/exec/exec.hpp"
+
+namespace strata::soft {
+
+void panic_operand(const Insn& insn, unsigned n) {
+    panic(fmt::format("soft engine: {} got an operand {} of kind {} it does not handle",
+                      ZydisMnemonicGetString(static_cast<ZydisMnemonic>(insn.mnemonic)), n,
+                      static_cast<unsigned>(insn.op[n].kind)));
+}
+
+void push(Cpu& cpu, unsigned bytes, uint64_t value) {
+    uint64_t mask = stack_mask(cpu);
+    uint64_t rsp = (cpu.gpr[4] - bytes) & mask;
+    cpu.write_sized(SS, rsp, bytes, value);
+    cpu.gpr[4] = (cpu.gpr[4] & ~mask) | rsp;
+}
+
+uint64_t pop(Cpu& cpu, unsigned bytes) {
+    uint64_t mask = stack_mask(cpu);
+    uint64_t rsp = cpu.gpr[4] & mask;
+    uint64_t value = cpu.read_sized(SS, rsp, bytes);
+    cpu.gpr[4] = (cpu.gpr[4] & ~mask) | ((rsp + bytes) & mask);
+    return value;
+}
+
+uint64_t peek(Cpu& cpu, unsigned bytes, uint64_t offset) {
+    uint64_t mask = stack_mask(cpu);
+    return cpu.read_sized(SS, (cpu.gpr[4] + offset) & mask, bytes);
+}
+
+void jump_near(Cpu& cpu, uint64_t target, unsigned osize) {
+    if (cpu.code64) {
+        if (osize != 8) target &= LazyFlags::mask(osize);  // 16-bit operand size: IP wraps
+        if (!Cpu::canonical(target)) raise_gp();
+    } else {
+        target &= LazyFlags::mask(osize);
+        if (target > cpu.seg[CS].limit) raise_gp();
+    }
+    cpu.next_rip = target;
+}
+
+const HandlerTable& handler_table() {
+    static const HandlerTable table = [] {
+        HandlerTable t;
+        bind_data_movement(t);
+        bind_arith(t);
+        bind_logic(t);
+        bind_shift(t);
+        bind_bit(t);
+        bind_muldiv(t);
+        bind_control(t);
+        bind_stack(t);
+        bind_string(t);
+        bind_flagops(t);
+        bind_io(t);
+        bind_system(t);
+        bind_segment(t);
+        bind_x87(t);
+        bind_sse(t);
+        return t;
+    }();
+    return table;
+}
+
+}  // namespace strata::soft

@@ -1,0 +1,90 @@
+// What instruction handlers share: reading and writing an instruction's operands, effective
+// addresses, the stack, and the registration of each family's handlers. Each family file
+// (arith.cpp, logic.cpp, ...) reads like the SDM's pseudo-code for its instructions.
+//
+// Conventions: a handler runs with cpu.next_rip past the instruction; it raises guest faults by
+// throwing (cpu/soft/fault.hpp) before changing state that a restarted instruction would see
+// twice; it sets cpu.end_block after changing anything decoding or the block's assumptions
+// depend on (modes, CR0/CR3/CR4, EFER, segment registers, interrupt flag).
+#pragma once
+
+#include "cpu/soft/cpu.hpp"
+#include "cpu/soft/decode/decoder.hpp"
+#include "cpu/soft/decode/insn.hpp"
+
+namespace strata::soft {
+
+// An operand kind a handler does not accept reached it: the decoder bound the wrong handler.
+[[noreturn]] void panic_operand(const Insn& insn, unsigned n);
+
+// The offset (within its segment) of the instruction's memory operand, wrapped to the address size.
+inline uint64_t effective_address(const Cpu& cpu, const Insn& insn) {
+    const MemOperand& m = insn.mem;
+    uint64_t address = static_cast<uint64_t>(m.disp);
+    if (m.base == MemOperand::kRip) address += cpu.next_rip;
+    else if (m.base != MemOperand::kNone) address += cpu.gpr[m.base];
+    if (m.index != MemOperand::kNone) address += cpu.gpr[m.index] * m.scale;
+    return address & LazyFlags::mask(insn.asize);
+}
+
+// Operand n's value, zero-extended (registers, memory, immediates; segment selectors).
+inline uint64_t read_operand(Cpu& cpu, const Insn& insn, unsigned n) {
+    const Operand& op = insn.op[n];
+    switch (op.kind) {
+        case OpKind::Gpr: return op.high8 ? cpu.reg8_high(op.reg) : cpu.reg(op.reg, op.size);
+        case OpKind::Mem: return cpu.read_sized(insn.mem.seg, effective_address(cpu, insn), op.size);
+        case OpKind::Imm: return insn.imm & LazyFlags::mask(op.size);
+        case OpKind::Seg: return cpu.seg[op.reg].selector;
+        default: panic_operand(insn, n);
+    }
+}
+
+// Writes operand n as hardware does (32-bit register writes zero-extend; 8/16-bit ones merge).
+inline void write_operand(Cpu& cpu, const Insn& insn, unsigned n, uint64_t value) {
+    const Operand& op = insn.op[n];
+    switch (op.kind) {
+        case OpKind::Gpr:
+            if (op.high8) cpu.set_reg8_high(op.reg, value);
+            else cpu.set_reg(op.reg, op.size, value);
+            return;
+        case OpKind::Mem: cpu.write_sized(insn.mem.seg, effective_address(cpu, insn), op.size, value); return;
+        default: panic_operand(insn, n);
+    }
+}
+
+// Sign-extends the low `bytes` of value to 64 bits.
+inline uint64_t sign_extend(uint64_t value, unsigned bytes) {
+    if (bytes >= 8) return value;
+    unsigned shift = 64 - bytes * 8;
+    return static_cast<uint64_t>(static_cast<int64_t>(value << shift) >> shift);
+}
+
+// The stack (SDM vol. 1 §6.2): RSP, ESP or SP by the stack-address size, SS-relative.
+inline uint64_t stack_mask(const Cpu& cpu) { return cpu.stack_bits == 64 ? ~0ull : LazyFlags::mask(cpu.stack_bits / 8); }
+void push(Cpu& cpu, unsigned bytes, uint64_t value);
+uint64_t pop(Cpu& cpu, unsigned bytes);
+// Reads the value `bytes` wide at the top of the stack plus `offset` without popping.
+uint64_t peek(Cpu& cpu, unsigned bytes, uint64_t offset = 0);
+
+// Jumps to `target` (an offset in CS), truncated to the operand size outside 64-bit mode;
+// #GP if it is beyond CS's limit or not canonical.
+void jump_near(Cpu& cpu, uint64_t target, unsigned osize);
+
+// Family registration (one function per exec/ file).
+void bind_data_movement(HandlerTable& table);
+void bind_arith(HandlerTable& table);
+void bind_logic(HandlerTable& table);
+void bind_shift(HandlerTable& table);
+void bind_bit(HandlerTable& table);
+void bind_muldiv(HandlerTable& table);
+void bind_control(HandlerTable& table);
+void bind_stack(HandlerTable& table);
+void bind_string(HandlerTable& table);
+void bind_flagops(HandlerTable& table);
+void bind_io(HandlerTable& table);
+void bind_system(HandlerTable& table);
+void bind_segment(HandlerTable& table);
+void bind_x87(HandlerTable& table);
+void bind_sse(HandlerTable& table);
+
+}  // namespace strata::soft

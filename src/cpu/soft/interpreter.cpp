@@ -1,0 +1,147 @@
+#include "cpu/soft/interpreter.hpp"
+
+#include "cpu/soft/interrupts.hpp"
+#include "cpu/soft/mmu/code_pages.hpp"
+
+namespace strata::soft {
+
+CodeMode Interpreter::code_mode(const Cpu& cpu) {
+    if (!cpu.protected_mode || cpu.v86) return CodeMode::Real16;
+    if (cpu.code64) return CodeMode::Long64;
+    if (cpu.long_mode) return cpu.code_bits == 32 ? CodeMode::Compat32 : CodeMode::Compat16;
+    return cpu.code_bits == 32 ? CodeMode::Legacy32 : CodeMode::Legacy16;
+}
+
+void Interpreter::step(unsigned max_instructions) {
+    Cpu& c = cpu_;
+    try {
+        // Some vCPU decoded from a page we may hold a write permission for: drop them all.
+        if (uint64_t epoch = c.code_pages->epoch(); epoch != epoch_) {
+            epoch_ = epoch;
+            c.flush_tlb_writes();
+        }
+        if (!c.code64 && c.rip > c.seg[CS].limit) raise_gp();
+        uint64_t linear = c.code64 ? c.rip : (c.seg[CS].base + c.rip) & 0xffff'ffffull;
+        Cpu::Fetch fetch = c.translate_fetch(linear);
+        if (!fetch.host) {
+            run_uncached(linear, fetch.phys);
+            return;
+        }
+        Block* block = find_or_build(linear, fetch);
+        run_block(*block, (c.flags.other & rflags::TF) ? 1 : max_instructions);
+    } catch (const GuestFault& fault) {
+        c.end_block = false;
+        deliver_fault(c, fault);
+    }
+}
+
+Block* Interpreter::find_or_build(uint64_t linear, const Cpu::Fetch& fetch) {
+    CodeMode mode = code_mode(cpu_);
+    Block* block = cache_.find(fetch.phys, mode, cpu_.stack_bits);
+    if (block && block->valid()) [[likely]] {
+        if (block->second_page == ~0ull) return block;
+        // The tail of the last instruction lies on the next linear page: it must still map to
+        // the page the block was decoded from.
+        Cpu::Fetch next = cpu_.translate_fetch((linear | 0xfff) + 1);
+        if ((next.phys & ~0xfffull) == block->second_page) return block;
+    }
+    block = cache_.allocate(fetch.phys, mode, cpu_.stack_bits);
+    try {
+        build(*block, linear, fetch);
+    } catch (...) {
+        block->phys = ~0ull;  // fetching its first instruction faulted: no one may find it
+        throw;
+    }
+    cache_.finish(*block);
+    return block;
+}
+
+void Interpreter::build(Block& block, uint64_t linear, const Cpu::Fetch& fetch) {
+    CodePages& pages = *cpu_.code_pages;
+    std::atomic<uint32_t>* word = pages.word(fetch.phys);
+    uint64_t epoch = pages.epoch();
+    block.page_word[0] = word;
+    block.seen_word[0] = pages.mark(*word);
+    if (pages.epoch() != epoch) cpu_.flush_tlb_writes();  // this page may be written through our TLB
+
+    CodeMode mode = code_mode(cpu_);
+    unsigned offset = static_cast<unsigned>(linear & 0xfff);
+    uint64_t rip = cpu_.rip;
+    while (block.count < Block::kMaxInstructions) {
+        Insn& insn = block.insns[block.count];
+        std::span<const uint8_t> bytes(fetch.host + (offset - (linear & 0xfff)), 0x1000 - offset);
+        DecodeResult r = decoder_.decode(mode, cpu_.stack_bits, bytes, insn);
+        if (r.status == DecodeStatus::NeedMoreBytes) {
+            if (block.count > 0) break;  // the crossing instruction starts a block of its own
+            // The first instruction crosses the page end: fetch the next page too (this may
+            // fault, as the instruction fetch would).
+            Cpu::Fetch next = cpu_.translate_fetch((linear | 0xfff) + 1);
+            uint8_t joined[ZYDIS_MAX_INSTRUCTION_LENGTH] = {};
+            size_t first = bytes.size();
+            std::memcpy(joined, bytes.data(), first);
+            if (next.host) std::memcpy(joined + first, next.host, sizeof joined - first);
+            else std::memset(joined + first, 0xff, sizeof joined - first);
+            r = decoder_.decode(mode, cpu_.stack_bits, std::span<const uint8_t>(joined, sizeof joined), insn);
+            if (std::atomic<uint32_t>* second = pages.word(next.phys)) {
+                block.second_page = next.phys & ~0xfffull;
+                block.page_word[1] = second;
+                block.seen_word[1] = pages.mark(*second);
+            }
+            ++block.count;
+            break;
+        }
+        // Outside 64-bit mode the instruction must end within CS's limit; otherwise the block
+        // stops before it and fetching it faults.
+        if (!cpu_.code64 && rip + insn.length - 1 > cpu_.seg[CS].limit) {
+            if (block.count == 0) raise_gp();
+            break;
+        }
+        ++block.count;
+        offset += insn.length;
+        rip += insn.length;
+        if (r.status != DecodeStatus::Ok || r.ends_block || offset >= 0x1000) break;
+    }
+}
+
+void Interpreter::run_block(const Block& block, unsigned max_instructions) {
+    Cpu& c = cpu_;
+    bool single_step = (c.flags.other & rflags::TF) != 0;
+    const Insn* insn = block.insns;
+    const Insn* end = insn + std::min<unsigned>(block.count, max_instructions);
+    instructions_ += static_cast<uint64_t>(end - insn);
+    for (; insn != end; ++insn) {
+        c.next_rip = (c.rip + insn->length) & c.ip_mask;
+        insn->exec(c, *insn);
+        c.rip = c.next_rip;
+        if (c.end_block) [[unlikely]] {
+            c.end_block = false;
+            break;
+        }
+    }
+    // A single step traps after the instruction (SDM vol. 3B §17.3.1.4), unless it was a
+    // control transfer that cleared TF itself (IRET, an interrupt).
+    if (single_step && (c.flags.other & rflags::TF)) {
+        c.dr6 |= 1u << 14;  // BS
+        deliver_event(c, vec::DB, EventKind::Trap);
+    }
+}
+
+// Code outside RAM (MMIO, unbacked addresses): decoded from what the bus returns, each time.
+void Interpreter::run_uncached(uint64_t linear, uint64_t phys) {
+    uint8_t bytes[ZYDIS_MAX_INSTRUCTION_LENGTH];
+    unsigned first = std::min<unsigned>(sizeof bytes, 0x1000 - static_cast<unsigned>(linear & 0xfff));
+    cpu_.phys_read(phys, bytes, first);
+    if (first < sizeof bytes) {
+        Cpu::Fetch next = cpu_.translate_fetch((linear | 0xfff) + 1);
+        cpu_.phys_read(next.phys, bytes + first, static_cast<unsigned>(sizeof bytes - first));
+    }
+    Insn insn;
+    decoder_.decode(code_mode(cpu_), cpu_.stack_bits, std::span<const uint8_t>(bytes, sizeof bytes), insn);
+    ++instructions_;
+    cpu_.next_rip = (cpu_.rip + insn.length) & cpu_.ip_mask;
+    insn.exec(cpu_, insn);
+    cpu_.rip = cpu_.next_rip;
+    cpu_.end_block = false;
+}
+
+}  // namespace strata::soft

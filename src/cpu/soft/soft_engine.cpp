@@ -1,0 +1,84 @@
+// The soft engine: one SoftVcpu (and host thread) per guest CPU over shared guest memory and
+// code-page tracking. One host thread per vCPU, as QEMU's multi-threaded TCG: guests see real
+// parallelism, and a halted vCPU sleeps on the host instead of being polled by a scheduler.
+#include "cpu/soft/soft_engine.hpp"
+
+#include <vector>
+
+#include "cpu/soft/mmu/code_pages.hpp"
+#include "cpu/soft/soft_vcpu.hpp"
+
+namespace strata::soft {
+
+class SoftEngine final : public CpuEngine {
+public:
+    SoftEngine(const GuestMemory& memory, unsigned cpus, TimerService& timers)
+        : memory_(memory), timers_(timers), code_pages_(memory) {
+        for (unsigned i = 0; i < cpus; ++i) {
+            vcpus_.push_back(std::make_unique<SoftVcpu>(i, memory, code_pages_));
+            // Application processors wait for INIT-SIPI-SIPI (SDM vol. 3A §8.4.1).
+            if (i > 0) vcpus_.back()->set_waiting_for_sipi(true);
+            vcpus_.back()->cpu().msr.apic_base = 0xfee0'0000 | (1u << 11) | (i == 0 ? 1u << 8 : 0);
+        }
+    }
+    ~SoftEngine() override {
+        stop();
+        join();
+    }
+
+    [[nodiscard]] std::string_view name() const override { return "soft"; }
+    [[nodiscard]] unsigned vcpu_count() const override { return static_cast<unsigned>(vcpus_.size()); }
+    [[nodiscard]] IrqLine* irq_line(unsigned) override { return nullptr; }
+
+    [[nodiscard]] Result<void> set_boot_state(const CpuState& state) override {
+        vcpus_.front()->cpu().set_state(state);
+        return {};
+    }
+    [[nodiscard]] Result<CpuState> vcpu_state(unsigned index) const override {
+        if (index >= vcpus_.size()) return fail("vCPU {} does not exist ({} vCPUs)", index, vcpus_.size());
+        CpuState s = vcpus_[index]->cpu().state();
+        if (vcpus_[index]->waiting_for_sipi()) s.extended->mp_state = MpState::Uninitialized;
+        return s;
+    }
+    [[nodiscard]] Result<void> set_vcpu_state(unsigned index, const CpuState& state) override {
+        if (index >= vcpus_.size()) return fail("vCPU {} does not exist ({} vCPUs)", index, vcpus_.size());
+        vcpus_[index]->cpu().set_state(state);
+        if (state.extended) vcpus_[index]->set_waiting_for_sipi(state.extended->mp_state == MpState::Uninitialized);
+        return {};
+    }
+    [[nodiscard]] Result<void> start(const Platform& platform) override {
+        for (auto& vcpu : vcpus_)
+            if (auto r = vcpu->thread().start(platform); !r) return r;
+        return {};
+    }
+    void stop() override {
+        for (auto& vcpu : vcpus_) vcpu->thread().stop();
+    }
+    void join() override {
+        for (auto& vcpu : vcpus_) vcpu->thread().join();
+    }
+    [[nodiscard]] Result<void> prepare_resume(const CpuState& boot) override {
+        for (size_t i = 0; i < vcpus_.size(); ++i) {
+            vcpus_[i]->thread().rearm();
+            if (i == 0) {
+                vcpus_[i]->cpu().set_state(boot);
+                vcpus_[i]->cpu().halted = false;
+            }
+            vcpus_[i]->set_waiting_for_sipi(i != 0);
+        }
+        return {};
+    }
+
+private:
+    const GuestMemory& memory_;
+    TimerService& timers_;
+    CodePages code_pages_;
+    std::vector<std::unique_ptr<SoftVcpu>> vcpus_;
+};
+
+Result<std::unique_ptr<CpuEngine>> create_soft_engine(const GuestMemory& memory, unsigned cpus, TimerService& timers) {
+    if (cpus == 0 || cpus > 254) return fail("{} vCPUs requested; the soft engine supports 1 to 254", cpus);
+    return std::unique_ptr<CpuEngine>(std::make_unique<SoftEngine>(memory, cpus, timers));
+}
+
+}  // namespace strata::soft

@@ -1,0 +1,52 @@
+// One vCPU of the soft engine: its Cpu, its executor and block cache, and its host thread's run
+// loop, which takes events at block boundaries (stop requests, interrupts, INIT/SIPI) and sleeps
+// on the host while the guest is halted or waits for a start-up IPI, so an idle guest burns no
+// host CPU.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+
+#include "cpu/soft/cpu.hpp"
+#include "cpu/soft/interpreter.hpp"
+#include "cpu/vcpu_thread.hpp"
+
+namespace strata::soft {
+
+class SoftVcpu final : public VcpuRunner {
+public:
+    SoftVcpu(unsigned index, const GuestMemory& memory, CodePages& code_pages);
+
+    Cpu& cpu() { return cpu_; }
+    const Cpu& cpu() const { return cpu_; }
+    VcpuThread& thread() { return thread_; }
+    [[nodiscard]] const Interpreter& interpreter() const { return interpreter_; }
+
+    // Waits for INIT-SIPI-SIPI before running (an application processor).
+    void set_waiting_for_sipi(bool waiting) { waiting_for_sipi_ = waiting; }
+    [[nodiscard]] bool waiting_for_sipi() const { return waiting_for_sipi_; }
+
+    // Something for this vCPU happened (an interrupt became pending, a stop): end the current
+    // block soon and wake the thread if it sleeps. Any thread.
+    void kick();
+
+    bool run_once(const Platform& platform) override;
+    void on_stop(std::thread* running) override;
+    void on_rearm() override;
+
+private:
+    void sleep_until_event();
+    void report_triple_fault(const Platform& platform);
+
+    Cpu cpu_;
+    Interpreter interpreter_;
+    VcpuThread thread_;
+    std::atomic<bool> stop_{false};
+    std::atomic<bool> kicked_{false};
+    bool waiting_for_sipi_ = false;
+    std::mutex sleep_mutex_;
+    std::condition_variable wake_;
+};
+
+}  // namespace strata::soft
