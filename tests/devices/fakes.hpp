@@ -101,3 +101,43 @@ inline uint8_t inb(BusDevice& device, uint64_t offset) { return static_cast<uint
 inline void outb(BusDevice& device, uint64_t offset, uint8_t value) { out(device, offset, value, 1); }
 
 }  // namespace strata::testing
+
+#include <functional>
+
+#include "devices/irqchip/apic_bus.hpp"
+
+namespace strata::testing {
+
+// Records every message an interrupt controller sends to the local APICs. `on_send`, if set, runs
+// after the message is recorded and outside the fake's lock, like a local APIC that reacts at once
+// (e.g. with an EOI back to the IOAPIC).
+class FakeApicBus : public ApicBus {
+public:
+    void send(const ApicMessage& message) override {
+        {
+            std::lock_guard lock(mutex_);
+            messages_.push_back(message);
+        }
+        if (on_send) on_send(message);
+    }
+    [[nodiscard]] std::vector<ApicMessage> messages() const {
+        std::lock_guard lock(mutex_);
+        return messages_;
+    }
+    [[nodiscard]] size_t count() const {
+        std::lock_guard lock(mutex_);
+        return messages_.size();
+    }
+    void clear() {
+        std::lock_guard lock(mutex_);
+        messages_.clear();
+    }
+
+    std::function<void(const ApicMessage&)> on_send;
+
+private:
+    mutable std::mutex mutex_;
+    std::vector<ApicMessage> messages_;
+};
+
+}  // namespace strata::testing
