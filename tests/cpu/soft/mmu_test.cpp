@@ -17,8 +17,9 @@ constexpr uint64_t kPageRw = 0x20'5000;
 
 class MmuTest : public SoftCpuFixture {
 protected:
-    void SetUp() override {
-        enter_long_mode();
+    void SetUp() override { enter(0); }
+    void enter(unsigned cpl) {
+        enter_long_mode(cpl);
         // 2 MiB - 4 MiB through 4 KiB pages.
         write64(kPd + 8, kPt | 7);
         for (uint64_t i = 0; i < 512; ++i) write64(kPt + i * 8, (0x20'0000 + (i << 12)) | 7);
@@ -52,7 +53,7 @@ TEST_F(MmuTest, ReadAndWriteSetAccessedThenDirty) {
 }
 
 TEST_F(MmuTest, UserWriteToReadOnlyPageFaultsWithErrorCodeAndCr2) {
-    enter_long_mode(3);
+    enter(3);
     GuestFault f = fault([&] { cpu.write<uint8_t>(DS, kPageRo + 0x10, 1); });
     EXPECT_EQ(f.vector, vec::PF);
     EXPECT_EQ(f.error_code, pf::P | pf::W | pf::U);
@@ -70,7 +71,7 @@ TEST_F(MmuTest, SupervisorWriteToReadOnlyPageFollowsCr0Wp) {
 }
 
 TEST_F(MmuTest, UserAccessToSupervisorPageAndAbsentPage) {
-    enter_long_mode(3);
+    enter(3);
     EXPECT_EQ(fault([&] { (void)cpu.read<uint8_t>(DS, kPageSup); }).error_code, pf::P | pf::U);
     EXPECT_EQ(fault([&] { (void)cpu.read<uint8_t>(DS, kPageAbsent + 4); }).error_code, pf::U);
     EXPECT_EQ(cpu.cr2, kPageAbsent + 4);
@@ -152,14 +153,22 @@ TEST_F(MmuTest, LegacyPagingModes) {
     cpu.cr3 = 0x6000;
     cpu.cr0 |= cr0::PG;
     cpu.flush_tlb(true);
-    EXPECT_EQ(cpu.read<uint32_t>(DS, 0x1004), 0xabcdu);
+    try {
+        EXPECT_EQ(cpu.read<uint32_t>(DS, 0x1004), 0xabcdu);
+    } catch (const GuestFault& f) {
+        FAIL() << "fault " << int(f.vector) << " code " << f.error_code;
+    }
     // PAE: PDPTE 0 → PD at 0x8000 → 2 MiB page 0 → physical 0.
     ASSERT_TRUE(memory().write_obj<uint64_t>(0x9000, 0x8000 | 1));
     ASSERT_TRUE(memory().write_obj<uint64_t>(0x8000, 0x83));
     cpu.cr3 = 0x9000;
     cpu.cr4 |= cr4::PAE;
     cpu.flush_tlb(true);
-    EXPECT_EQ(cpu.read<uint32_t>(DS, 0x7004), 0xabcdu);
+    try {
+        EXPECT_EQ(cpu.read<uint32_t>(DS, 0x7004), 0xabcdu);
+    } catch (const GuestFault& f) {
+        FAIL() << "fault " << int(f.vector) << " code " << f.error_code;
+    }
 }
 
 }  // namespace

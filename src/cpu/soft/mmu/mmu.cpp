@@ -52,9 +52,10 @@ public:
             raise_fault(vec::PF, code);
         };
         // Reads an entry and sets its accessed bit (atomically: other vCPUs walk the same tables).
-        auto entry = [&](uint64_t table_entry_phys, unsigned bytes) -> uint64_t {
+        auto entry = [&](uint64_t table_entry_phys, unsigned bytes, bool has_accessed_bit = true) -> uint64_t {
             uint8_t* host = cpu.ram_pointer(table_entry_phys, bytes);
             if (!host) fault(0);  // tables outside RAM: treat as not present
+            if (!has_accessed_bit) return __atomic_load_n(reinterpret_cast<uint64_t*>(host), __ATOMIC_RELAXED);
             if (bytes == 4) {
                 auto* p = reinterpret_cast<uint32_t*>(host);
                 uint32_t e = __atomic_load_n(p, __ATOMIC_RELAXED);
@@ -102,7 +103,7 @@ public:
                 level = 4;
             } else {
                 // PAE (§4.4): four PDPTEs at CR3[31:5]; they carry no permissions.
-                uint64_t pdpte = entry((cpu.cr3 & 0xffff'ffe0) + ((address >> 30) & 3) * 8, 8);
+                uint64_t pdpte = entry((cpu.cr3 & 0xffff'ffe0) + ((address >> 30) & 3) * 8, 8, false);
                 if (!(pdpte & kP)) fault(0);
                 if (pdpte & (reserved_high | 0x1e6)) fault(pf::P | pf::RSVD);
                 table = pdpte & kAddrMask;
@@ -115,7 +116,7 @@ public:
                 if (!(e & kP)) fault(0);
                 bool large = (e & kPS) && (level == 2 || level == 3);
                 if ((e & reserved_high) || ((e & kPS) && level == 4)) fault(pf::P | pf::RSVD);
-                if (large && (e & (((1ull << (shift - 12)) - 1) << 13))) fault(pf::P | pf::RSVD);
+                if (large && (e & (((1ull << (shift - 13)) - 1) << 13))) fault(pf::P | pf::RSVD);  // PAT bit 12 is allowed
                 combine(e);
                 if (level == 1 || large) {
                     leaf = e;
