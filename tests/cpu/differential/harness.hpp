@@ -21,10 +21,12 @@
 //
 // Registers a case does not name start at 0, RSP at kStackTop, XMM at 0 and MXCSR at 0x1f80;
 // RFLAGS holds `flags` (CF, PF, AF, ZF, SF, OF, DF) with IF=1 and IOPL=0, as in an OS's user
-// mode. The assembler knows the layout's addresses as symbols: CODE, DATA (kDataSize bytes, user read-write, not executable), STACK (the stack page),
-// READONLY (a user page holding 0xa5 bytes), UNMAPPED (not present), SUPERVISOR (a supervisor
-// page), NONCANONICAL. Cases may also be built by loops (see integer_arith_test.cpp), and
-// random_sequences.hpp generates them.
+// mode. The assembler knows the layout's addresses as symbols: CODE, DATA (kDataSize bytes, user
+// read-write, not executable), STACK and STACK_TOP (the stack page), READONLY (a user page
+// holding 0xa5 bytes), UNMAPPED (not present), SUPERVISOR (a supervisor page filled with 0x5a),
+// NONCANONICAL. Cases may also be built by loops (see integer_arith_test.cpp), and
+// random_sequences.hpp generates them. Cases must not set TF (the harness's own routines would
+// trap).
 //
 // Guest layout (identity-mapped, 4-level paging, 4 KiB pages in the first 2 MiB): a GDT with
 // 64-bit kernel and user segments and a TSS whose RSP0 is a supervisor stack; an IDT whose
@@ -36,6 +38,22 @@
 // the frame from the kernel stack. Both routines then write to a doorbell page (MMIO: the
 // engine's MMIO exit wakes the harness) and spin; the harness stops the engine and reads its
 // state. (Why not through the engine's FPU state, or a port write: harness_support.cpp.)
+//
+// Where the kvm reference is not the architecture. On PVM hosts (/sys/module/kvm_pvm) guest user
+// code runs natively in host user mode, so some instructions see the host rather than the guest
+// (measured on this project's AMD EPYC hosts); cases must not depend on them, or must not use
+// kvm as their reference:
+// - CPUID at CPL3 is the host's, not the engine's CPUID policy (APIC id, CMPXCHG16B, OSXSAVE...);
+//   RDTSCP and RDPID return the host's TSC_AUX.
+// - Instructions gated by guest CR4 bits run anyway: RDFSBASE/WRGSBASE (CR4.FSGSBASE clear),
+//   XGETBV and AVX (CR4.OSXSAVE clear) execute instead of raising #UD.
+// - Segment registers read as the host's selectors (CS 0x33, SS/DS 0x2b, ES/GS 0); LAR, LSL,
+//   VERR and VERW look in the host's GDT; far transfers and segment loads use it too (RETF to
+//   0x23 enters the host's 32-bit compatibility segment).
+// - INT n other than INT3 raises #UD instead of #GP or the gate's vector; SYSCALL takes PVM's
+//   own system-call path, not the one the MSRs say (with LSTAR 0 it faulted as a user fetch).
+// - PUSHFQ shows IF=1 whatever the guest's RFLAGS (the harness runs cases with IF=1 for that).
+// SGDT, SIDT, SLDT, STR and SMSW do report the guest's values (UMIP on the host traps them).
 #pragma once
 
 #include <array>
