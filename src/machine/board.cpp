@@ -48,8 +48,8 @@ private:
 
 Board::~Board() = default;
 
-Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& control, const GuestMemory& memory,
-                                            const MachineConfig& config) {
+Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& control, TimerService& timers,
+                                            const GuestMemory& memory, const MachineConfig& config) {
     std::unique_ptr<Board> board(new Board());
     auto line = [&](unsigned gsi) -> IrqLine& {
         IrqLine* irq = engine.irq_line(gsi);
@@ -80,7 +80,7 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
     place(board->pio_, pc::kPortAcpiPm, AcpiPm::kWindowSize, acpi_pm, "ACPI PM");
 
     board->rtc_irq_ = std::make_unique<RtcWakeLine>(line(pc::kIrqRtc), *acpi_pm);
-    auto rtc = std::make_shared<CmosRtc>(*board->rtc_irq_);
+    auto rtc = std::make_shared<CmosRtc>(*board->rtc_irq_, timers);
     uint64_t below_4g = std::min<uint64_t>(memory.ram_size(), GuestMemory::kLowRamLimit);
     rtc->set_memory_size(below_4g, memory.ram_size() - below_4g);
     place(board->pio_, pc::kPortRtc, CmosRtc::kWindowSize, rtc, "CMOS/RTC");

@@ -13,6 +13,7 @@
 #include <span>
 #include <vector>
 
+#include "base/machine_clock.hpp"
 #include "bus/bus.hpp"
 #include "bus/machine_control.hpp"
 #include "cpu/engine.hpp"
@@ -24,7 +25,8 @@ class Uart16550;
 
 class Board {
 public:
-    static Result<std::unique_ptr<Board>> build(CpuEngine& engine, MachineControl& control,
+    // `timers` (the machine's one timer service) must outlive the board: the RTC's timer is on it.
+    static Result<std::unique_ptr<Board>> build(CpuEngine& engine, MachineControl& control, TimerService& timers,
                                                 const GuestMemory& memory, const MachineConfig& config);
 
     ~Board();
@@ -41,13 +43,13 @@ private:
     Board() = default;
 
     class RtcWakeLine;
-    // Declared first so it outlives the RTC (owned by the bus), whose timer thread drives it.
+    // Declared first so it outlives the RTC (owned by the bus), whose timer drives it.
     std::unique_ptr<RtcWakeLine> rtc_irq_;
     Bus pio_{"port I/O"};
     Bus mmio_{"MMIO"};
     std::shared_ptr<Uart16550> com1_;
     // Devices are owned by the buses (facets keep multi-window devices alive); COM1 is also
-    // kept here for console input. Host threads of devices (the RTC's timer) end with them.
+    // kept here for console input. Device timers (the RTC's) are cancelled with their devices.
 };
 
 }  // namespace strata

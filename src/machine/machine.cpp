@@ -52,7 +52,7 @@ std::expected<std::unique_ptr<Machine>, StopReason> Machine::create(const Machin
     if (!engine) return std::unexpected(machine->creation_failure(engine.error()));
     machine->engine_ = std::move(*engine);
 
-    auto board = Board::build(*machine->engine_, *machine, machine->memory_, config);
+    auto board = Board::build(*machine->engine_, *machine, machine->timers_, machine->memory_, config);
     if (!board) return std::unexpected(machine->creation_failure(context(board.error(), "board").error()));
     machine->board_ = std::move(*board);
     machine->board_->on_console_room([m = machine.get()] { m->console_room_.notify(); });

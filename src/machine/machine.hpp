@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 
+#include "base/machine_clock.hpp"
 #include "bus/machine_control.hpp"
 #include "cpu/engine.hpp"
 #include "host/event_fd.hpp"
@@ -68,6 +69,10 @@ private:
     // not read (back-pressure); a terminal is, up to kMaxPendingInput, so that Ctrl-A x works.
     static constexpr size_t kMaxPendingInput = 64 * 1024;
     std::vector<uint8_t> pending_input_;
+    // The machine's one clock and timer service: made before the engine and the board, whose
+    // devices arm timers on it, and destroyed after both (members go in reverse order).
+    MachineClock clock_;
+    TimerService timers_{clock_};
     std::unique_ptr<CpuEngine> engine_;
     std::unique_ptr<Board> board_;
 

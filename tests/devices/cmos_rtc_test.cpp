@@ -2,11 +2,10 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
-#include <thread>
-
 #include <atomic>
+#include <chrono>
 #include <ctime>
+#include <thread>
 
 #include "base/checked.hpp"
 #include "fakes.hpp"
@@ -30,10 +29,36 @@ int64_t utc_ns(int year, int month, int day, int hour, int minute, int second) {
     return static_cast<int64_t>(timegm(&fields)) * kSecond;
 }
 
+// Time is driven by hand: the RTC starts at the wall-clock time kStart, and `now` moves the
+// machine clock's source forward to the wall time it is given, then lets the timer service run
+// what became due (so interrupts come from the RTC's timer, not only from register accesses).
+const int64_t kStart = utc_ns(2024, 3, 5, 13, 45, 30) + 100'000'000;  // a Tuesday
+
+class DrivenWallTime {
+public:
+    DrivenWallTime(std::atomic<int64_t>& source, TimerService& timers) : source_(source), timers_(timers) {}
+    DrivenWallTime& operator=(int64_t wall_ns) {
+        if (wall_ns < wall_ns_) ADD_FAILURE() << "the machine clock only runs forward";
+        source_ += wall_ns - wall_ns_;
+        wall_ns_ = wall_ns;
+        timers_.run_due_timers();
+        return *this;
+    }
+    DrivenWallTime& operator+=(int64_t ns) { return *this = wall_ns_ + ns; }
+
+private:
+    std::atomic<int64_t>& source_;
+    TimerService& timers_;
+    int64_t wall_ns_ = kStart;
+};
+
 struct Rtc : ::testing::Test {
     testing::FakeIrqLine irq;
-    std::atomic<int64_t> now{utc_ns(2024, 3, 5, 13, 45, 30) + 100'000'000};  // a Tuesday
-    CmosRtc rtc{irq, [this] { return now.load(); }};
+    std::atomic<int64_t> source_ns{0};
+    MachineClock clock{[this] { return source_ns.load(); }};
+    TimerService timers{clock};
+    DrivenWallTime now{source_ns, timers};
+    CmosRtc rtc{irq, timers, [] { return kStart; }};
 
     uint8_t get(uint8_t index) {
         outb(rtc, 0, index);
@@ -66,9 +91,9 @@ TEST_F(Rtc, BinaryAnd12HourModes) {
     EXPECT_EQ(get(0x09), 24);
     set(0x0b, 0x00);  // 12 h, BCD
     EXPECT_EQ(get(0x04), 0x81) << "1 PM";
-    now = utc_ns(2024, 3, 5, 0, 10, 0);
+    now = utc_ns(2024, 3, 6, 0, 10, 0);
     EXPECT_EQ(get(0x04), 0x12) << "12 AM";
-    now = utc_ns(2024, 3, 5, 12, 10, 0);
+    now = utc_ns(2024, 3, 6, 12, 10, 0);
     EXPECT_EQ(get(0x04), 0x92) << "12 PM";
 }
 
@@ -204,11 +229,73 @@ TEST_F(Rtc, CmosRamAndIndexMasking) {
     EXPECT_EQ(get(0x0d), 0x80) << "read-only";
 }
 
-// The timer thread on the real clock: periodic interrupts at 64 Hz keep coming as long as the
-// guest acknowledges them by reading register C.
+// The timer raises the line by itself, without any register access, at the update...
+TEST_F(Rtc, UpdateInterruptComesFromTheTimer) {
+    set(0x0b, 0x02 | 0x10);  // UIE
+    get(0x0c);
+    now += 899'999'999;  // 13:45:30.999999999
+    EXPECT_FALSE(irq.level());
+    now += 1;
+    EXPECT_TRUE(irq.level()) << "raised at 13:45:31";
+    EXPECT_EQ(get(0x0c) & 0x90, 0x90);
+    EXPECT_FALSE(irq.level());
+    now += kSecond;
+    EXPECT_TRUE(irq.level()) << "and again a second later";
+}
+
+// ... at the periodic rate (64 Hz: every 15.625 ms, on the 32.768 kHz grid) ...
+TEST_F(Rtc, PeriodicInterruptComesFromTheTimerAtTheRate) {
+    set(0x0a, 0x2a);  // RS = 10: 64 Hz
+    get(0x0c);
+    set(0x0b, 0x02 | 0x40);  // PIE
+    int raised = 0;
+    for (int step = 0; step < 1000; ++step) {  // one second in 1 ms steps
+        now += kSecond / 1000;
+        if (irq.level()) {
+            ++raised;
+            EXPECT_EQ(get(0x0c) & 0xc0, 0xc0) << "IRQF | PF";
+        }
+    }
+    EXPECT_EQ(raised, 64);
+}
+
+// ... and at the alarm, once the guest has enabled it.
+TEST_F(Rtc, AlarmInterruptComesFromTheTimer) {
+    set(0x0b, 0x02 | 0x20);  // AIE
+    set(0x01, 0x40);         // 13:46:40, written after AIE: the timer follows the alarm bytes
+    set(0x03, 0x46);
+    set(0x05, 0x13);
+    get(0x0c);
+    now = utc_ns(2024, 3, 5, 13, 46, 39);
+    EXPECT_FALSE(irq.level());
+    now = utc_ns(2024, 3, 5, 13, 46, 40);
+    EXPECT_TRUE(irq.level());
+    EXPECT_EQ(get(0x0c) & 0xa0, 0xa0) << "IRQF | AF";
+}
+
+// While the machine clock is paused the RTC stands still and raises nothing; it goes on from
+// where it stopped.
+TEST_F(Rtc, PausedClockStopsTheRtc) {
+    set(0x0b, 0x02 | 0x10);  // UIE
+    get(0x0c);
+    clock.pause();
+    source_ns += 10 * kSecond;
+    timers.run_due_timers();
+    EXPECT_FALSE(irq.level());
+    EXPECT_EQ(get(0x00), 0x30);
+    clock.resume();
+    now += kSecond;
+    EXPECT_TRUE(irq.level());
+    EXPECT_EQ(get(0x00), 0x31);
+}
+
+// The timer on the real clock: periodic interrupts at 64 Hz keep coming as long as the guest
+// acknowledges them by reading register C.
 TEST(RtcRealClock, PeriodicInterruptFires) {
     testing::FakeIrqLine irq;
-    CmosRtc rtc(irq);
+    MachineClock clock;
+    TimerService timers(clock);
+    CmosRtc rtc(irq, timers);
     outb(rtc, 0, 0x0a);
     outb(rtc, 1, 0x2a);  // RS = 10: 64 Hz
     outb(rtc, 0, 0x0c);
@@ -222,14 +309,16 @@ TEST(RtcRealClock, PeriodicInterruptFires) {
         EXPECT_FALSE(irq.level());
     }
     outb(rtc, 0, 0x0b);
-    outb(rtc, 1, 0x02);  // PIE off: the thread goes quiet
+    outb(rtc, 1, 0x02);  // PIE off: the timer goes quiet
 }
 
-// Destroying the RTC while its timer waits for the next interrupt wakes and joins the timer
-// thread at once (instead of waiting out the deadline), and nothing touches the line afterwards.
+// Destroying the RTC while its timer waits for the next interrupt cancels the timer at once
+// (instead of waiting out the deadline), and nothing touches the line afterwards.
 TEST(RtcRealClock, DestroyingWhileTimerRunsStopsItAtOnce) {
     testing::FakeIrqLine irq;
-    auto rtc = std::make_unique<CmosRtc>(irq);
+    MachineClock clock;
+    TimerService timers(clock);
+    auto rtc = std::make_unique<CmosRtc>(irq, timers);
     outb(*rtc, 0, 0x0a);
     outb(*rtc, 1, 0x2f);  // RS = 15: 2 Hz, a deadline half a second away
     outb(*rtc, 0, 0x0c);

@@ -1,7 +1,6 @@
 #include "devices/legacy/cmos_rtc.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <ctime>
 
 #include "base/checked.hpp"
@@ -53,18 +52,23 @@ int64_t CmosRtc::host_realtime_ns() {
     return int64_t{ts.tv_sec} * kNsPerSecond + ts.tv_nsec;
 }
 
-CmosRtc::CmosRtc(IrqLine& irq, Clock now_ns) : irq_(irq), now_ns_(std::move(now_ns)) {
-    if (!now_ns_) now_ns_ = host_realtime_ns;
+CmosRtc::CmosRtc(IrqLine& irq, TimerService& timers, const WallClock& wall_clock)
+    : irq_(irq), clock_(timers.clock()) {
+    timer_ = timers.create_timer([this] { on_timer(); });
+    std::lock_guard lock(mutex_);
     cmos_[static_cast<uint8_t>(Reg::A)] = 0x26;  // 32.768 kHz divider, 1024 Hz rate (power-on)
     cmos_[static_cast<uint8_t>(Reg::B)] = kB24Hour;
-    last_second_ = floor_div(now_ns_(), kNsPerSecond);
-    next_periodic_ = next_periodic_after(now_ns_());
-    timer_ = std::jthread([this](std::stop_token stop) { timer_loop(std::move(stop)); });
+    int64_t now = clock_.now_ns();
+    int64_t wall = wall_clock ? wall_clock() : host_realtime_ns();
+    offset_ns_ = wall - now;
+    last_second_ = floor_div(wall, kNsPerSecond);
+    next_periodic_ = next_periodic_after(wall);
+    reschedule();
 }
 
 void CmosRtc::read(uint64_t offset, std::span<uint8_t> data) {
     std::lock_guard lock(mutex_);
-    int64_t now = now_ns_();
+    int64_t now = clock_.now_ns();
     for (size_t i = 0; i < data.size(); ++i) {
         // The index port is write-only; the data port reads the selected byte.
         data[i] = offset + i == 1 ? read_register(index_, now) : uint8_t{0xff};
@@ -73,7 +77,7 @@ void CmosRtc::read(uint64_t offset, std::span<uint8_t> data) {
 
 void CmosRtc::write(uint64_t offset, std::span<const uint8_t> data) {
     std::lock_guard lock(mutex_);
-    int64_t now = now_ns_();
+    int64_t now = clock_.now_ns();
     // Byte lanes as on the ISA bus: a 16-bit write to the index port also writes the data port,
     // which some firmware uses to set index and value at once.
     for (size_t i = 0; i < data.size(); ++i) {
@@ -138,7 +142,7 @@ uint8_t CmosRtc::read_register(uint8_t index, int64_t now) {
             if (irqf()) value |= kCIrqf;
             flags_ = 0;  // all flags clear on read, and with them IRQF and the line
             update_irq();
-            wake_timer();
+            reschedule();
             return value;
         }
         case Reg::D: return kDValidRam;
@@ -160,7 +164,7 @@ void CmosRtc::write_register(uint8_t index, uint8_t value, int64_t now) {
         store_time_fields(second);
         cmos_[index] = value;
         commit_time_fields(now, guest - second * kNsPerSecond);
-        wake_timer();
+        reschedule();
         return;
     }
     switch (static_cast<Reg>(index)) {
@@ -181,9 +185,9 @@ void CmosRtc::write_register(uint8_t index, uint8_t value, int64_t now) {
         }
         case Reg::C:
         case Reg::D: return;  // read-only
-        default: cmos_[index & 0x7f] = value; return;
+        default: cmos_[index & 0x7f] = value; break;  // CMOS RAM, and the alarm bytes
     }
-    wake_timer();
+    reschedule();
 }
 
 uint8_t CmosRtc::encode(int value) const {
@@ -297,7 +301,7 @@ void CmosRtc::advance(int64_t now) {
             auto alarm = next_alarm_after(last_second_);
             if (alarm && *alarm <= second) flags_ |= kCAlarm;
         }
-        last_second_ = second;  // also follows a host clock that stepped back
+        last_second_ = second;
     }
     if (next_periodic_ && guest >= *next_periodic_) {
         flags_ |= kCPeriodic;
@@ -330,25 +334,22 @@ std::optional<int64_t> CmosRtc::next_deadline() const {
     return *guest - offset_ns_;
 }
 
-void CmosRtc::wake_timer() {
-    ++wakeups_;
-    wakeup_.notify_all();
+// Called with mutex_ held whenever the next event may have moved. The timer stays unarmed while
+// nothing enabled can fire, so an RTC with its interrupts off costs the host nothing.
+void CmosRtc::reschedule() {
+    if (auto deadline = next_deadline()) {
+        timer_->arm_at(*deadline);
+    } else {
+        timer_->cancel();
+    }
 }
 
-void CmosRtc::timer_loop(std::stop_token stop) {
-    std::unique_lock lock(mutex_);
-    while (!stop.stop_requested()) {
-        int64_t now = now_ns_();
-        advance(now);
-        uint64_t seen = wakeups_;
-        auto changed = [&] { return wakeups_ != seen; };
-        auto deadline = next_deadline();
-        if (!deadline) {
-            wakeup_.wait(lock, stop, changed);  // nothing enabled can fire: no activity at all
-        } else if (*deadline > now) {
-            wakeup_.wait_for(lock, stop, std::chrono::nanoseconds(*deadline - now), changed);
-        }
-    }
+// On the service thread. A callback that was already running when a guest access cancelled or
+// moved the timer finds the state that access left, so it only ever does what is due now.
+void CmosRtc::on_timer() {
+    std::lock_guard lock(mutex_);
+    advance(clock_.now_ns());
+    reschedule();
 }
 
 }  // namespace strata

@@ -1,17 +1,18 @@
 // The MC146818A real-time clock and CMOS RAM.
 //
-// State:    128 bytes of CMOS, the index register, the guest's clock as an offset from the host's
-//           wall clock, register A-D control bits, the reg C flags, and the next periodic event.
-// Features: index port (offset 0, bit 7 = NMI mask) and data port (offset 1); time of day from the
-//           host's real clock in UTC, BCD or binary (reg B DM) and 12 or 24 hour (reg B 24/12, PM in
-//           bit 7 of the hour); guest writes of time (with or without SET) move an offset that later
-//           reads keep; UIP (reg A bit 7) during the last 244 µs before each second's update; SET
-//           (reg B bit 7) freezes the time registers and clears UIE; reg C (IRQF, PF, AF, UF) clears
+// State:    128 bytes of CMOS, the index register, the guest's clock as an offset from the machine
+//           clock, register A-D control bits, the reg C flags, and the next periodic event.
+// Features: index port (offset 0, bit 7 = NMI mask) and data port (offset 1); time of day in UTC,
+//           starting from the host's wall clock when the RTC is made and running on the machine
+//           clock from then on (so it stops while the VM is paused, as QEMU's -rtc clock=vm), BCD
+//           or binary (reg B DM) and 12 or 24 hour (reg B 24/12, PM in bit 7 of the hour); guest
+//           writes of time (with or without SET) move an offset that later reads keep; UIP (reg A
+//           bit 7) during the last 244 µs before each second's update; SET (reg B bit 7) freezes the time registers and clears UIE; reg C (IRQF, PF, AF, UF) clears
 //           on read, which lowers the line; reg D VRT = 1; periodic interrupt at the reg A RS rate,
 //           alarm with "don't care" values 0xc0-0xff, update-ended interrupt; century at 0x32;
 //           memory-size bytes via set_memory_size(). Flags are set whether or not their interrupt is
-//           enabled (datasheet "Register C"); a timer thread exists to raise the line on time and
-//           sleeps without a deadline whenever no enabled interrupt can fire.
+//           enabled (datasheet "Register C"); a timer of the machine's TimerService raises the
+//           line on time and is not armed whenever no enabled interrupt can fire.
 // Missing:  the divider bits DV of reg A (the clock always runs); daylight-saving (reg B DSE);
 //           square-wave output; the NMI mask bit is recorded but not forwarded to the CPU; guest
 //           times before 1900 or after 2199 are ignored.
@@ -20,14 +21,14 @@
 #pragma once
 
 #include <array>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
-#include <thread>
 
+#include "base/machine_clock.hpp"
 #include "bus/bus_device.hpp"
 #include "bus/irq_line.hpp"
 
@@ -36,14 +37,14 @@ namespace strata {
 class CmosRtc final : public BusDevice {
 public:
     static constexpr uint64_t kWindowSize = 2;  // index, data
-    using Clock = std::function<int64_t()>;     // ns since the Unix epoch
+    using WallClock = std::function<int64_t()>;  // ns since the Unix epoch
 
     // The host's wall clock (CLOCK_REALTIME) in ns since the Unix epoch.
     static int64_t host_realtime_ns();
 
-    // `now_ns` lets tests control time; the timer thread waits on the real steady clock for the
-    // distance `now_ns` reports to the next event.
-    explicit CmosRtc(IrqLine& irq, Clock now_ns = host_realtime_ns);
+    // The time of day starts at `wall_clock()` and then follows `timers.clock()`; tests pass
+    // both to control time.
+    CmosRtc(IrqLine& irq, TimerService& timers, const WallClock& wall_clock = host_realtime_ns);
 
     void read(uint64_t offset, std::span<uint8_t> data) override;
     void write(uint64_t offset, std::span<const uint8_t> data) override;
@@ -88,26 +89,25 @@ private:
     [[nodiscard]] bool irqf() const;
     void advance(int64_t now);
     void update_irq();
-    [[nodiscard]] std::optional<int64_t> next_deadline() const;  // host ns
-    void wake_timer();
-    void timer_loop(std::stop_token stop);
+    [[nodiscard]] std::optional<int64_t> next_deadline() const;  // machine-clock ns
+    void reschedule();
+    void on_timer();
 
     IrqLine& irq_;
-    Clock now_ns_;
+    MachineClock& clock_;
     std::mutex mutex_;
-    std::condition_variable_any wakeup_;
-    uint64_t wakeups_ = 0;  // bumped whenever the timer must recompute its deadline
 
     std::array<uint8_t, 128> cmos_{};
     uint8_t index_ = 0;
     bool nmi_masked_ = false;
-    int64_t offset_ns_ = 0;      // guest time = host wall clock + offset
+    int64_t offset_ns_ = 0;      // guest time (ns since the epoch) = machine clock + offset
     int64_t last_second_ = 0;    // guest second when update/alarm were last evaluated
     std::optional<int64_t> next_periodic_;  // guest ns of the next periodic flag
     uint8_t flags_ = 0;          // reg C PF/AF/UF
     bool irq_level_ = false;
 
-    std::jthread timer_;  // last: stopped and joined before the state above goes away
+    // Last: destroyed (and a running callback waited for) before the state above goes away.
+    std::unique_ptr<TimerService::Timer> timer_;
 };
 
 }  // namespace strata
