@@ -179,6 +179,10 @@ public:
     // after the page walk and the A/D bits of a write; nullptr when they are not all in one RAM
     // page (MMIO, page-crossing): the caller then reads and writes without atomicity.
     [[nodiscard]] uint8_t* rmw_pointer(uint64_t address, unsigned size);
+    // A host pointer to `size` bytes at `address` for reading them in place (the string
+    // instructions' page-sized runs, CLFLUSH's address check), after the page walk of a read
+    // (its #PF); nullptr when they are not all in one RAM page.
+    [[nodiscard]] const uint8_t* read_pointer(uint64_t address, unsigned size);
 
     // The guest-physical address of an instruction fetch at linear `address` (page walk with
     // execute permission; #PF as hardware raises it) and the host bytes there, if RAM.

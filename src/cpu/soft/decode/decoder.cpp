@@ -104,9 +104,33 @@ bool changes_decoding(const ZydisDecodedInstruction& in) {
     return (in.attributes & ZYDIS_ATTRIB_IS_PRIVILEGED) != 0;
 }
 
+// Which family's form of a shared mnemonic this is (see HandlerForm).
+HandlerForm decode_form(const ZydisDecodedInstruction& in, const Insn& out) {
+    switch (in.mnemonic) {
+        case ZYDIS_MNEMONIC_MOV:
+            for (unsigned i = 0; i < out.nops; ++i) {
+                if (out.op[i].kind == OpKind::Seg) return HandlerForm::SegmentRegister;
+                if (out.op[i].kind == OpKind::Cr) return HandlerForm::ControlRegister;
+                if (out.op[i].kind == OpKind::Dr) return HandlerForm::DebugRegister;
+            }
+            return HandlerForm::Default;
+        case ZYDIS_MNEMONIC_PUSH:
+        case ZYDIS_MNEMONIC_POP:
+            return out.op[0].kind == OpKind::Seg ? HandlerForm::SegmentRegister : HandlerForm::Default;
+        case ZYDIS_MNEMONIC_JMP:
+        case ZYDIS_MNEMONIC_CALL:
+        case ZYDIS_MNEMONIC_RET:
+            return in.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR ? HandlerForm::Far : HandlerForm::Default;
+        case ZYDIS_MNEMONIC_MOVSD:
+        case ZYDIS_MNEMONIC_CMPSD:
+            return in.meta.category == ZYDIS_CATEGORY_STRINGOP ? HandlerForm::Default : HandlerForm::Vector;
+        default: return HandlerForm::Default;
+    }
+}
+
 }  // namespace
 
-HandlerTable::HandlerTable() { handlers_.fill(nullptr); }
+HandlerTable::HandlerTable() { handlers_.fill({}); }
 
 Decoder::Decoder() {
     static constexpr CodeMode kModes[] = {CodeMode::Real16,   CodeMode::Legacy16, CodeMode::Legacy32,
@@ -185,8 +209,17 @@ DecodeResult Decoder::decode(CodeMode mode, unsigned stack_bits, std::span<const
         }
         out.nops = static_cast<uint8_t>(i + 1);
     }
+    // String instructions and XLAT address memory only implicitly, through rSI or rBX; their
+    // segment (DS, or the override prefix's) is what their handlers find in Insn::mem.seg.
+    for (unsigned i = in.operand_count_visible; i < in.operand_count; ++i) {
+        const ZydisDecodedOperand& z = ops[i];
+        if (z.type != ZYDIS_OPERAND_TYPE_MEMORY) continue;
+        uint8_t base = address_register(z.mem.base);
+        if ((base == 6 || base == 3) && z.mem.segment >= ZYDIS_REGISTER_ES && z.mem.segment <= ZYDIS_REGISTER_GS)
+            out.mem.seg = static_cast<uint8_t>(z.mem.segment - ZYDIS_REGISTER_ES);
+    }
 
-    Handler handler = handler_table().find(in.mnemonic);
+    Handler handler = handler_table().find(in.mnemonic, decode_form(in, out));
     if (!handler) {
         // VEX/EVEX/XOP encodings are not advertised: plain #UD. Anything else we should run.
         if (!(out.prefixes & prefix::Vex))

@@ -19,15 +19,28 @@ namespace strata::soft {
 // was decoded for.
 enum class CodeMode : uint8_t { Real16, Legacy16, Legacy32, Compat16, Compat32, Long64 };
 
-// Which handler implements each mnemonic. Each family file of exec/ adds its own.
+// The forms of one mnemonic that different families implement: Zydis names MOV alike whether it
+// moves general, segment, control or debug registers, JMP/CALL/RET alike near and far, and
+// MOVSD/CMPSD alike as string and as SSE instructions. A family binds its form; the decoder
+// finds each instruction's form (decode_form in decoder.cpp), Default for everything else.
+enum class HandlerForm : uint8_t { Default, SegmentRegister, ControlRegister, DebugRegister, Far, Vector };
+inline constexpr unsigned kHandlerForms = 6;
+
+// Which handler implements each mnemonic (and form). Each family file of exec/ adds its own.
 class HandlerTable {
 public:
     HandlerTable();
-    void bind(ZydisMnemonic mnemonic, Handler handler) { handlers_[mnemonic] = handler; }
-    [[nodiscard]] Handler find(ZydisMnemonic mnemonic) const { return handlers_[mnemonic]; }
+    void bind(ZydisMnemonic mnemonic, Handler handler) { bind(mnemonic, HandlerForm::Default, handler); }
+    void bind(ZydisMnemonic mnemonic, HandlerForm form, Handler handler) {
+        handlers_[mnemonic][static_cast<unsigned>(form)] = handler;
+    }
+    // nullptr when no family implements this form of the mnemonic.
+    [[nodiscard]] Handler find(ZydisMnemonic mnemonic, HandlerForm form = HandlerForm::Default) const {
+        return handlers_[mnemonic][static_cast<unsigned>(form)];
+    }
 
 private:
-    std::array<Handler, ZYDIS_MNEMONIC_MAX_VALUE + 1> handlers_{};
+    std::array<std::array<Handler, kHandlerForms>, ZYDIS_MNEMONIC_MAX_VALUE + 1> handlers_{};
 };
 
 // The table with every family bound (exec/families.cpp).

@@ -258,9 +258,19 @@ void Cpu::slow_write(uint64_t address, const void* in, unsigned size, bool super
 
 uint8_t* Cpu::rmw_pointer(uint64_t address, unsigned size) {
     if ((address & 0xfff) + size > 0x1000) return nullptr;
+    // A cached write permission is a dirty RAM page no block was decoded from: nothing to walk.
+    const TlbEntry& e = tlb_[user_index(false)][tlb_slot(address)];
+    if (e.write_tag == (address & ~0xfffull)) return reinterpret_cast<uint8_t*>(address + e.addend);
     auto [phys, host] = Mmu::translate(*this, address, Access::Write, false);
     if (host) code_pages->written(phys);
     return host;
+}
+
+const uint8_t* Cpu::read_pointer(uint64_t address, unsigned size) {
+    if ((address & 0xfff) + size > 0x1000) return nullptr;
+    const TlbEntry& e = tlb_[user_index(false)][tlb_slot(address)];
+    if (e.read_tag == (address & ~0xfffull)) return reinterpret_cast<const uint8_t*>(address + e.addend);
+    return Mmu::translate(*this, address, Access::Read, false).second;
 }
 
 Cpu::Fetch Cpu::translate_fetch(uint64_t address) {
