@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "cpu/cpu_state.hpp"
+#include "cpu/cpuid.hpp"
 #include "cpu/engine.hpp"
 #include "cpu/soft/fault.hpp"
 #include "cpu/soft/flags.hpp"
@@ -108,6 +109,7 @@ public:
     BusDevice* apic_page = nullptr;  // this vCPU's local APIC registers (xAPIC MMIO)
     SoftVcpu* vcpu = nullptr;
     unsigned index = 0;  // vCPU number
+    const CpuidTable* cpuid = nullptr;  // what CPUID answers (soft_cpuid.hpp); the engine owns it
 
     // --- Registers by width ---
     [[nodiscard]] uint64_t reg(unsigned r, unsigned bytes) const { return gpr[r] & LazyFlags::mask(bytes); }

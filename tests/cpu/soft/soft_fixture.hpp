@@ -106,7 +106,11 @@ protected:
 
     void write64(uint64_t gpa, uint64_t value) { ASSERT_TRUE(memory_.write_obj(gpa, value)); }
     uint64_t read64(uint64_t gpa) { return memory_.read_obj<uint64_t>(gpa).value(); }
-    void load(uint64_t gpa, const std::vector<uint8_t>& bytes) { ASSERT_TRUE(memory_.write(gpa, bytes)); }
+    // Writes guest memory as a device would: blocks decoded from these pages are dropped.
+    void load(uint64_t gpa, const std::vector<uint8_t>& bytes) {
+        ASSERT_TRUE(memory_.write(gpa, bytes));
+        for (uint64_t page = gpa & ~0xfffull; page < gpa + bytes.size(); page += 0x1000) pages_.written(page);
+    }
 
     // Loads `hex` at the current CS:RIP and runs until RIP is past it (at most `limit`
     // instructions; a loop that never gets there fails the test). Exceptions are delivered
