@@ -164,6 +164,7 @@ DecodeResult Decoder::decode(CodeMode mode, unsigned stack_bits, std::span<const
     out.opcode = in.opcode;
     out.opcode_map = static_cast<uint8_t>(in.opcode_map);
     out.modrm_reg = in.raw.modrm.reg;
+    out.modrm = static_cast<uint8_t>((in.raw.modrm.mod << 6) | (in.raw.modrm.reg << 3) | in.raw.modrm.rm);
     if (in.attributes & ZYDIS_ATTRIB_HAS_LOCK) out.prefixes |= prefix::Lock;
     if (in.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE)) out.prefixes |= prefix::Rep;
     if (in.attributes & ZYDIS_ATTRIB_HAS_REPNE) out.prefixes |= prefix::Repne;

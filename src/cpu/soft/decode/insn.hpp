@@ -60,6 +60,7 @@ struct Insn {
     uint8_t prefixes = 0;
     uint8_t opcode = 0;      // the last opcode byte (e.g. the condition of Jcc/SETcc/CMOVcc)
     uint8_t modrm_reg = 0;   // ModRM.reg (group opcodes), when there is a ModRM byte
+    uint8_t modrm = 0;       // the whole ModRM byte (the x87's last-opcode register FOP keeps it)
     uint8_t nops = 0;        // explicit operands
     uint8_t opcode_map = 0;  // ZydisOpcodeMap
     Operand op[4];
