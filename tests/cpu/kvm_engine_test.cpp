@@ -239,9 +239,9 @@ TEST(KvmEngine, VcpuStateCarriesWhatTheGuestSetAndMovesToAnotherVm) {
     ASSERT_TRUE((*engine)->set_vcpu_state(0, *initial));
     auto before = (*engine)->vcpu_state(0);
     ASSERT_TRUE(before);
-    // (MXCSR is not compared: this PVM host's KVM_GET_FPU reports it as 0 whatever was set.)
     EXPECT_EQ(before->extended->fpu.xmm, initial->extended->fpu.xmm) << "read back as set";
     EXPECT_EQ(before->extended->fpu.fcw, initial->extended->fpu.fcw);
+    EXPECT_EQ(before->extended->fpu.mxcsr, initial->extended->fpu.mxcsr);
     Platform platform{*memory, pio, mmio, control};
     ASSERT_TRUE((*engine)->start(platform));
     StopReason reason = control.wait();
@@ -270,6 +270,7 @@ TEST(KvmEngine, VcpuStateCarriesWhatTheGuestSetAndMovesToAnotherVm) {
     EXPECT_EQ(moved->extended->fpu.xmm, x.fpu.xmm);
     EXPECT_EQ(moved->extended->fpu.st, x.fpu.st);
     EXPECT_EQ(moved->extended->fpu.fcw, x.fpu.fcw);
+    EXPECT_EQ(moved->extended->fpu.mxcsr, x.fpu.mxcsr);
     EXPECT_EQ(moved->extended->debug.dr, x.debug.dr);
     EXPECT_EQ(moved->extended->mp_state, x.mp_state);
     auto moved_esp = std::ranges::find(moved->extended->msrs, 0x175u, &MsrValue::index);

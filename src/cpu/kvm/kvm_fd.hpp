@@ -16,15 +16,20 @@
 
 namespace strata::kvm {
 
-// <linux/kvm.h> ends kvm_irq_routing, kvm_cpuid2 and kvm_msrs with __DECLARE_FLEX_ARRAY, which in
-// C++ puts the array behind an empty struct: `entries` moves to offset 12 or 16 and sizeof grows,
-// while the kernel expects the C layout (a u32 count, a u32 of flags or padding, the entries at
-// offset 8). The ioctl numbers encode the C size too, so both are spelled out here.
+// <linux/kvm.h> ends kvm_irq_routing, kvm_cpuid2, kvm_msrs and kvm_xsave with
+// __DECLARE_FLEX_ARRAY, which in C++ puts the array behind an empty struct: `entries` moves to
+// offset 12 or 16 and sizeof grows, while the kernel expects the C layout (a u32 count, a u32 of
+// flags or padding, the entries at offset 8; kvm_xsave's 4096-byte region). The ioctl numbers
+// encode the C size too, so both are spelled out here.
 constexpr unsigned long kSetGsiRouting = _IOC(_IOC_WRITE, KVMIO, 0x6a, 8);
 constexpr unsigned long kGetSupportedCpuid = _IOC(_IOC_READ | _IOC_WRITE, KVMIO, 0x05, 8);
 constexpr unsigned long kSetCpuid2 = _IOC(_IOC_WRITE, KVMIO, 0x90, 8);
 constexpr unsigned long kSetMsrs = _IOC(_IOC_WRITE, KVMIO, 0x89, 8);
 constexpr unsigned long kGetMsrs = _IOC(_IOC_READ | _IOC_WRITE, KVMIO, 0x88, 8);
+constexpr unsigned long kGetXsave = _IOC(_IOC_READ, KVMIO, 0xa4, 4096);
+constexpr unsigned long kSetXsave = _IOC(_IOC_WRITE, KVMIO, 0xa5, 4096);
+// With KVM_CAP_XSAVE2: as many bytes as KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2) on the VM fd says.
+constexpr unsigned long kGetXsave2 = _IOC(_IOC_READ, KVMIO, 0xcf, 4096);
 
 // A kernel struct of the form { u32 count; u32 pad; Entry entries[]; } in its C layout.
 template <class Entry>

@@ -10,6 +10,7 @@
 
 #include "base/checked.hpp"
 #include "cpu/exit.hpp"
+#include "cpu/kvm/xsave_area.hpp"
 
 namespace strata::kvm {
 
@@ -76,6 +77,16 @@ SegmentState from_kvm(const kvm_segment& k) {
             .unusable = k.unusable != 0};
 }
 
+// Exits whose operation KVM finishes only when KVM_RUN is entered again (api.rst, KVM_EXIT_IO and
+// KVM_EXIT_MMIO).
+bool completes_on_next_run(uint32_t exit_reason) {
+    return exit_reason == KVM_EXIT_IO || exit_reason == KVM_EXIT_MMIO;
+}
+
+// A completing KVM_RUN exits again for each further piece of a string I/O or of an MMIO access
+// KVM splits (at most a page of data a piece); more than this many means it does not complete.
+constexpr unsigned kMaxCompletionPieces = 4096;
+
 }  // namespace
 
 Result<std::unique_ptr<KvmVcpu>> KvmVcpu::create(int vm_fd, unsigned index, size_t run_size,
@@ -85,7 +96,19 @@ Result<std::unique_ptr<KvmVcpu>> KvmVcpu::create(int vm_fd, unsigned index, size
     if (!fd.valid()) return fail_errno("KVM_CREATE_VCPU");
     void* run = ::mmap(nullptr, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
     if (run == MAP_FAILED) return fail_errno("mapping kvm_run");
-    std::unique_ptr<KvmVcpu> vcpu(new KvmVcpu(index, std::move(fd), static_cast<kvm_run*>(run), run_size));
+    // KVM_CAP_XSAVE2 gives the XSAVE area's size (at least struct kvm_xsave's 4096 bytes; more
+    // once a process enables dynamic features such as AMX).
+    FpuTransfer transfer;
+    if (::ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE) > 0) {
+        transfer.xsave_size = xsave::kKvmAreaSize;
+        int xsave2_size = ::ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+        if (xsave2_size > 0) {
+            transfer.xsave2 = true;
+            transfer.xsave_size = std::max(transfer.xsave_size, static_cast<size_t>(xsave2_size));
+        }
+    }
+    transfer.xcrs = ::ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0;
+    std::unique_ptr<KvmVcpu> vcpu(new KvmVcpu(index, std::move(fd), static_cast<kvm_run*>(run), run_size, transfer));
     if (auto r = vcpu->configure(supported_cpuid, cpus, quirks); !r) return std::unexpected(r.error());
     return vcpu;
 }
@@ -106,10 +129,8 @@ Result<void> KvmVcpu::configure(const CpuidTable& supported_cpuid, unsigned cpus
     // MSRs one at a time: a host KVM that lacks one of these optional MSRs must not stop the VM.
     for (const auto& msr : kInitialMsrs) (void)set_msr(msr);
 
-    kvm_fpu fpu{};
-    fpu.fcw = 0x37f;      // x87 default control word (FNINIT)
-    fpu.mxcsr = 0x1f80;   // SSE exceptions masked
-    if (ioctl_retry(fd_.get(), KVM_SET_FPU, &fpu) < 0) return fail_errno("KVM_SET_FPU");
+    // FNINIT's x87 state, SSE exceptions masked.
+    if (auto r = set_fpu(FpuState{}); !r) return r;
 
     // The boot CPU's LINT0 takes the 8259's interrupts (virtual wire mode) and LINT1 is NMI, as
     // PC firmware leaves them (MP spec §3.6.2.2); the APs' stay masked until their OS sets them.
@@ -130,6 +151,9 @@ Result<void> KvmVcpu::configure(const CpuidTable& supported_cpuid, unsigned cpus
 }
 
 Result<void> KvmVcpu::set_state(const CpuState& state) {
+    // The pending operation belongs to the state being replaced: finish it there, not on top of
+    // the new registers.
+    if (auto r = complete_pending_exit(); !r) return r;
     kvm_sregs sregs{};
     if (ioctl_retry(fd_.get(), KVM_GET_SREGS, &sregs) < 0) return fail_errno("KVM_GET_SREGS");
     sregs.cs = to_kvm(state.cs);
@@ -163,7 +187,7 @@ Result<void> KvmVcpu::set_state(const CpuState& state) {
     return {};
 }
 
-Result<CpuState> KvmVcpu::state() const {
+Result<CpuState> KvmVcpu::state() {
     auto s = registers();
     if (!s) return s;
     auto extended = extended_state();
@@ -172,7 +196,8 @@ Result<CpuState> KvmVcpu::state() const {
     return s;
 }
 
-Result<CpuState> KvmVcpu::registers() const {
+Result<CpuState> KvmVcpu::registers() {
+    if (auto r = complete_pending_exit(); !r) return std::unexpected(r.error());
     kvm_sregs sregs{};
     kvm_regs regs{};
     if (ioctl_retry(fd_.get(), KVM_GET_SREGS, &sregs) < 0) return fail_errno("KVM_GET_SREGS");
@@ -233,23 +258,67 @@ bool KvmVcpu::set_msr(const MsrValue& msr) {
     return ioctl_retry(fd_.get(), kSetMsrs, msrs.get()) == 1;
 }
 
-Result<ExtendedCpuState> KvmVcpu::extended_state() const {
+Result<std::vector<uint8_t>> KvmVcpu::xsave_area() const {
+    std::vector<uint8_t> area(fpu_transfer_.xsave_size, 0);
+    if (ioctl_retry(fd_.get(), fpu_transfer_.xsave2 ? kGetXsave2 : kGetXsave, area.data()) < 0)
+        return fail_errno("{}", fpu_transfer_.xsave2 ? "KVM_GET_XSAVE2" : "KVM_GET_XSAVE");
+    return area;
+}
+
+Result<FpuState> KvmVcpu::fpu() const {
+    if (fpu_transfer_.xsave_size > 0) {
+        auto area = xsave_area();
+        if (!area) return std::unexpected(area.error());
+        return xsave::read_fpu(*area);
+    }
+    // Without XSAVE, the host keeps guest FPU state with FXSAVE, which has no initial-state
+    // tracking: the legacy region is all there is.
+    kvm_fpu raw{};
+    if (ioctl_retry(fd_.get(), KVM_GET_FPU, &raw) < 0) return fail_errno("KVM_GET_FPU");
+    FpuState fpu;
+    for (size_t i = 0; i < 8; ++i) std::memcpy(fpu.st[i].data(), raw.fpr[i], 16);
+    for (size_t i = 0; i < 16; ++i) std::memcpy(fpu.xmm[i].data(), raw.xmm[i], 16);
+    fpu.fcw = raw.fcw, fpu.fsw = raw.fsw, fpu.ftw_abridged = raw.ftwx, fpu.fop = raw.last_opcode;
+    fpu.fip = raw.last_ip, fpu.fdp = raw.last_dp, fpu.mxcsr = raw.mxcsr;
+    return fpu;
+}
+
+Result<void> KvmVcpu::set_fpu(const FpuState& fpu) {
+    if (fpu_transfer_.xsave_size > 0) {
+        // KVM's own area, so that the components FpuState does not carry (AVX and later) and the
+        // host's MXCSR_MASK stay as they are.
+        auto area = xsave_area();
+        if (!area) return std::unexpected(area.error());
+        xsave::write_fpu(fpu, *area);
+        // KVM refuses MXCSR with reserved bits set (they would fault XRSTOR).
+        if (ioctl_retry(fd_.get(), kSetXsave, area->data()) < 0)
+            return fail_errno("KVM_SET_XSAVE (MXCSR {:#x})", fpu.mxcsr);
+        return {};
+    }
+    kvm_fpu raw{};
+    for (size_t i = 0; i < 8; ++i) std::memcpy(raw.fpr[i], fpu.st[i].data(), 16);
+    for (size_t i = 0; i < 16; ++i) std::memcpy(raw.xmm[i], fpu.xmm[i].data(), 16);
+    raw.fcw = fpu.fcw, raw.fsw = fpu.fsw, raw.ftwx = fpu.ftw_abridged, raw.last_opcode = fpu.fop;
+    raw.last_ip = fpu.fip, raw.last_dp = fpu.fdp, raw.mxcsr = fpu.mxcsr;
+    if (ioctl_retry(fd_.get(), KVM_SET_FPU, &raw) < 0) return fail_errno("KVM_SET_FPU");
+    return {};
+}
+
+Result<ExtendedCpuState> KvmVcpu::extended_state() {
+    if (auto r = complete_pending_exit(); !r) return std::unexpected(r.error());
     ExtendedCpuState x;
-    kvm_fpu fpu{};
-    if (ioctl_retry(fd_.get(), KVM_GET_FPU, &fpu) < 0) return fail_errno("KVM_GET_FPU");
-    for (size_t i = 0; i < 8; ++i) std::memcpy(x.fpu.st[i].data(), fpu.fpr[i], 16);
-    for (size_t i = 0; i < 16; ++i) std::memcpy(x.fpu.xmm[i].data(), fpu.xmm[i], 16);
-    x.fpu.fcw = fpu.fcw, x.fpu.fsw = fpu.fsw, x.fpu.ftw_abridged = fpu.ftwx, x.fpu.fop = fpu.last_opcode;
-    x.fpu.fip = fpu.last_ip, x.fpu.fdp = fpu.last_dp, x.fpu.mxcsr = fpu.mxcsr;
+    auto fpu_state = fpu();
+    if (!fpu_state) return std::unexpected(fpu_state.error());
+    x.fpu = *fpu_state;
 
     kvm_debugregs debug{};
     if (ioctl_retry(fd_.get(), KVM_GET_DEBUGREGS, &debug) < 0) return fail_errno("KVM_GET_DEBUGREGS");
     for (size_t i = 0; i < 4; ++i) x.debug.dr[i] = debug.db[i];
     x.debug.dr6 = debug.dr6, x.debug.dr7 = debug.dr7;
 
-    // XCR0 exists only where KVM offers XSAVE; otherwise it stays x87-only.
+    // XCR0 exists only where KVM offers XCRS; otherwise it stays x87-only.
     kvm_xcrs xcrs{};
-    if (ioctl_retry(fd_.get(), KVM_GET_XCRS, &xcrs) == 0)
+    if (fpu_transfer_.xcrs && ioctl_retry(fd_.get(), KVM_GET_XCRS, &xcrs) == 0)
         for (uint32_t i = 0; i < std::min<uint32_t>(xcrs.nr_xcrs, KVM_MAX_XCRS); ++i)
             if (xcrs.xcrs[i].xcr == 0) x.xcr0 = xcrs.xcrs[i].value;
 
@@ -280,23 +349,23 @@ Result<ExtendedCpuState> KvmVcpu::extended_state() const {
 }
 
 Result<void> KvmVcpu::set_extended_state(const ExtendedCpuState& x) {
-    kvm_fpu fpu{};
-    for (size_t i = 0; i < 8; ++i) std::memcpy(fpu.fpr[i], x.fpu.st[i].data(), 16);
-    for (size_t i = 0; i < 16; ++i) std::memcpy(fpu.xmm[i], x.fpu.xmm[i].data(), 16);
-    fpu.fcw = x.fpu.fcw, fpu.fsw = x.fpu.fsw, fpu.ftwx = x.fpu.ftw_abridged, fpu.last_opcode = x.fpu.fop;
-    fpu.last_ip = x.fpu.fip, fpu.last_dp = x.fpu.fdp, fpu.mxcsr = x.fpu.mxcsr;
-    if (ioctl_retry(fd_.get(), KVM_SET_FPU, &fpu) < 0) return fail_errno("KVM_SET_FPU");
+    if (auto r = set_fpu(x.fpu); !r) return r;
 
     kvm_debugregs debug{};
     for (size_t i = 0; i < 4; ++i) debug.db[i] = x.debug.dr[i];
     debug.dr6 = x.debug.dr6, debug.dr7 = x.debug.dr7;
     if (ioctl_retry(fd_.get(), KVM_SET_DEBUGREGS, &debug) < 0) return fail_errno("KVM_SET_DEBUGREGS");
 
-    if (x.xcr0 != 1) {
+    // XCR0 after the XSAVE area (KVM checks the area against what the host supports, not against
+    // the guest's XCR0). Set even when x87-only, so that a state taken before the guest's XSETBV
+    // takes a vCPU that has run since back to 1; only a host without XCRS cannot hold more.
+    if (fpu_transfer_.xcrs) {
         kvm_xcrs xcrs{};
         xcrs.nr_xcrs = 1;
         xcrs.xcrs[0] = {.xcr = 0, .reserved = 0, .value = x.xcr0};
         if (ioctl_retry(fd_.get(), KVM_SET_XCRS, &xcrs) < 0) return fail_errno("KVM_SET_XCRS {:#x}", x.xcr0);
+    } else if (x.xcr0 != xsave::kX87) {
+        return fail("XCR0 {:#x}: this host's KVM has no KVM_CAP_XCRS", x.xcr0);
     }
 
     for (const MsrValue& msr : x.msrs)
@@ -334,6 +403,7 @@ Result<void> KvmVcpu::set_mp_state(uint32_t mp_state) {
 
 Result<void> KvmVcpu::start(const Platform& platform) {
     install_kick_handler();
+    platform_ = &platform;
     return thread_.start(platform);
 }
 
@@ -360,13 +430,49 @@ void KvmVcpu::enter_thread() {
 }
 
 bool KvmVcpu::run_once(const Platform& platform) {
+    // KVM completes an earlier exit's operation first thing in KVM_RUN, before it looks at
+    // immediate_exit or signals, so this KVM_RUN completes it whatever it returns.
+    exit_pending_ = false;
     if (::ioctl(fd_.get(), KVM_RUN, 0) < 0) {
         if (errno == EINTR || errno == EAGAIN) return true;
         platform.control.request_stop(
             {StopKind::HostError, 0, fmt::format("vCPU {}: KVM_RUN failed: {}", index_, std::strerror(errno))});
         return false;
     }
-    return handle_exit(platform);
+    bool go_on = handle_exit(platform);
+    // Set only now: a device that reads this vCPU's state while handling the exit must not make
+    // KVM complete it before the exit's data is there. If the thread stops before its next
+    // KVM_RUN, complete_pending_exit() does that KVM_RUN when the state is read or set.
+    exit_pending_ = completes_on_next_run(run_->exit_reason);
+    return go_on;
+}
+
+Result<void> KvmVcpu::complete_pending_exit() {
+    if (!exit_pending_) return {};
+    // immediate_exit = 1 lets KVM_RUN complete the operation and return EINTR before any guest
+    // instruction (api.rst, kvm_run.immediate_exit). The value it had comes back afterwards: if a
+    // stop came in between and set it, VcpuThread's stop request still holds the thread back.
+    uint8_t armed = __atomic_exchange_n(&run_->immediate_exit, uint8_t{1}, __ATOMIC_SEQ_CST);
+    Result<void> result;
+    unsigned pieces = 0;
+    while (exit_pending_) {
+        exit_pending_ = false;
+        if (::ioctl(fd_.get(), KVM_RUN, 0) < 0) {
+            if (errno != EINTR) result = fail_errno("vCPU {}: KVM_RUN completing a port I/O or MMIO exit", index_);
+            break;
+        }
+        // The next piece of a string I/O or split MMIO access: the buses serve it like any other.
+        if (!completes_on_next_run(run_->exit_reason) || platform_ == nullptr || ++pieces > kMaxCompletionPieces) {
+            result = fail("vCPU {}: KVM_RUN completing a port I/O or MMIO exit returned exit reason {} ({} pieces)",
+                          index_, run_->exit_reason, pieces);
+            break;
+        }
+        if (run_->exit_reason == KVM_EXIT_IO) handle_io(*platform_);
+        else handle_mmio(*platform_);
+        exit_pending_ = true;
+    }
+    __atomic_store_n(&run_->immediate_exit, armed, __ATOMIC_SEQ_CST);
+    return result;
 }
 
 bool KvmVcpu::handle_exit(const Platform& platform) {
