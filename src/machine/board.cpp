@@ -4,6 +4,10 @@
 
 #include <array>
 
+#include "devices/irqchip/gsi_router.hpp"
+#include "devices/irqchip/ioapic.hpp"
+#include "devices/irqchip/pic8259.hpp"
+#include "devices/irqchip/pit8254.hpp"
 #include "devices/legacy/acpi_pm.hpp"
 #include "devices/legacy/cmos_rtc.hpp"
 #include "devices/legacy/fw_cfg.hpp"
@@ -51,15 +55,33 @@ Board::~Board() = default;
 Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& control, TimerService& timers,
                                             const GuestMemory& memory, const MachineConfig& config) {
     std::unique_ptr<Board> board(new Board());
-    auto line = [&](unsigned gsi) -> IrqLine& {
-        IrqLine* irq = engine.irq_line(gsi);
-        if (!irq) panic(fmt::format("the {} engine has no GSI {}", engine.name(), gsi));
-        return *irq;
-    };
     // Placement stops at the first conflict; the error names both devices.
     Result<void> placed;
     auto place = [&placed](Bus& bus, uint64_t base, uint64_t size, std::shared_ptr<BusDevice> device, std::string name) {
         if (placed) placed = bus.add(base, size, std::move(device), std::move(name));
+    };
+
+    // The interrupt topology. An engine with in-kernel controllers (KVM) brings the 8259 pair,
+    // the IOAPIC and the PIT and gives one line per GSI; otherwise the board places Strata's own
+    // and wires them to the engine's local APICs: the 8259s' INT to every LINT0 (virtual wire),
+    // the IOAPIC's messages onto the APIC bus, the PIT on IRQ0.
+    if (LocalApicSet* lapics = engine.local_apics()) {
+        board->pic_ = std::make_unique<Pic8259Pair>(lapics->lint0());
+        board->ioapic_ = std::make_shared<IoApic>(*lapics);
+        board->gsi_ = std::make_unique<GsiRouter>(*board->pic_, *board->ioapic_);
+        lapics->connect(*board->pic_, *board->ioapic_);
+        place(board->pio_, pc::kPortPic1, 2, board->pic_->master_port(), "8259A master");
+        place(board->pio_, pc::kPortPic2, 2, board->pic_->slave_port(), "8259A slave");
+        place(board->pio_, pc::kPortElcr, 2, board->pic_->elcr_port(), "8259A ELCR");
+        place(board->mmio_, pc::kIoApic, IoApic::kWindowSize, board->ioapic_, "IOAPIC");
+        auto pit = std::make_shared<Pit8254>(*board->gsi_->line(pc::kIrqPit), timers);
+        place(board->pio_, pc::kPortPit, 4, pit->counters(), "8254 PIT");
+        place(board->pio_, pc::kPortSystemControlB, 1, pit->system_control(), "port 0x61 (PIT gate, speaker)");
+    }
+    auto line = [&](unsigned gsi) -> IrqLine& {
+        IrqLine* irq = board->gsi_ ? board->gsi_->line(gsi) : engine.irq_line(gsi);
+        if (!irq) panic(fmt::format("the {} engine has no GSI {}", engine.name(), gsi));
+        return *irq;
     };
 
     int console_out = config.console_out;

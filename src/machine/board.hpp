@@ -4,8 +4,9 @@
 // Port map (memory/pc_layout.hpp): i8042 0x60/0x64, RTC 0x70-0x71, COM1 0x3f8-0x3ff, fw_cfg
 // 0x510-0x511, ACPI PM 0x600-0x60b, PCI config 0xcf8-0xcff (reset control at 0xcf9);
 // with --test-devices also isa-debug-exit 0xf4, pc-testdev 0xe0-0xef, 0x2000-0x2017 and its MMIO
-// at 0xff000000, and pci-testdev in PCI slot 1. The 8259s, the PIT, the IOAPIC and the LAPICs
-// belong to the CPU engine (in-kernel under KVM).
+// at 0xff000000, and pci-testdev in PCI slot 1. The 8259s (0x20, 0xa0, ELCR 0x4d0), the PIT
+// (0x40-0x43, port 0x61) and the IOAPIC (0xfec00000) are KVM's in-kernel ones under the kvm
+// engine and Strata's own (devices/irqchip) under the soft engine, whose local APICs are per vCPU.
 #pragma once
 
 #include <functional>
@@ -22,6 +23,9 @@
 namespace strata {
 
 class Uart16550;
+class Pic8259Pair;
+class IoApic;
+class GsiRouter;
 
 class Board {
 public:
@@ -42,6 +46,11 @@ public:
 private:
     Board() = default;
 
+    // Strata's own interrupt controllers, when the engine has none in the kernel. Declared
+    // before the buses: devices there (the PIT's timer, the RTC's) drive the router's lines.
+    std::unique_ptr<Pic8259Pair> pic_;
+    std::shared_ptr<IoApic> ioapic_;
+    std::unique_ptr<GsiRouter> gsi_;
     class RtcWakeLine;
     // Declared first so it outlives the RTC (owned by the bus), whose timer drives it.
     std::unique_ptr<RtcWakeLine> rtc_irq_;

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "cpu/kvm/kvm_engine.hpp"
+#include "cpu/soft/soft_engine.hpp"
 
 namespace strata {
 
@@ -35,12 +36,24 @@ bool first_time_for_this_host(std::string_view what) {
 }  // namespace
 
 Result<std::unique_ptr<CpuEngine>> create_engine(Accel accel, const GuestMemory& memory, unsigned cpus,
-                                                 const std::function<void(std::string_view)>& warn) {
-    if (accel == Accel::Soft)
-        return fail("--accel soft: the soft CPU engine is not part of this build yet; use --accel kvm or auto");
+                                                 TimerService& timers,
+                                                 const std::function<void(std::string_view)>& warn,
+                                                 const std::function<void(std::string_view)>& note) {
+    auto soft = [&]() -> Result<std::unique_ptr<CpuEngine>> {
+        auto engine = soft::create_soft_engine(memory, cpus, timers);
+        if (!engine) return context(engine.error(), "soft engine");
+        return engine;
+    };
+    if (accel == Accel::Soft) return soft();
 
     kvm::HostKvmInfo host = kvm::probe_host_kvm();
-    if (!host.available) return fail("--accel {}: KVM is not usable: {}", accel == Accel::Kvm ? "kvm" : "auto", host.reason);
+    if (accel == Accel::Auto && (!host.available || !host.hardware_assisted)) {
+        std::string why = host.available ? host.reason : fmt::format("KVM is not usable: {}", host.reason);
+        // The first clause of the reason is enough for one line.
+        note(fmt::format("--accel auto chose the soft engine: {}", why.substr(0, why.find(':'))));
+        return soft();
+    }
+    if (!host.available) return fail("--accel kvm: KVM is not usable: {}", host.reason);
     // Said once per user and host (README, "On hosts without VT-x or AMD-V"): every run would
     // repeat the same fact.
     if (!host.hardware_assisted && first_time_for_this_host(host.pvm ? "pvm" : "no-vmx"))

@@ -5,16 +5,20 @@
 #include <memory>
 #include <string_view>
 
+#include "base/machine_clock.hpp"
 #include "cpu/engine.hpp"
 #include "machine/machine_config.hpp"
 
 namespace strata {
 
-// Creates the engine `accel` names. `auto` takes kvm where the host runs guest kernel mode
-// natively (VT-x/AMD-V); on other hosts it still runs kvm until the soft engine exists, where
-// guest kernel code is emulated by the host and slow, and says so through `warn` once per user
+// Creates the engine `accel` names; the soft engine's timers run on `timers`. `auto` takes kvm
+// where the host runs guest kernel mode natively (VT-x/AMD-V) and the soft engine elsewhere (PVM,
+// no VT-x/AMD-V, no usable /dev/kvm), saying why through `note` in one line. `kvm` on a host
+// where guest kernel code is emulated by the host, and slow, says so through `warn` once per user
 // and host.
 Result<std::unique_ptr<CpuEngine>> create_engine(Accel accel, const GuestMemory& memory, unsigned cpus,
-                                                 const std::function<void(std::string_view)>& warn);
+                                                 TimerService& timers,
+                                                 const std::function<void(std::string_view)>& warn,
+                                                 const std::function<void(std::string_view)>& note);
 
 }  // namespace strata

@@ -27,6 +27,7 @@ StopReason signal_stop(int signal) {
 }
 
 void warn(std::string_view message) { fmt::print(stderr, "strata: warning: {}\n", message); }
+void note(std::string_view message) { fmt::print(stderr, "strata: {}\n", message); }
 
 }  // namespace
 
@@ -48,7 +49,7 @@ std::expected<std::unique_ptr<Machine>, StopReason> Machine::create(const Machin
     if (!entry) return std::unexpected(machine->creation_failure(entry.error()));
     if (machine->stop_pending()) return std::unexpected(*machine->stop_);
 
-    auto engine = create_engine(config.accel, machine->memory_, config.cpus, warn);
+    auto engine = create_engine(config.accel, machine->memory_, config.cpus, machine->timers_, warn, note);
     if (!engine) return std::unexpected(machine->creation_failure(engine.error()));
     machine->engine_ = std::move(*engine);
 

@@ -10,7 +10,9 @@
 #include <string_view>
 
 #include "cpu/engine.hpp"
+#include "base/machine_clock.hpp"
 #include "cpu/kvm/kvm_engine.hpp"
+#include "cpu/soft/soft_engine.hpp"
 
 namespace strata::testing {
 
@@ -19,7 +21,7 @@ enum class EngineKind { Kvm, Soft };
 inline std::string_view engine_name(EngineKind kind) { return kind == EngineKind::Kvm ? "kvm" : "soft"; }
 
 // The engine of `kind` over `memory` with `cpus` vCPUs, or why there is none: /dev/kvm missing or
-// not read-write, or the soft engine not built yet.
+// not read-write.
 inline Result<std::unique_ptr<CpuEngine>> make_engine(EngineKind kind, const GuestMemory& memory, unsigned cpus) {
     switch (kind) {
         case EngineKind::Kvm: {
@@ -30,10 +32,13 @@ inline Result<std::unique_ptr<CpuEngine>> make_engine(EngineKind kind, const Gue
             if (!engine) return context(engine.error(), "kvm engine");
             return std::unique_ptr<CpuEngine>(std::move(*engine));
         }
-        case EngineKind::Soft:
-            // Switched on when src/cpu/soft links: soft::create_soft_engine(memory, cpus, timers),
-            // with a TimerService the caller keeps alive as long as the engine.
-            return fail("soft engine not built");
+        case EngineKind::Soft: {
+            // One clock and timer service for every soft engine a test process makes; they
+            // outlive the engines (static storage, destroyed after the tests).
+            static MachineClock clock;
+            static TimerService timers(clock);
+            return soft::create_soft_engine(memory, cpus, timers);
+        }
     }
     return fail("unknown engine kind {}", static_cast<int>(kind));
 }

@@ -157,8 +157,8 @@ TEST(CommandLine, RunWithoutKernelExits2) {
 namespace strata::e2e {
 namespace {
 
-// On a host without hardware-assisted guest kernel mode (PVM here), the warning is one short line,
-// said on the first run only.
+// On a host without hardware-assisted guest kernel mode (PVM here), --accel kvm warns in one short
+// line, on the first run only.
 TEST(CommandLine, SlowHostWarningIsShortAndSaidOnce) {
     if (!kvm_usable()) GTEST_SKIP() << "needs /dev/kvm (read-write)";
     std::string cache = ::testing::TempDir() + "strata-cli-cache";
@@ -166,8 +166,8 @@ TEST(CommandLine, SlowHostWarningIsShortAndSaidOnce) {
     const char* saved = std::getenv("XDG_CACHE_HOME");
     std::string saved_value = saved ? saved : "";
     setenv("XDG_CACHE_HOME", cache.c_str(), 1);
-    auto first = run_process({STRATA_BINARY, "run", "--test-devices", "--kernel", guest_path("hello")});
-    auto second = run_process({STRATA_BINARY, "run", "--test-devices", "--kernel", guest_path("hello")});
+    auto first = run_process({STRATA_BINARY, "run", "--accel", "kvm", "--test-devices", "--kernel", guest_path("hello")});
+    auto second = run_process({STRATA_BINARY, "run", "--accel", "kvm", "--test-devices", "--kernel", guest_path("hello")});
     if (saved) setenv("XDG_CACHE_HOME", saved_value.c_str(), 1);
     else unsetenv("XDG_CACHE_HOME");
     std::filesystem::remove_all(cache);
@@ -180,6 +180,23 @@ TEST(CommandLine, SlowHostWarningIsShortAndSaidOnce) {
     EXPECT_TRUE(first.err.starts_with("strata: warning: ")) << describe(first);
     EXPECT_LE(first.err.size(), 120u) << describe(first);
     EXPECT_NE(first.err.find("README"), std::string::npos) << describe(first);
+}
+
+}  // namespace
+}  // namespace strata::e2e
+
+namespace strata::e2e {
+namespace {
+
+// --accel auto takes the soft engine where KVM cannot run guest kernel mode natively (PVM here, or
+// no /dev/kvm at all) and says why in one line, on every run; the guest runs the same.
+TEST(CommandLine, AutoChoosesTheSoftEngineWhereKvmIsNotNativeAndSaysWhy) {
+    auto r = run_process({STRATA_BINARY, "run", "--test-devices", "--kernel", guest_path("hello")});
+    EXPECT_EQ(r.exit_status, 1) << describe(r);
+    EXPECT_EQ(r.out, "hello from the strata test guest\n") << describe(r);
+    if (r.err.empty()) GTEST_SKIP() << "this host runs guest kernel mode natively: auto chose kvm";
+    EXPECT_EQ(line_count(r.err), 1u) << describe(r);
+    EXPECT_TRUE(r.err.starts_with("strata: --accel auto chose the soft engine: ")) << describe(r);
 }
 
 }  // namespace

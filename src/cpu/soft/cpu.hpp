@@ -22,6 +22,11 @@
 #include "cpu/soft/fault.hpp"
 #include "cpu/soft/flags.hpp"
 
+namespace strata {
+class LocalApic;
+class MachineClock;
+}  // namespace strata
+
 namespace strata::soft {
 
 // Segment registers in their hardware encoding (ModRM reg field, SDM vol. 2 §3.1.1.1 "Sreg").
@@ -106,7 +111,8 @@ public:
     const Platform* platform = nullptr;
     const GuestMemory* memory = nullptr;
     CodePages* code_pages = nullptr;
-    BusDevice* apic_page = nullptr;  // this vCPU's local APIC registers (xAPIC MMIO)
+    LocalApic* lapic = nullptr;  // this vCPU's local APIC: its MMIO page, MSRs (APIC base, x2APIC, TSC deadline), CR8
+    const MachineClock* clock = nullptr;  // guest time: the TSC counts its nanoseconds (a 1 GHz TSC)
     SoftVcpu* vcpu = nullptr;
     unsigned index = 0;  // vCPU number
     const CpuidTable* cpuid = nullptr;  // what CPUID answers (soft_cpuid.hpp); the engine owns it
@@ -199,6 +205,11 @@ public:
     [[nodiscard]] uint8_t* ram_pointer(uint64_t phys, uint64_t length) const;
     void phys_read(uint64_t phys, void* out, unsigned size);
     void phys_write(uint64_t phys, const void* in, unsigned size);
+
+    // A write reached guest-physical `phys` in RAM: invalidates the blocks decoded from its page
+    // and ends the running block if there were any (every write path calls it; code pages are
+    // never writable through the TLB).
+    void code_written(uint64_t phys);
 
     // --- TLB maintenance (SDM vol. 3A §4.10.4) ---
     void flush_tlb(bool including_global);

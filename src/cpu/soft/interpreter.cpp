@@ -1,9 +1,42 @@
 #include "cpu/soft/interpreter.hpp"
 
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+
 #include "cpu/soft/interrupts.hpp"
 #include "cpu/soft/mmu/code_pages.hpp"
 
 namespace strata::soft {
+
+namespace {
+
+FILE* trace_file() {
+    static FILE* file = [] {
+        const char* path = std::getenv("STRATA_SOFT_TRACE");
+        return path && *path ? std::fopen(path, "w") : nullptr;
+    }();
+    return file;
+}
+
+}  // namespace
+
+bool Interpreter::tracing() { return trace_file() != nullptr; }
+
+void Interpreter::trace() const {
+    static std::mutex mutex;
+    const Cpu& c = cpu_;
+    const auto& r = c.gpr;
+    std::lock_guard lock(mutex);
+    fmt::print(trace_file(),
+               "CPU={}\nRAX={:016x} RBX={:016x} RCX={:016x} RDX={:016x}\nRSI={:016x} RDI={:016x} RBP={:016x} "
+               "RSP={:016x}\nR8 ={:016x} R9 ={:016x} R10={:016x} R11={:016x}\nR12={:016x} R13={:016x} R14={:016x} "
+               "R15={:016x}\nRIP={:016x} RFL={:08x} CPL={}\n",
+               c.index, r[0], r[3], r[1], r[2], r[6], r[7], r[5], r[4], r[8], r[9], r[10], r[11], r[12], r[13], r[14],
+               r[15], c.rip, static_cast<uint32_t>(c.rflags()), c.cpl);
+}
 
 CodeMode Interpreter::code_mode(const Cpu& cpu) {
     if (!cpu.protected_mode || cpu.v86) return CodeMode::Real16;
@@ -14,6 +47,10 @@ CodeMode Interpreter::code_mode(const Cpu& cpu) {
 
 void Interpreter::step(unsigned max_instructions) {
     Cpu& c = cpu_;
+    if (tracing()) [[unlikely]] {
+        max_instructions = 1;
+        trace();
+    }
     try {
         // Some vCPU decoded from a page we may hold a write permission for: drop them all.
         if (uint64_t epoch = c.code_pages->epoch(); epoch != epoch_) {
@@ -28,7 +65,11 @@ void Interpreter::step(unsigned max_instructions) {
             return;
         }
         Block* block = find_or_build(linear, fetch);
+        // The shadow of STI / MOV SS covers the first instruction of the block after it; the
+        // run loop takes interrupts only between blocks.
+        bool shadowed = c.interrupt_shadow != 0;
         run_block(*block, (c.flags.other & rflags::TF) ? 1 : max_instructions);
+        if (shadowed) c.interrupt_shadow = 0;
     } catch (const GuestFault& fault) {
         c.end_block = false;
         deliver_fault(c, fault);

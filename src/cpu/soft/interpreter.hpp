@@ -28,8 +28,16 @@ public:
 
     [[nodiscard]] static CodeMode code_mode(const Cpu& cpu);
 
+    // An instruction trace for finding where a guest goes wrong: with STRATA_SOFT_TRACE=FILE in
+    // the environment, every instruction runs alone and the registers before it are written to
+    // FILE in the layout of QEMU's `-d cpu` log (RAX=... RIP=... RFL=...), so that
+    // scripts/trace-diff finds the first divergence from `qemu-system-x86_64 -accel tcg
+    // -singlestep -d cpu,nochain`. Very slow; for debugging only.
+    static bool tracing();
+
 private:
     void step(unsigned max_instructions);
+    void trace() const;
     Block* find_or_build(uint64_t linear, const Cpu::Fetch& fetch);
     void build(Block& block, uint64_t linear, const Cpu::Fetch& fetch);
     void run_block(const Block& block, unsigned max_instructions);

@@ -7,6 +7,7 @@
 
 #include "cpu/soft/mmu/code_pages.hpp"
 #include "cpu/soft/soft_vcpu.hpp"
+#include "devices/irqchip/apic_router.hpp"
 
 namespace strata::soft {
 
@@ -15,10 +16,11 @@ public:
     SoftEngine(const GuestMemory& memory, unsigned cpus, TimerService& timers)
         : memory_(memory), timers_(timers), code_pages_(memory) {
         for (unsigned i = 0; i < cpus; ++i) {
-            vcpus_.push_back(std::make_unique<SoftVcpu>(i, memory, code_pages_));
+            LocalApicConfig apic{.apic_id = i, .bootstrap = i == 0};
+            vcpus_.push_back(std::make_unique<SoftVcpu>(i, memory, code_pages_, timers, router_, apic));
+            router_.add(vcpus_.back()->lapic());
             // Application processors wait for INIT-SIPI-SIPI (SDM vol. 3A §8.4.1).
             if (i > 0) vcpus_.back()->set_waiting_for_sipi(true);
-            vcpus_.back()->cpu().msr.apic_base = 0xfee0'0000 | (1u << 11) | (i == 0 ? 1u << 8 : 0);
         }
     }
     ~SoftEngine() override {
@@ -29,8 +31,10 @@ public:
     [[nodiscard]] std::string_view name() const override { return "soft"; }
     [[nodiscard]] unsigned vcpu_count() const override { return static_cast<unsigned>(vcpus_.size()); }
     [[nodiscard]] IrqLine* irq_line(unsigned) override { return nullptr; }
+    [[nodiscard]] LocalApicSet* local_apics() override { return &router_; }
 
     [[nodiscard]] Result<void> set_boot_state(const CpuState& state) override {
+        forget_code();
         vcpus_.front()->cpu().set_state(state);
         return {};
     }
@@ -42,6 +46,7 @@ public:
     }
     [[nodiscard]] Result<void> set_vcpu_state(unsigned index, const CpuState& state) override {
         if (index >= vcpus_.size()) return fail("vCPU {} does not exist ({} vCPUs)", index, vcpus_.size());
+        forget_code();
         vcpus_[index]->cpu().set_state(state);
         if (state.extended) vcpus_[index]->set_waiting_for_sipi(state.extended->mp_state == MpState::Uninitialized);
         return {};
@@ -58,6 +63,7 @@ public:
         for (auto& vcpu : vcpus_) vcpu->thread().join();
     }
     [[nodiscard]] Result<void> prepare_resume(const CpuState& boot) override {
+        forget_code();
         for (size_t i = 0; i < vcpus_.size(); ++i) {
             vcpus_[i]->thread().rearm();
             if (i == 0) {
@@ -70,9 +76,16 @@ public:
     }
 
 private:
+    // While the vCPUs are stopped, memory may have been rewritten behind their backs (a loader, a
+    // test, a restore): predecoded blocks are dropped so that nothing stale runs.
+    void forget_code() {
+        for (auto& vcpu : vcpus_) vcpu->clear_code_cache();
+    }
+
     const GuestMemory& memory_;
     TimerService& timers_;
     CodePages code_pages_;
+    ApicRouter router_;  // before the vCPUs: their local APICs send through it until they are gone
     std::vector<std::unique_ptr<SoftVcpu>> vcpus_;
 };
 

@@ -6,16 +6,20 @@ namespace strata::soft {
 
 namespace {
 // Blocks run between looks at the stop flag when nothing kicks the vCPU: bounds the latency of a
-// stop to a few microseconds of guest code.
+// stop to some microseconds of guest code.
 constexpr unsigned kBlocksPerSlice = 1024;
 }  // namespace
 
-SoftVcpu::SoftVcpu(unsigned index, const GuestMemory& memory, CodePages& code_pages)
-    : interpreter_(cpu_), thread_(*this, index) {
+SoftVcpu::SoftVcpu(unsigned index, const GuestMemory& memory, CodePages& code_pages, TimerService& timers,
+                   ApicBus& apic_bus, const LocalApicConfig& apic_config)
+    : interpreter_(cpu_), lapic_(apic_config, timers, apic_bus, *this), thread_(*this, index) {
     cpu_.index = index;
     cpu_.memory = &memory;
     cpu_.code_pages = &code_pages;
     cpu_.vcpu = this;
+    cpu_.lapic = &lapic_;
+    cpu_.clock = &timers.clock();
+    cpu_.msr.apic_base = lapic_.apic_base();
     cpu_.refresh_mode();
 }
 
@@ -37,23 +41,69 @@ void SoftVcpu::sleep_until_event() {
     wake_.wait(lock, [&] { return stop_.load() || kicked_.load(); });
 }
 
+// INIT (SDM vol. 3A §9.1.1, table 9-1): the reset state of the registers, except that x87/SSE
+// state, the MTRRs and the local APIC's base survive; the processor then waits for a start-up IPI.
+void SoftVcpu::enter_init_state() {
+    CpuState s = real_mode_at(0);
+    s.rip = 0xfff0;
+    s.cs.selector = 0xf000;
+    s.cs.base = 0xffff'0000;
+    s.apic_base = cpu_.msr.apic_base;
+    cpu_.set_state(s);
+    cpu_.halted = false;
+    cpu_.nmi_masked = false;
+    cpu_.interrupt_shadow = 0;
+    waiting_for_sipi_ = true;
+}
+
+// Events, in the priority order of SDM vol. 3A §6.9: INIT, then (for a waiting AP) SIPI, NMI,
+// then maskable interrupts.
+void SoftVcpu::take_events() {
+    uint32_t events = lapic_.pending_events();
+    if ((events & LocalApic::kEventInit) && lapic_.take_init()) enter_init_state();
+    if (events & LocalApic::kEventStartUp) {
+        if (auto vector = lapic_.take_sipi(); vector && waiting_for_sipi_) {
+            // The AP starts in real mode at vector << 12 (§8.4.4.1).
+            CpuState s = real_mode_at(uint32_t{*vector} << 12);
+            s.apic_base = cpu_.msr.apic_base;
+            cpu_.set_state(s);
+            waiting_for_sipi_ = false;
+        }
+    }
+    if (waiting_for_sipi_) return;
+    if ((events & LocalApic::kEventNmi) && !cpu_.nmi_masked && lapic_.take_nmi()) {
+        cpu_.halted = false;
+        cpu_.nmi_masked = true;
+        deliver_event(cpu_, 2, EventKind::Nmi);
+        return;
+    }
+    if ((events & LocalApic::kEventInterrupt) && (cpu_.flags.other & rflags::IF) && !cpu_.interrupt_shadow) {
+        if (lapic_.pending_interrupt()) {
+            uint8_t vector = lapic_.acknowledge();
+            cpu_.halted = false;
+            deliver_event(cpu_, vector, EventKind::External);
+        }
+    }
+}
+
 bool SoftVcpu::run_once(const Platform& platform) {
     cpu_.platform = &platform;
-    while (!stop_.load(std::memory_order_acquire)) {
-        kicked_.store(false, std::memory_order_relaxed);
-        if (cpu_.halted || waiting_for_sipi_) {
-            sleep_until_event();
-            continue;
-        }
-        try {
-            for (unsigned i = 0; i < kBlocksPerSlice && !cpu_.halted; ++i) {
-                interpreter_.step();
-                if (kicked_.load(std::memory_order_relaxed)) break;
+    try {
+        while (!stop_.load(std::memory_order_acquire)) {
+            kicked_.store(false, std::memory_order_relaxed);
+            if (lapic_.has_event()) take_events();
+            if (cpu_.halted || waiting_for_sipi_) {
+                sleep_until_event();
+                continue;
             }
-        } catch (const TripleFault&) {
-            report_triple_fault(platform);
-            return false;
+            for (unsigned i = 0; i < kBlocksPerSlice && !cpu_.halted; ++i) {
+                if (lapic_.has_event() || kicked_.load(std::memory_order_relaxed)) break;
+                interpreter_.step();
+            }
         }
+    } catch (const TripleFault&) {
+        report_triple_fault(platform);
+        return false;
     }
     return true;
 }

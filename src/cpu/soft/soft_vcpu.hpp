@@ -1,46 +1,55 @@
-// One vCPU of the soft engine: its Cpu, its executor and block cache, and its host thread's run
-// loop, which takes events at block boundaries (stop requests, interrupts, INIT/SIPI) and sleeps
-// on the host while the guest is halted or waits for a start-up IPI, so an idle guest burns no
-// host CPU.
+// One vCPU of the soft engine: its Cpu, its executor and block cache, its local APIC, and its
+// host thread's run loop, which takes events at block boundaries (stop requests, INIT, SIPI, NMI,
+// interrupts when RFLAGS.IF and the interrupt shadow allow) and sleeps on the host while the
+// guest is halted or waits for a start-up IPI, so an idle guest burns no host CPU.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 
 #include "cpu/soft/cpu.hpp"
 #include "cpu/soft/interpreter.hpp"
 #include "cpu/vcpu_thread.hpp"
+#include "devices/irqchip/local_apic.hpp"
 
 namespace strata::soft {
 
-class SoftVcpu final : public VcpuRunner {
+class SoftVcpu final : public VcpuRunner, public LocalApicHost {
 public:
-    SoftVcpu(unsigned index, const GuestMemory& memory, CodePages& code_pages);
+    SoftVcpu(unsigned index, const GuestMemory& memory, CodePages& code_pages, TimerService& timers, ApicBus& apic_bus,
+             const LocalApicConfig& apic_config);
 
     Cpu& cpu() { return cpu_; }
     const Cpu& cpu() const { return cpu_; }
+    LocalApic& lapic() { return lapic_; }
     VcpuThread& thread() { return thread_; }
     [[nodiscard]] const Interpreter& interpreter() const { return interpreter_; }
+    // Only while the vCPU's thread is not running.
+    void clear_code_cache() { interpreter_.clear_cache(); }
 
     // Waits for INIT-SIPI-SIPI before running (an application processor).
     void set_waiting_for_sipi(bool waiting) { waiting_for_sipi_ = waiting; }
     [[nodiscard]] bool waiting_for_sipi() const { return waiting_for_sipi_; }
 
-    // Something for this vCPU happened (an interrupt became pending, a stop): end the current
-    // block soon and wake the thread if it sleeps. Any thread.
-    void kick();
+    // LocalApicHost: something for this vCPU happened (an interrupt became pending, a stop): end
+    // the current block soon and wake the thread if it sleeps. Any thread.
+    void kick() override;
 
     bool run_once(const Platform& platform) override;
     void on_stop(std::thread* running) override;
     void on_rearm() override;
 
 private:
+    void take_events();
+    void enter_init_state();
     void sleep_until_event();
     void report_triple_fault(const Platform& platform);
 
     Cpu cpu_;
     Interpreter interpreter_;
+    LocalApic lapic_;
     VcpuThread thread_;
     std::atomic<bool> stop_{false};
     std::atomic<bool> kicked_{false};

@@ -14,6 +14,7 @@
 #include "cpu/exit.hpp"
 #include "cpu/soft/cpu.hpp"
 #include "cpu/soft/mmu/code_pages.hpp"
+#include "devices/irqchip/local_apic.hpp"
 
 namespace strata::soft {
 
@@ -182,6 +183,16 @@ public:
     static constexpr uint64_t kCr4Pse = 1u << 4, kCr4Smep = 1u << 20, kCr4Smap = 1u << 21;
 };
 
+// A write reached RAM page `phys` through the slow path. If blocks were decoded from it they are
+// stale now, and the block running may be one of them: it ends after this instruction, so that
+// self-modifying code takes effect at the next one.
+void Cpu::code_written(uint64_t phys) {
+    if (auto* page = code_pages->word(phys); page && (page->load(std::memory_order_relaxed) & 1)) {
+        CodePages::written(*page);
+        end_block = true;
+    }
+}
+
 uint8_t* Cpu::ram_pointer(uint64_t phys, uint64_t length) const {
     for (const RamRegion& r : memory->regions())
         if (phys >= r.gpa && phys - r.gpa < r.size && length <= r.size - (phys - r.gpa)) return r.host + (phys - r.gpa);
@@ -194,9 +205,8 @@ void Cpu::phys_read(uint64_t phys, void* out, unsigned size) {
         std::memcpy(bytes, host, size);
         return;
     }
-    if (apic_page && (msr.apic_base & (1u << 11)) && !(msr.apic_base & (1u << 10)) &&
-        (phys & ~0xfffull) == (msr.apic_base & 0xf'ffff'f000ull)) {
-        apic_page->read(phys & 0xfff, std::span(bytes, size));
+    if (lapic && lapic->decodes_mmio() && (phys & ~0xfffull) == lapic->mmio_base()) {
+        lapic->read(phys & 0xfff, std::span(bytes, size));
         return;
     }
     MmioExit exit{.address = phys, .write = false, .data = std::span(bytes, size)};
@@ -207,14 +217,13 @@ void Cpu::phys_write(uint64_t phys, const void* in, unsigned size) {
     uint8_t bytes[16];
     std::memcpy(bytes, in, size);
     if (uint8_t* host = ram_pointer(phys, size)) {
-        code_pages->written(phys);
-        if ((phys & 0xfff) + size > 0x1000) code_pages->written(phys + size - 1);
+        code_written(phys);
+        if ((phys & 0xfff) + size > 0x1000) code_written(phys + size - 1);
         std::memcpy(host, bytes, size);
         return;
     }
-    if (apic_page && (msr.apic_base & (1u << 11)) && !(msr.apic_base & (1u << 10)) &&
-        (phys & ~0xfffull) == (msr.apic_base & 0xf'ffff'f000ull)) {
-        apic_page->write(phys & 0xfff, std::span<const uint8_t>(bytes, size));
+    if (lapic && lapic->decodes_mmio() && (phys & ~0xfffull) == lapic->mmio_base()) {
+        lapic->write(phys & 0xfff, std::span<const uint8_t>(bytes, size));
         return;
     }
     MmioExit exit{.address = phys, .write = true, .data = std::span(bytes, size)};
@@ -246,7 +255,7 @@ void Cpu::slow_write(uint64_t address, const void* in, unsigned size, bool super
     if (first < size) std::tie(phys1, host1) = Mmu::translate(*this, address + first, Access::Write, supervisor);
     auto put = [&](uint64_t phys, uint8_t* host, const uint8_t* from, unsigned n) {
         if (host) {
-            code_pages->written(phys);
+            code_written(phys);
             std::memcpy(host, from, n);
         } else {
             phys_write(phys, from, n);
@@ -262,7 +271,7 @@ uint8_t* Cpu::rmw_pointer(uint64_t address, unsigned size) {
     const TlbEntry& e = tlb_[user_index(false)][tlb_slot(address)];
     if (e.write_tag == (address & ~0xfffull)) return reinterpret_cast<uint8_t*>(address + e.addend);
     auto [phys, host] = Mmu::translate(*this, address, Access::Write, false);
-    if (host) code_pages->written(phys);
+    if (host) code_written(phys);
     return host;
 }
 
