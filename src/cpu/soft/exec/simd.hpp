@@ -27,15 +27,19 @@ constexpr size_t width_of = std::tuple_size_v<std::remove_cvref_t<V>>;
 
 // --- Lanes ---
 
+// Lanes past the vector read as 0 and are not written: generic code over both widths has
+// branches for the wider one that the narrower never takes (and g++ -O2 checks them).
 template <class T, size_t W>
 T lane(const Vec<W>& v, size_t i) {
-    T x;
+    T x{};
+    if ((i + 1) * sizeof(T) > W) return x;
     std::memcpy(&x, v.data() + i * sizeof(T), sizeof(T));
     return x;
 }
 
 template <class T, size_t W>
 void set_lane(Vec<W>& v, size_t i, T x) {
+    if ((i + 1) * sizeof(T) > W) return;
     std::memcpy(v.data() + i * sizeof(T), &x, sizeof(T));
 }
 
