@@ -80,7 +80,8 @@ public:
         uint64_t star = 0, lstar = 0, cstar = 0, sfmask = 0, kernel_gs_base = 0;
         uint64_t sysenter_cs = 0, sysenter_esp = 0, sysenter_eip = 0;
         uint64_t tsc_aux = 0, pat = 0x0007'0406'0007'0406ull, misc_enable = 1;  // fast strings
-        uint64_t mtrr_def_type = 0, mtrr_fixed[11] = {}, mtrr_var[16] = {};
+        // MTRRs enabled, default type write-back, as firmware leaves them (the kvm engine's 0xc06).
+        uint64_t mtrr_def_type = 0xc06, mtrr_fixed[11] = {}, mtrr_var[16] = {};
         uint64_t apic_base = 0xfee0'0000 | (1u << 11);
         uint64_t tsc_deadline = 0;
         int64_t tsc_offset = 0;  // guest TSC = guest ns + tsc_offset (a 1 GHz TSC)
@@ -242,6 +243,7 @@ private:
 
     friend class Mmu;
     TlbEntry tlb_[2][kTlbEntries];
+    bool large_pages_cached_ = false;  // some entry came from a 2/4 MiB page (INVLPG must drop all of it)
 };
 
 }  // namespace strata::soft

@@ -17,7 +17,7 @@ public:
         : memory_(memory), timers_(timers), code_pages_(memory) {
         for (unsigned i = 0; i < cpus; ++i) {
             LocalApicConfig apic{.apic_id = i, .bootstrap = i == 0};
-            vcpus_.push_back(std::make_unique<SoftVcpu>(i, memory, code_pages_, timers, router_, apic));
+            vcpus_.push_back(std::make_unique<SoftVcpu>(i, cpus, memory, code_pages_, timers, router_, apic));
             router_.add(vcpus_.back()->lapic());
             // Application processors wait for INIT-SIPI-SIPI (SDM vol. 3A §8.4.1).
             if (i > 0) vcpus_.back()->set_waiting_for_sipi(true);

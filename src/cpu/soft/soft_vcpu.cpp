@@ -1,6 +1,7 @@
 #include "cpu/soft/soft_vcpu.hpp"
 
 #include "cpu/soft/interrupts.hpp"
+#include "cpu/soft/soft_cpuid.hpp"
 
 namespace strata::soft {
 
@@ -10,9 +11,13 @@ namespace {
 constexpr unsigned kBlocksPerSlice = 1024;
 }  // namespace
 
-SoftVcpu::SoftVcpu(unsigned index, const GuestMemory& memory, CodePages& code_pages, TimerService& timers,
-                   ApicBus& apic_bus, const LocalApicConfig& apic_config)
-    : interpreter_(cpu_), lapic_(apic_config, timers, apic_bus, *this), thread_(*this, index) {
+SoftVcpu::SoftVcpu(unsigned index, unsigned cpus, const GuestMemory& memory, CodePages& code_pages,
+                   TimerService& timers, ApicBus& apic_bus, const LocalApicConfig& apic_config)
+    : cpuid_(soft_cpuid_table(index, cpus)),
+      interpreter_(cpu_),
+      lapic_(apic_config, timers, apic_bus, *this),
+      thread_(*this, index) {
+    cpu_.cpuid = &cpuid_;
     cpu_.index = index;
     cpu_.memory = &memory;
     cpu_.code_pages = &code_pages;

@@ -18,8 +18,8 @@ namespace strata::soft {
 
 class SoftVcpu final : public VcpuRunner, public LocalApicHost {
 public:
-    SoftVcpu(unsigned index, const GuestMemory& memory, CodePages& code_pages, TimerService& timers, ApicBus& apic_bus,
-             const LocalApicConfig& apic_config);
+    SoftVcpu(unsigned index, unsigned cpus, const GuestMemory& memory, CodePages& code_pages, TimerService& timers,
+             ApicBus& apic_bus, const LocalApicConfig& apic_config);
 
     Cpu& cpu() { return cpu_; }
     const Cpu& cpu() const { return cpu_; }
@@ -48,6 +48,7 @@ private:
     void report_triple_fault(const Platform& platform);
 
     Cpu cpu_;
+    CpuidTable cpuid_;  // what CPUID answers on this vCPU (its APIC ID, the VM's vCPU count)
     Interpreter interpreter_;
     LocalApic lapic_;
     VcpuThread thread_;

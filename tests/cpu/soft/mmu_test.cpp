@@ -97,6 +97,16 @@ TEST_F(MmuTest, TlbKeepsStaleTranslationUntilInvlpg) {
     EXPECT_EQ(fault([&] { (void)cpu.read<uint8_t>(DS, kPageRw); }).error_code, 0u);
 }
 
+TEST_F(MmuTest, InvlpgDropsEveryPieceOfALargePage) {
+    // 0-2 MiB is one 2 MiB page: two 4 KiB pieces of it get cached, then it is unmapped and
+    // INVLPG names one address in it; neither piece may translate afterwards.
+    (void)cpu.read<uint8_t>(DS, 0x8000);
+    (void)cpu.read<uint8_t>(DS, 0x1f'0000);
+    write64(kPd, 0);
+    cpu.flush_tlb_page(0x8000);
+    EXPECT_EQ(fault([&] { (void)cpu.read<uint8_t>(DS, 0x1f'0000); }).vector, vec::PF);
+}
+
 TEST_F(MmuTest, NonCanonicalAddressIsGeneralProtection) {
     GuestFault f = fault([&] { (void)cpu.read<uint8_t>(DS, 0x0000'8000'0000'0000ull); });
     EXPECT_EQ(f.vector, vec::GP);

@@ -28,6 +28,7 @@ constexpr uint64_t kAddrMask = ((1ull << kPhysBits) - 1) & ~0xfffull;
 struct Walk {
     uint64_t phys = 0;  // the 4 KiB page's guest-physical address
     bool user = true, writable = true, executable = true, dirty = false, global = false;
+    bool large = false;  // mapped by a 2 MiB or 4 MiB page
 };
 
 }  // namespace
@@ -84,6 +85,7 @@ public:
             if (!(pde & kP)) fault(0);
             combine(pde);
             if ((pde & kPS) && (cpu.cr4 & kCr4Pse)) {
+                w.large = true;
                 leaf = pde;
                 leaf_phys = pde_at;
                 uint64_t base = (pde & 0xffc0'0000) | (((pde >> 13) & 0xff) << 32);
@@ -120,6 +122,7 @@ public:
                 if (large && (e & (((1ull << (shift - 13)) - 1) << 13))) fault(pf::P | pf::RSVD);  // PAT bit 12 is allowed
                 combine(e);
                 if (level == 1 || large) {
+                    w.large = large;
                     leaf = e;
                     leaf_phys = at;
                     uint64_t page_mask = (1ull << shift) - 1;
@@ -166,6 +169,7 @@ public:
         uint8_t* host = cpu.ram_pointer(w.phys, 0x1000);
         TlbEntry& e = cpu.tlb_[user_access ? 1 : 0][Cpu::tlb_slot(address)];
         e = TlbEntry{};
+        if (w.large) cpu.large_pages_cached_ = true;
         if (host) {
             // SMAP makes supervisor data accesses to user pages depend on RFLAGS.AC: not cached.
             bool cache_data = user_access || !w.user || !(cpu.cr4 & kCr4Smap);
@@ -312,15 +316,25 @@ void Cpu::flush_tlb(bool including_global) {
     for (auto& table : tlb_)
         for (TlbEntry& e : table)
             if (including_global || !e.global) e = TlbEntry{};
+    if (including_global) large_pages_cached_ = false;
 }
 
+// INVLPG drops every translation of the page that holds `address` (SDM vol. 3A §4.10.4.1): for
+// a large page that is every 4 KiB piece of it the TLB cached, so while large pages may be cached
+// the whole 4 MiB-aligned region around the address is dropped (it covers 2 and 4 MiB pages).
 void Cpu::flush_tlb_page(uint64_t address) {
-    for (auto& table : tlb_) {
-        TlbEntry& e = table[tlb_slot(address)];
-        if (e.read_tag == (address & ~0xfffull) || e.write_tag == (address & ~0xfffull) ||
-            e.exec_tag == (address & ~0xfffull))
-            e = TlbEntry{};
+    auto drop = [&](uint64_t page) {
+        for (auto& table : tlb_) {
+            TlbEntry& e = table[tlb_slot(page)];
+            if (e.read_tag == page || e.write_tag == page || e.exec_tag == page) e = TlbEntry{};
+        }
+    };
+    if (!large_pages_cached_) {
+        drop(address & ~0xfffull);
+        return;
     }
+    uint64_t region = address & ~0x3f'ffffull;
+    for (uint64_t page = region; page < region + 0x40'0000; page += 0x1000) drop(page);
 }
 
 void Cpu::flush_tlb_writes() {
