@@ -3,6 +3,7 @@
 // parallelism, and a halted vCPU sleeps on the host instead of being polled by a scheduler.
 #include "cpu/soft/soft_engine.hpp"
 
+#include <cstdlib>
 #include <vector>
 
 #include "cpu/soft/mmu/code_pages.hpp"
@@ -26,6 +27,12 @@ public:
     ~SoftEngine() override {
         stop();
         join();
+        // STRATA_SOFT_STATS=1: what each vCPU executed, for benchmarks (bench/soft_vs_tcg.py).
+        if (const char* stats = std::getenv("STRATA_SOFT_STATS"); stats && *stats == '1')
+            for (auto& vcpu : vcpus_)
+                fmt::print(stderr, "strata: soft engine: vCPU {}: instructions={} blocks_decoded={}\n",
+                           vcpu->cpu().index, vcpu->interpreter().instructions(),
+                           vcpu->interpreter().cache().blocks_built());
     }
 
     [[nodiscard]] std::string_view name() const override { return "soft"; }
