@@ -14,8 +14,7 @@ namespace strata::soft {
 
 class SoftEngine final : public CpuEngine {
 public:
-    SoftEngine(const GuestMemory& memory, unsigned cpus, TimerService& timers)
-        : memory_(memory), timers_(timers), code_pages_(memory) {
+    SoftEngine(const GuestMemory& memory, unsigned cpus, TimerService& timers) : code_pages_(memory) {
         for (unsigned i = 0; i < cpus; ++i) {
             LocalApicConfig apic{.apic_id = i, .bootstrap = i == 0};
             vcpus_.push_back(std::make_unique<SoftVcpu>(i, cpus, memory, code_pages_, timers, router_, apic));
@@ -89,8 +88,6 @@ private:
         for (auto& vcpu : vcpus_) vcpu->clear_code_cache();
     }
 
-    const GuestMemory& memory_;
-    TimerService& timers_;
     CodePages code_pages_;
     ApicRouter router_;  // before the vCPUs: their local APICs send through it until they are gone
     std::vector<std::unique_ptr<SoftVcpu>> vcpus_;
