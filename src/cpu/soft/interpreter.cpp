@@ -65,10 +65,10 @@ void Interpreter::step(unsigned max_instructions) {
             return;
         }
         Block* block = find_or_build(linear, fetch);
-        // The shadow of STI / MOV SS covers the first instruction of the block after it; the
-        // run loop takes interrupts only between blocks.
+        // The shadow of STI / MOV SS covers one instruction (SDM vol. 3A §6.8.3): that one runs
+        // alone, so that the run loop can take an interrupt right after it.
         bool shadowed = c.interrupt_shadow != 0;
-        run_block(*block, (c.flags.other & rflags::TF) ? 1 : max_instructions);
+        run_block(*block, (shadowed || (c.flags.other & rflags::TF)) ? 1 : max_instructions);
         if (shadowed) c.interrupt_shadow = 0;
     } catch (const GuestFault& fault) {
         c.end_block = false;

@@ -424,6 +424,36 @@ TEST_F(SystemTest, PageFaultWhileDeliveringAPageFaultIsADoubleFault) {
     EXPECT_EQ(cpu.gpr[4], kIstStackTop - 48);
 }
 
+// --- Interrupt shadow ---
+
+// The run loop takes interrupts between blocks: the block after STI or MOV SS must end after
+// its first instruction, or `sti; nop; cli` would never let a pending interrupt in
+// (kvm-unit-tests' eventinj "vec 32/33").
+TEST_F(SystemTest, StiAndMovSsShadowOnlyTheNextInstruction) {
+    long_mode(0);
+    uint64_t start = cpu.rip;
+    load(start, hex_bytes("fb 90 fa 90"));  // sti; nop; cli; nop
+    interpreter.step();
+    EXPECT_EQ(cpu.rip, start + 1);
+    EXPECT_TRUE(cpu.rflags() & rflags::IF);
+    EXPECT_NE(cpu.interrupt_shadow, 0u);
+    interpreter.step();
+    EXPECT_EQ(cpu.rip, start + 2) << "the shadowed NOP ran alone";
+    EXPECT_EQ(cpu.interrupt_shadow, 0u);
+    EXPECT_TRUE(cpu.rflags() & rflags::IF) << "an interrupt can be taken before CLI";
+
+    long_mode(0);
+    start = cpu.rip;
+    cpu.gpr[0] = kData;
+    load(start, hex_bytes("8e d0 90 90 90"));  // mov ss, eax; nop; nop; nop
+    interpreter.step();
+    EXPECT_EQ(cpu.rip, start + 2);
+    EXPECT_NE(cpu.interrupt_shadow, 0u);
+    interpreter.step();
+    EXPECT_EQ(cpu.rip, start + 3);
+    EXPECT_EQ(cpu.interrupt_shadow, 0u);
+}
+
 // --- SYSCALL / SYSRET, SYSENTER ---
 
 TEST_F(SystemTest, SyscallAndSysretRoundTrip) {
