@@ -507,6 +507,47 @@ TEST_F(SystemTest, SysretWithoutRexWReturnsToCompatibilityMode) {
     EXPECT_EQ(cpu.code_bits, 32u);
 }
 
+TEST_F(SystemTest, SyscallFromCompatibilityModeEntersCstarAsOnAmd) {
+    long_mode(3);
+    cpu.seg[CS] = cached(kUserCode32);
+    cpu.refresh_mode();
+    cpu.msr.star = (uint64_t{kUserCode32 & ~3u} << 48) | (uint64_t{kCode64} << 32);
+    cpu.msr.lstar = kHandler;
+    cpu.msr.cstar = kHandler + 0x400;
+    uint64_t next = cpu.rip + 2;
+    step("0f 05");
+    EXPECT_EQ(cpu.rip, kHandler + 0x400);
+    EXPECT_EQ(cpu.gpr[1], next);
+    EXPECT_EQ(cpu.seg[CS].selector, kCode64);
+    EXPECT_TRUE(cpu.code64);
+    EXPECT_EQ(cpu.cpl, 0u);
+
+    protected_mode(3);
+    cpu.efer |= efer::SCE;
+    auto f = fault_of("0f 05");
+    ASSERT_TRUE(f) << "outside long mode SYSCALL stays #UD";
+    EXPECT_EQ(f->vector, vec::UD);
+}
+
+// Linux's entry code leaves through IRET when TF is set because SYSRET would trap at once.
+TEST_F(SystemTest, SysretLoadingTfTrapsBeforeTheFirstUserInstruction) {
+    long_mode(0);
+    write_tss64(kKernelStackTop, kIstStackTop);
+    gate64(vec::DB, kHandler + 0x800);
+    cpu.msr.star = uint64_t{kUserCode32 & ~3u} << 48;
+    cpu.gpr[1] = 0x40'0000;
+    cpu.gpr[11] = rflags::TF | rflags::IF | rflags::FIXED1;
+    cpu.gpr[4] = kKernelStackTop;
+    step("0f 07");  // sysretl
+    EXPECT_EQ(cpu.rip, kHandler + 0x800);
+    EXPECT_EQ(cpu.cpl, 0u);
+    uint64_t frame = cpu.gpr[4];
+    EXPECT_EQ(read64(frame), 0x40'0000u) << "the trap's RIP is the user instruction not yet run";
+    EXPECT_EQ(read64(frame + 8), kUserCode32);
+    EXPECT_TRUE(read64(frame + 16) & rflags::TF);
+    EXPECT_TRUE(cpu.dr6 & (1u << 14)) << "DR6.BS";
+}
+
 TEST_F(SystemTest, SysenterNeedsSysenterCs) {
     protected_mode(3);
     auto f = fault_of("0f 34");

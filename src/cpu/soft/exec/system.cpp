@@ -418,19 +418,26 @@ void enter_flat(Cpu& cpu, uint16_t cs, uint16_t ss, unsigned dpl, bool long_code
     cpu.end_block = true;
 }
 
-// SYSCALL: Intel processors know it only in 64-bit mode (AMD's also in compatibility mode).
+// SYSCALL: from 64-bit mode to LSTAR, and from compatibility mode to CSTAR as AMD's processors
+// do (APM vol. 3 SYSCALL). Intel's raise #UD in compatibility mode; this CPU says GenuineIntel
+// but takes the AMD path there, as QEMU's TCG does: nothing expects the #UD (an Intel 32-bit
+// process enters through SYSENTER), while kvm-unit-tests' syscall test runs 32-bit code through
+// SYSCALL. Outside long mode SYSCALL stays #UD (Intel's rule; no legacy-mode STAR entry).
 void syscall(Cpu& cpu, const Insn&) {
-    if (!cpu.code64 || !(cpu.efer & efer::SCE)) raise_ud();
+    if (!cpu.long_mode || !(cpu.efer & efer::SCE)) raise_ud();
     uint64_t flags = cpu.rflags();
     cpu.gpr[1] = cpu.next_rip;
     cpu.gpr[11] = flags & ~rflags::RF;
     cpu.set_rflags(flags & ~(cpu.msr.sfmask | rflags::RF));
     auto selector = static_cast<uint16_t>(cpu.msr.star >> 32);
-    enter_flat(cpu, selector & 0xfffc, static_cast<uint16_t>(selector + 8), 0, true, cpu.msr.lstar);
+    uint64_t target = cpu.code64 ? cpu.msr.lstar : cpu.msr.cstar;
+    enter_flat(cpu, selector & 0xfffc, static_cast<uint16_t>(selector + 8), 0, true, target);
 }
 
 // SYSRET: to 64-bit mode with REX.W, else to compatibility mode; a non-canonical RCX faults at
-// CPL 0 (#GP before anything changes, as Intel processors do).
+// CPL 0 (#GP before anything changes, as Intel processors do). A TF set by the RFLAGS it loads
+// traps at once, before the first user instruction (the trap Linux's entry code avoids by not
+// returning through SYSRET with TF set; QEMU checks TF after SYSRET the same way).
 void sysret(Cpu& cpu, const Insn& insn) {
     if (!cpu.code64 || !(cpu.efer & efer::SCE)) raise_ud();
     require_cpl0(cpu);
@@ -441,6 +448,11 @@ void sysret(Cpu& cpu, const Insn& insn) {
     uint16_t cs = static_cast<uint16_t>((to64 ? base + 16 : base) | 3);
     cpu.set_rflags((cpu.gpr[11] & 0x3c'7fd7) | rflags::FIXED1);
     enter_flat(cpu, cs, static_cast<uint16_t>((base + 8) | 3), 3, to64, rip);
+    if (cpu.rflags() & rflags::TF) {
+        cpu.rip = cpu.next_rip;
+        cpu.dr6 |= 1u << 14;  // BS
+        deliver_event(cpu, vec::DB, EventKind::Trap);
+    }
 }
 
 void sysenter(Cpu& cpu, const Insn&) {
