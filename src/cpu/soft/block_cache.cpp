@@ -31,6 +31,7 @@ Block* BlockCache::allocate(uint64_t phys, CodeMode mode, unsigned stack_bits) {
 }
 
 void BlockCache::clear() {
+    ++clears_;
     std::fill(buckets_.begin(), buckets_.end(), nullptr);
     used_ = 0;
     insns_used_ = 0;

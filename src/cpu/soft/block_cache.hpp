@@ -59,6 +59,8 @@ public:
     void clear();
 
     [[nodiscard]] uint64_t blocks_built() const { return built_; }
+    // How often the arena was dropped: pointers to blocks from before a clear are dangling.
+    [[nodiscard]] uint64_t clears() const { return clears_; }
 
 private:
     static size_t bucket(uint64_t phys) { return static_cast<size_t>((phys ^ (phys >> 16)) & (kBuckets - 1)); }
@@ -69,6 +71,7 @@ private:
     size_t used_ = 0;
     size_t insns_used_ = 0;
     uint64_t built_ = 0;
+    uint64_t clears_ = 0;
 };
 
 }  // namespace strata::soft

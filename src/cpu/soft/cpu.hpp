@@ -100,6 +100,9 @@ public:
     unsigned code_bits = 16;  // 16, 32 or 64
     unsigned stack_bits = 16; // SS.B (64 in 64-bit mode)
     uint64_t ip_mask = 0xffff;  // IP, EIP or RIP: where instruction addresses wrap
+    // Everything the decoding and the fetch permission of a block depend on besides its bytes:
+    // the modes above and whether CPL is 3 (the interpreter's jump cache compares it whole).
+    uint32_t exec_key = 0;
 
     // --- Per-instruction scratch the run loop and handlers share ---
     uint64_t next_rip = 0;   // where execution continues; branches set it
@@ -217,6 +220,10 @@ public:
     void flush_tlb_page(uint64_t address);
     // Drops every cached write permission (a page became a code page somewhere).
     void flush_tlb_writes();
+    // Counts the flushes above that can change a translation or a fetch permission: what the
+    // interpreter's jump cache (linear address -> block) was filled under is still true while
+    // it is unchanged.
+    [[nodiscard]] uint64_t tlb_generation() const { return tlb_generation_; }
 
     // --- Port I/O through the platform's bus (no permission check: exec/ does that) ---
     [[nodiscard]] uint64_t port_in(uint16_t port, unsigned size);
@@ -243,7 +250,8 @@ private:
 
     friend class Mmu;
     TlbEntry tlb_[2][kTlbEntries];
-    bool large_pages_cached_ = false;  // some entry came from a 2/4 MiB page (INVLPG must drop all of it)
+    bool large_pages_cached_ = false;
+    uint64_t tlb_generation_ = 0;  // some entry came from a 2/4 MiB page (INVLPG must drop all of it)
 };
 
 }  // namespace strata::soft

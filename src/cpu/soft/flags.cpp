@@ -4,7 +4,7 @@
 
 namespace strata::soft {
 
-bool LazyFlags::cf() const {
+bool LazyFlags::lazy_cf() const {
     uint64_t m = mask(size);
     uint64_t a = src1 & m, b = src2 & m, r = dst & m;
     switch (op) {
@@ -14,19 +14,11 @@ bool LazyFlags::cf() const {
         case CcOp::Logic: return false;
         case CcOp::Inc:
         case CcOp::Dec: return carry_in != 0;
-        case CcOp::Shl: return ((a >> (size * 8 - b)) & 1) != 0;
-        case CcOp::Shr: return ((a >> (b - 1)) & 1) != 0;
-        case CcOp::Sar: {
-            unsigned bits = size * 8u;
-            int64_t s = static_cast<int64_t>(a << (64 - bits)) >> (64 - bits);
-            return ((static_cast<uint64_t>(s >> (b - 1))) & 1) != 0;
-        }
-        case CcOp::Mul: return src1 != 0;
     }
     return false;
 }
 
-bool LazyFlags::of() const {
+bool LazyFlags::lazy_of() const {
     uint64_t s = sign(size);
     switch (op) {
         case CcOp::Materialized: return (other & rflags::OF) != 0;
@@ -35,21 +27,18 @@ bool LazyFlags::of() const {
         case CcOp::Logic: return false;
         case CcOp::Inc: return (dst & mask(size)) == s;
         case CcOp::Dec: return (dst & mask(size)) == s - 1;
-        // Defined for 1-bit shifts only; other counts give what Intel's CPUs give (the same rule).
-        case CcOp::Shl: return ((dst & s) != 0) != cf();
-        case CcOp::Shr: return (src1 & s) != 0;
-        case CcOp::Sar: return false;
-        case CcOp::Mul: return src1 != 0;
     }
     return false;
 }
 
 bool LazyFlags::pf() const {
+    if (overridden & rflags::PF) [[unlikely]] return (overrides & rflags::PF) != 0;
     if (op == CcOp::Materialized) return (other & rflags::PF) != 0;
     return (std::popcount(static_cast<uint8_t>(dst)) & 1) == 0;
 }
 
 bool LazyFlags::af() const {
+    if (overridden & rflags::AF) [[unlikely]] return (overrides & rflags::AF) != 0;
     switch (op) {
         case CcOp::Materialized: return (other & rflags::AF) != 0;
         case CcOp::Add:
@@ -61,15 +50,34 @@ bool LazyFlags::af() const {
 }
 
 uint64_t LazyFlags::value() const {
-    if (op == CcOp::Materialized) return other;
-    uint64_t v = other & ~rflags::kArith;
-    if (cf()) v |= rflags::CF;
-    if (pf()) v |= rflags::PF;
-    if (af()) v |= rflags::AF;
-    if (zf()) v |= rflags::ZF;
-    if (sf()) v |= rflags::SF;
-    if (of()) v |= rflags::OF;
-    return v;
+    uint64_t v = other;
+    if (op != CcOp::Materialized) {
+        uint64_t m = mask(size), s = sign(size), r = dst & m;
+        v &= ~rflags::kArith;
+        if (r == 0) v |= rflags::ZF;
+        if (r & s) v |= rflags::SF;
+        if ((std::popcount(static_cast<uint8_t>(r)) & 1) == 0) v |= rflags::PF;
+        switch (op) {
+            case CcOp::Add:
+            case CcOp::Sub:
+                if (lazy_cf()) v |= rflags::CF;
+                if (lazy_of()) v |= rflags::OF;
+                if ((src1 ^ src2 ^ dst) & 0x10) v |= rflags::AF;
+                break;
+            case CcOp::Inc:
+                if (carry_in) v |= rflags::CF;
+                if (r == s) v |= rflags::OF;
+                if ((dst & 0xf) == 0) v |= rflags::AF;
+                break;
+            case CcOp::Dec:
+                if (carry_in) v |= rflags::CF;
+                if (r == s - 1) v |= rflags::OF;
+                if ((dst & 0xf) == 0xf) v |= rflags::AF;
+                break;
+            default: break;
+        }
+    }
+    return (v & ~overridden) | (overrides & overridden);
 }
 
 bool LazyFlags::condition(unsigned cc) const {

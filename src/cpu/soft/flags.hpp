@@ -27,15 +27,15 @@ enum class CcOp : uint8_t {
     Logic,         // AND, OR, XOR, TEST: CF = OF = 0, AF = 0
     Inc,           // dst = src1 + 1, CF kept in carry_in
     Dec,           // dst = src1 - 1, CF kept in carry_in
-    Shl,           // dst = src1 << src2 (count 1..width), CF = last bit out
-    Shr,           // logical right shift
-    Sar,           // arithmetic right shift
-    Mul,           // CF = OF = (src1 != 0): the high half is significant; SF/ZF/PF from dst
 };
 
 struct LazyFlags {
     uint64_t other = rflags::FIXED1;
     uint64_t dst = 0, src1 = 0, src2 = 0;
+    // Arithmetic bits set by an instruction that changes only some of them (rotates: CF and OF)
+    // over the lazy state of the instruction before: `overridden` says which, `overrides` their
+    // values. Cleared by set() and assign().
+    uint64_t overridden = 0, overrides = 0;
     CcOp op = CcOp::Materialized;
     uint8_t size = 8;      // operand width in bytes: 1, 2, 4, 8
     uint8_t carry_in = 0;  // ADC/SBB carry in; INC/DEC: the CF they keep
@@ -50,17 +50,32 @@ struct LazyFlags {
         src1 = a;
         src2 = b;
         carry_in = carry;
+        overridden = 0;
     }
     void set_logic(unsigned bytes, uint64_t result) { set(CcOp::Logic, bytes, result, 0, 0); }
+    // Sets the arithmetic flags in `which` to those of `bits` and keeps the others as they are,
+    // without computing them.
+    void override(uint64_t which, uint64_t bits) {
+        overridden |= which;
+        overrides = (overrides & ~which) | (bits & which);
+    }
 
-    [[nodiscard]] bool cf() const;
+    [[nodiscard]] bool cf() const {
+        if (overridden & rflags::CF) [[unlikely]] return (overrides & rflags::CF) != 0;
+        return lazy_cf();
+    }
     [[nodiscard]] bool zf() const {
+        if (overridden & rflags::ZF) [[unlikely]] return (overrides & rflags::ZF) != 0;
         return op == CcOp::Materialized ? (other & rflags::ZF) != 0 : (dst & mask(size)) == 0;
     }
     [[nodiscard]] bool sf() const {
+        if (overridden & rflags::SF) [[unlikely]] return (overrides & rflags::SF) != 0;
         return op == CcOp::Materialized ? (other & rflags::SF) != 0 : (dst & sign(size)) != 0;
     }
-    [[nodiscard]] bool of() const;
+    [[nodiscard]] bool of() const {
+        if (overridden & rflags::OF) [[unlikely]] return (overrides & rflags::OF) != 0;
+        return lazy_of();
+    }
     [[nodiscard]] bool pf() const;
     [[nodiscard]] bool af() const;
 
@@ -69,16 +84,21 @@ struct LazyFlags {
     void assign(uint64_t value) {
         other = (value & rflags::kDefined) | rflags::FIXED1;
         op = CcOp::Materialized;
+        overridden = 0;
     }
     // Computes the arithmetic flags into `other` (before an instruction changes only some of them).
     void materialize() {
-        if (op != CcOp::Materialized) assign(value());
+        if (op != CcOp::Materialized || overridden) assign(value());
     }
     // Sets or clears arithmetic bits after materialize().
     void put(uint64_t bits, bool on) { other = on ? (other | bits) : (other & ~bits); }
 
     // The condition of Jcc/SETcc/CMOVcc for the low four bits of the opcode (SDM vol. 1 app. B).
     [[nodiscard]] bool condition(unsigned cc) const;
+
+private:
+    [[nodiscard]] bool lazy_cf() const;
+    [[nodiscard]] bool lazy_of() const;
 };
 
 }  // namespace strata::soft

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
 
@@ -59,12 +60,19 @@ void Interpreter::step(unsigned max_instructions) {
         }
         if (!c.code64 && c.rip > c.seg[CS].limit) raise_gp();
         uint64_t linear = c.code64 ? c.rip : (c.seg[CS].base + c.rip) & 0xffff'ffffull;
-        Cpu::Fetch fetch = c.translate_fetch(linear);
-        if (!fetch.host) {
-            run_uncached(linear, fetch.phys);
-            return;
+        JumpEntry& jump = jumps_[jump_slot(linear)];
+        Block* block = jump.block;
+        if (jump.linear != linear || jump.exec_key != c.exec_key || jump.tlb_generation != c.tlb_generation() ||
+            !block->valid()) [[unlikely]] {
+            Cpu::Fetch fetch = c.translate_fetch(linear);
+            if (!fetch.host) {
+                run_uncached(linear, fetch.phys);
+                return;
+            }
+            block = find_or_build(linear, fetch);
+            if (cache_.clears() != jumps_cache_clears_) forget_jumps();
+            if (block->second_page == ~0ull) jump = {linear, c.tlb_generation(), c.exec_key, block};
         }
-        Block* block = find_or_build(linear, fetch);
         // The shadow of STI / MOV SS covers one instruction (SDM vol. 3A §6.8.3): that one runs
         // alone, so that the run loop can take an interrupt right after it.
         bool shadowed = c.interrupt_shadow != 0;
@@ -74,6 +82,11 @@ void Interpreter::step(unsigned max_instructions) {
         c.end_block = false;
         deliver_fault(c, fault);
     }
+}
+
+void Interpreter::forget_jumps() {
+    std::fill_n(jumps_.get(), kJumpEntries, JumpEntry{});
+    jumps_cache_clears_ = cache_.clears();
 }
 
 Block* Interpreter::find_or_build(uint64_t linear, const Cpu::Fetch& fetch) {

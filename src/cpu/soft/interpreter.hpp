@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include "cpu/soft/block_cache.hpp"
 #include "cpu/soft/cpu.hpp"
@@ -24,7 +25,10 @@ public:
     [[nodiscard]] uint64_t instructions() const { return instructions_; }
     [[nodiscard]] const BlockCache& cache() const { return cache_; }
     // Forgets every block (e.g. after the guest's memory was replaced wholesale).
-    void clear_cache() { cache_.clear(); }
+    void clear_cache() {
+        cache_.clear();
+        forget_jumps();
+    }
 
     [[nodiscard]] static CodeMode code_mode(const Cpu& cpu);
 
@@ -36,6 +40,21 @@ public:
     static bool tracing();
 
 private:
+    // The jump cache (QEMU's tb_jmp_cache): the block last run at a linear address, so that the
+    // next time neither the TLB nor the block cache's hash chains are consulted. An entry holds
+    // while the TLB generation, the mode key and the block cache it was filled under are the
+    // same, and its block is still valid (its pages unwritten). Blocks whose last instruction
+    // crosses into another page are not entered: their second page is checked at each lookup.
+    struct JumpEntry {
+        uint64_t linear = ~0ull;
+        uint64_t tlb_generation = 0;
+        uint32_t exec_key = 0;
+        Block* block = nullptr;
+    };
+    static constexpr size_t kJumpEntries = 1 << 12;
+    static size_t jump_slot(uint64_t linear) { return static_cast<size_t>((linear ^ (linear >> 12)) & (kJumpEntries - 1)); }
+    void forget_jumps();
+
     void step(unsigned max_instructions);
     void trace() const;
     Block* find_or_build(uint64_t linear, const Cpu::Fetch& fetch);
@@ -46,6 +65,8 @@ private:
     Cpu& cpu_;
     Decoder decoder_;
     BlockCache cache_;
+    std::unique_ptr<JumpEntry[]> jumps_ = std::make_unique<JumpEntry[]>(kJumpEntries);
+    uint64_t jumps_cache_clears_ = 0;  // cache_.clears() when the jump cache was last emptied
     uint64_t epoch_ = ~0ull;
     uint64_t instructions_ = 0;
 };

@@ -119,10 +119,6 @@ inline void set_status_flags(Cpu& cpu, uint64_t bits) {
 }
 
 // Sets the arithmetic flags in `which` to those of `bits`, keeping the others.
-inline void update_status_flags(Cpu& cpu, uint64_t which, uint64_t bits) {
-    cpu.flags.materialize();
-    cpu.flags.put(which & bits, true);
-    cpu.flags.put(which & ~bits, false);
-}
+inline void update_status_flags(Cpu& cpu, uint64_t which, uint64_t bits) { cpu.flags.override(which, bits); }
 
 }  // namespace strata::soft

@@ -19,18 +19,9 @@ namespace {
 
 unsigned iopl(const Cpu& cpu) { return static_cast<unsigned>((cpu.flags.other & rflags::IOPL) >> 12); }
 
-void clc(Cpu& cpu, const Insn&) {
-    cpu.flags.materialize();
-    cpu.flags.put(rflags::CF, false);
-}
-void stc(Cpu& cpu, const Insn&) {
-    cpu.flags.materialize();
-    cpu.flags.put(rflags::CF, true);
-}
-void cmc(Cpu& cpu, const Insn&) {
-    cpu.flags.materialize();
-    cpu.flags.put(rflags::CF, !(cpu.flags.other & rflags::CF));
-}
+void clc(Cpu& cpu, const Insn&) { cpu.flags.override(rflags::CF, 0); }
+void stc(Cpu& cpu, const Insn&) { cpu.flags.override(rflags::CF, rflags::CF); }
+void cmc(Cpu& cpu, const Insn&) { cpu.flags.override(rflags::CF, cpu.flags.cf() ? 0 : rflags::CF); }
 
 // DF is not an arithmetic flag: it is always current in `other`.
 void clear_direction(Cpu& cpu, const Insn&) { cpu.flags.other &= ~rflags::DF; }

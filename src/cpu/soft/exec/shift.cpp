@@ -16,7 +16,7 @@
 //   - SHL/SHR by more than the width (8/16-bit operands): CF is 0;
 //   - 16-bit SHLD/SHRD by 17-31 (destination undefined): the source rotated by count-16, CF 0,
 //     OF 0 for SHLD and the ROR rule for SHRD.
-// These flags are computed eagerly: LazyFlags' Shl/Shr/Sar kinds follow Intel's rules for them.
+// Shift flags are computed eagerly; a rotate overrides CF and OF over the lazy state before it.
 #include "cpu/soft/exec/alu.hpp"
 
 namespace strata::soft {
@@ -44,8 +44,7 @@ void set_shift_flags(Cpu& cpu, unsigned size, uint64_t result, bool carry, bool 
 
 // Flags of a rotate by a nonzero count: only CF and OF change.
 void set_rotate_flags(Cpu& cpu, bool carry, bool overflow) {
-    update_status_flags(cpu, rflags::CF | rflags::OF,
-                        (carry ? rflags::CF : 0) | (overflow ? rflags::OF : 0));
+    cpu.flags.override(rflags::CF | rflags::OF, (carry ? rflags::CF : 0) | (overflow ? rflags::OF : 0));
 }
 
 // --- SHL/SAL, SHR, SAR ---

@@ -313,6 +313,7 @@ void Cpu::write_sized(unsigned s, uint64_t offset, unsigned bytes, uint64_t valu
 }
 
 void Cpu::flush_tlb(bool including_global) {
+    ++tlb_generation_;
     for (auto& table : tlb_)
         for (TlbEntry& e : table)
             if (including_global || !e.global) e = TlbEntry{};
@@ -323,6 +324,7 @@ void Cpu::flush_tlb(bool including_global) {
 // a large page that is every 4 KiB piece of it the TLB cached, so while large pages may be cached
 // the whole 4 MiB-aligned region around the address is dropped (it covers 2 and 4 MiB pages).
 void Cpu::flush_tlb_page(uint64_t address) {
+    ++tlb_generation_;
     auto drop = [&](uint64_t page) {
         for (auto& table : tlb_) {
             TlbEntry& e = table[tlb_slot(page)];
