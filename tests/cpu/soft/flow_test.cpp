@@ -222,6 +222,17 @@ TEST_F(FlowRealModeTest, PopfChangesIoplAndIfInRealMode) {
     EXPECT_EQ(cpu.rflags() & (rflags::IOPL | rflags::IF), rflags::IOPL | rflags::IF);
 }
 
+// SALC (undocumented D6, kvm-unit-tests' realmode "salc"): AL from CF, the flags untouched.
+TEST_F(FlowRealModeTest, SalcSetsAlFromCarry) {
+    cpu.gpr[kAx] = 0x1234;
+    run_code("f9 d6");  // stc; salc
+    EXPECT_EQ(cpu.gpr[kAx], 0x12ffu);
+    EXPECT_TRUE(cpu.flags.cf());
+    run_code("f8 d6");  // clc; salc
+    EXPECT_EQ(cpu.gpr[kAx], 0x1200u);
+    EXPECT_FALSE(cpu.flags.cf());
+}
+
 // --- 32-bit protected mode ---
 
 class FlowProtectedModeTest : public FlowTest {
@@ -360,6 +371,12 @@ protected:
     }
 };
 
+TEST_F(FlowUserModeTest, SalcIsUndefinedIn64BitMode) {
+    auto fault = fault_of("d6");
+    ASSERT_TRUE(fault);
+    EXPECT_EQ(fault->vector, vec::UD);
+}
+
 TEST_F(FlowUserModeTest, CliAndStiFaultAboveIopl) {
     auto cli = fault_of("fa");
     ASSERT_TRUE(cli);
@@ -398,7 +415,7 @@ TEST(FlowHandlerForms, SharedMnemonicsFindTheirFamilysForm) {
         return insn.exec;
     };
     const HandlerTable& table = handler_table();
-    EXPECT_EQ(handler_of({0x48, 0x89, 0xd8}), table.find(ZYDIS_MNEMONIC_MOV));                    // mov rax, rbx
+    EXPECT_EQ(handler_of({0x88, 0xdc}), table.find(ZYDIS_MNEMONIC_MOV));                          // mov ah, bl
     EXPECT_EQ(handler_of({0xa5}), table.find(ZYDIS_MNEMONIC_MOVSD));                              // movsd (string)
     EXPECT_EQ(handler_of({0xc3}), table.find(ZYDIS_MNEMONIC_RET));                                // ret near
     EXPECT_NE(handler_of({0x8e, 0xd8}), table.find(ZYDIS_MNEMONIC_MOV));                          // mov ds, ax

@@ -130,7 +130,10 @@ HandlerForm decode_form(const ZydisDecodedInstruction& in, const Insn& out) {
 
 }  // namespace
 
-HandlerTable::HandlerTable() { handlers_.fill({}); }
+HandlerTable::HandlerTable() {
+    handlers_.fill({});
+    specializers_.fill(nullptr);
+}
 
 Decoder::Decoder() {
     static constexpr CodeMode kModes[] = {CodeMode::Real16,   CodeMode::Legacy16, CodeMode::Legacy32,
@@ -220,7 +223,7 @@ DecodeResult Decoder::decode(CodeMode mode, unsigned stack_bits, std::span<const
             out.mem.seg = static_cast<uint8_t>(z.mem.segment - ZYDIS_REGISTER_ES);
     }
 
-    Handler handler = handler_table().find(in.mnemonic, decode_form(in, out));
+    Handler handler = handler_table().find(in.mnemonic, decode_form(in, out), out);
     if (!handler) {
         // VEX/EVEX/XOP encodings are not advertised: plain #UD. Anything else we should run.
         if (!(out.prefixes & prefix::Vex))

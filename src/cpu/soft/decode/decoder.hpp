@@ -26,6 +26,10 @@ enum class CodeMode : uint8_t { Real16, Legacy16, Legacy32, Compat16, Compat32, 
 enum class HandlerForm : uint8_t { Default, SegmentRegister, ControlRegister, DebugRegister, Far, Vector };
 inline constexpr unsigned kHandlerForms = 6;
 
+// A faster handler with the same semantics for a decoded instruction's operand shape, or
+// nullptr to keep the generic one (exec/forms.hpp).
+using Specializer = Handler (*)(const Insn& insn);
+
 // Which handler implements each mnemonic (and form). Each family file of exec/ adds its own.
 class HandlerTable {
 public:
@@ -34,13 +38,25 @@ public:
     void bind(ZydisMnemonic mnemonic, HandlerForm form, Handler handler) {
         handlers_[mnemonic][static_cast<unsigned>(form)] = handler;
     }
+    // Binds `handler` and, for the operand shapes `specializer` covers, the handlers it picks.
+    void bind(ZydisMnemonic mnemonic, Handler handler, Specializer specializer) {
+        bind(mnemonic, handler);
+        specializers_[mnemonic] = specializer;
+    }
     // nullptr when no family implements this form of the mnemonic.
     [[nodiscard]] Handler find(ZydisMnemonic mnemonic, HandlerForm form = HandlerForm::Default) const {
         return handlers_[mnemonic][static_cast<unsigned>(form)];
     }
+    // The handler for this decoded instruction: specialized for its operands where possible.
+    [[nodiscard]] Handler find(ZydisMnemonic mnemonic, HandlerForm form, const Insn& insn) const {
+        if (form == HandlerForm::Default && specializers_[mnemonic])
+            if (Handler h = specializers_[mnemonic](insn)) return h;
+        return find(mnemonic, form);
+    }
 
 private:
     std::array<std::array<Handler, kHandlerForms>, ZYDIS_MNEMONIC_MAX_VALUE + 1> handlers_{};
+    std::array<Specializer, ZYDIS_MNEMONIC_MAX_VALUE + 1> specializers_{};
 };
 
 // The table with every family bound (exec/families.cpp).

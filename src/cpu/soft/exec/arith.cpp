@@ -11,7 +11,7 @@
 // set OF as the 8-bit add/subtract of the adjustment would; AAA/AAS set OF, SF, ZF and PF as the
 // 16-bit add/subtract of 0x106 (or 0) to AX would; AAM clears OF, AF and CF; AAD sets them as the
 // 8-bit add AL + AH*imm8 would.
-#include "cpu/soft/exec/alu.hpp"
+#include "cpu/soft/exec/forms.hpp"
 
 namespace strata::soft {
 
@@ -21,12 +21,20 @@ constexpr unsigned kRax = 0;
 
 // --- ADD, ADC, SUB, SBB, CMP ---
 
-void add_handler(Cpu& cpu, const Insn& insn) {
-    unsigned size = insn.op[0].size;
-    uint64_t src = operand_at_width(cpu, insn, 1, size);
-    uint64_t dst = modify_operand(cpu, insn, 0, [src](uint64_t d) { return d + src; });
-    cpu.flags.set(CcOp::Add, size, (dst + src) & LazyFlags::mask(size), dst, src);
-}
+struct Add {
+    static constexpr bool kWrites = true;
+    static uint64_t compute(uint64_t d, uint64_t s) { return d + s; }
+    static void flags(Cpu& cpu, unsigned size, uint64_t r, uint64_t d, uint64_t s) { cpu.flags.set(CcOp::Add, size, r, d, s); }
+};
+struct Sub {
+    static constexpr bool kWrites = true;
+    static uint64_t compute(uint64_t d, uint64_t s) { return d - s; }
+    static void flags(Cpu& cpu, unsigned size, uint64_t r, uint64_t d, uint64_t s) { cpu.flags.set(CcOp::Sub, size, r, d, s); }
+};
+// CMP: SUB without writing the result.
+struct Cmp : Sub {
+    static constexpr bool kWrites = false;
+};
 
 void adc_handler(Cpu& cpu, const Insn& insn) {
     unsigned size = insn.op[0].size;
@@ -36,12 +44,6 @@ void adc_handler(Cpu& cpu, const Insn& insn) {
     cpu.flags.set(CcOp::Add, size, (dst + src + carry) & LazyFlags::mask(size), dst, src, carry);
 }
 
-void sub_handler(Cpu& cpu, const Insn& insn) {
-    unsigned size = insn.op[0].size;
-    uint64_t src = operand_at_width(cpu, insn, 1, size);
-    uint64_t dst = modify_operand(cpu, insn, 0, [src](uint64_t d) { return d - src; });
-    cpu.flags.set(CcOp::Sub, size, (dst - src) & LazyFlags::mask(size), dst, src);
-}
 
 void sbb_handler(Cpu& cpu, const Insn& insn) {
     unsigned size = insn.op[0].size;
@@ -51,13 +53,6 @@ void sbb_handler(Cpu& cpu, const Insn& insn) {
     cpu.flags.set(CcOp::Sub, size, (dst - src - borrow) & LazyFlags::mask(size), dst, src, borrow);
 }
 
-// CMP: SUB without writing the result.
-void cmp_handler(Cpu& cpu, const Insn& insn) {
-    unsigned size = insn.op[0].size;
-    uint64_t dst = read_operand(cpu, insn, 0);
-    uint64_t src = operand_at_width(cpu, insn, 1, size);
-    cpu.flags.set(CcOp::Sub, size, (dst - src) & LazyFlags::mask(size), dst, src);
-}
 
 // --- NEG, INC, DEC ---
 
@@ -197,11 +192,11 @@ void aad_handler(Cpu& cpu, const Insn& insn) {
 }  // namespace
 
 void bind_arith(HandlerTable& table) {
-    table.bind(ZYDIS_MNEMONIC_ADD, &add_handler);
+    table.bind(ZYDIS_MNEMONIC_ADD, &binary_handler<Add>, &Binary<Add>::specialize);
     table.bind(ZYDIS_MNEMONIC_ADC, &adc_handler);
-    table.bind(ZYDIS_MNEMONIC_SUB, &sub_handler);
+    table.bind(ZYDIS_MNEMONIC_SUB, &binary_handler<Sub>, &Binary<Sub>::specialize);
     table.bind(ZYDIS_MNEMONIC_SBB, &sbb_handler);
-    table.bind(ZYDIS_MNEMONIC_CMP, &cmp_handler);
+    table.bind(ZYDIS_MNEMONIC_CMP, &binary_handler<Cmp>, &Binary<Cmp>::specialize);
     table.bind(ZYDIS_MNEMONIC_NEG, &neg_handler);
     table.bind(ZYDIS_MNEMONIC_INC, &inc_handler);
     table.bind(ZYDIS_MNEMONIC_DEC, &dec_handler);

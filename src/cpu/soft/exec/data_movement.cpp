@@ -14,7 +14,9 @@
 // Spec: Intel SDM vol. 2A-2B, each instruction's "Operation"; vol. 3A §8.1.2 (locked operations).
 #include <Zydis/Zydis.h>
 
-#include "cpu/soft/exec/exec.hpp"
+#include <type_traits>
+
+#include "cpu/soft/exec/forms.hpp"
 
 namespace strata::soft {
 
@@ -113,6 +115,16 @@ void mov(Cpu& cpu, const Insn& insn) {
     write_operand(cpu, insn, 0, value);
 }
 
+template <class T, Shape S>
+struct MovForm {
+    static void run(Cpu& cpu, const Insn& insn) {
+        T value = source<T, S>(cpu, insn);
+        if constexpr (memory_destination(S)) cpu.write<T>(insn.mem.seg, effective_address(cpu, insn), value);
+        else set_gpr<T>(cpu, insn.op[0].reg, value);
+    }
+};
+Handler specialize_mov(const Insn& insn) { return select_form<MovForm>(insn); }
+
 void movzx(Cpu& cpu, const Insn& insn) { write_operand(cpu, insn, 0, read_operand(cpu, insn, 1)); }
 
 // MOVSX and MOVSXD (which, without REX.W, is a plain 16- or 32-bit move).
@@ -123,6 +135,48 @@ void movsx(Cpu& cpu, const Insn& insn) {
 // LEA: the effective address wrapped to the address size, then truncated or zero-extended to the
 // operand size (SDM LEA, table 3-54). No memory is accessed, so no segment check either.
 void lea(Cpu& cpu, const Insn& insn) { write_operand(cpu, insn, 0, effective_address(cpu, insn)); }
+
+// MOVZX, MOVSX, MOVSXD and LEA into a 32- or 64-bit register, compiled for their widths.
+template <class Dst, class Src, bool kSigned, bool kMemory>
+void extend_form(Cpu& cpu, const Insn& insn) {
+    Src value = kMemory ? cpu.read<Src>(insn.mem.seg, effective_address(cpu, insn)) : gpr<Src>(cpu, insn.op[1].reg);
+    using Wide = std::conditional_t<kSigned, std::make_signed_t<Src>, Src>;
+    set_gpr<Dst>(cpu, insn.op[0].reg, static_cast<Dst>(static_cast<Wide>(value)));
+}
+
+template <bool kSigned, class Dst, bool kMemory>
+Handler extend_for_source(unsigned size) {
+    switch (size) {
+        case 1: return &extend_form<Dst, uint8_t, kSigned, kMemory>;
+        case 2: return &extend_form<Dst, uint16_t, kSigned, kMemory>;
+        case 4: return &extend_form<Dst, uint32_t, kSigned, kMemory>;
+        default: return nullptr;
+    }
+}
+
+template <bool kSigned>
+Handler specialize_extend(const Insn& insn) {
+    const Operand& dst = insn.op[0];
+    const Operand& src = insn.op[1];
+    if (!plain_gpr(dst) || (dst.size != 4 && dst.size != 8) || src.size >= dst.size) return nullptr;
+    bool memory = src.kind == OpKind::Mem;
+    if (!memory && !plain_gpr(src)) return nullptr;
+    if (dst.size == 4)
+        return memory ? extend_for_source<kSigned, uint32_t, true>(src.size) : extend_for_source<kSigned, uint32_t, false>(src.size);
+    return memory ? extend_for_source<kSigned, uint64_t, true>(src.size) : extend_for_source<kSigned, uint64_t, false>(src.size);
+}
+
+template <class T>
+void lea_form(Cpu& cpu, const Insn& insn) {
+    set_gpr<T>(cpu, insn.op[0].reg, static_cast<T>(effective_address(cpu, insn)));
+}
+
+Handler specialize_lea(const Insn& insn) {
+    if (!plain_gpr(insn.op[0])) return nullptr;
+    if (insn.op[0].size == 8) return &lea_form<uint64_t>;
+    if (insn.op[0].size == 4) return &lea_form<uint32_t>;
+    return nullptr;
+}
 
 // MOVNTI: a store; the non-temporal hint means nothing to an interpreter.
 void movnti(Cpu& cpu, const Insn& insn) { write_operand(cpu, insn, 0, read_operand(cpu, insn, 1)); }
@@ -337,11 +391,11 @@ void mfence(Cpu&, const Insn&) { __builtin_ia32_mfence(); }
 }  // namespace
 
 void bind_data_movement(HandlerTable& table) {
-    table.bind(ZYDIS_MNEMONIC_MOV, &mov);
-    table.bind(ZYDIS_MNEMONIC_MOVZX, &movzx);
-    table.bind(ZYDIS_MNEMONIC_MOVSX, &movsx);
-    table.bind(ZYDIS_MNEMONIC_MOVSXD, &movsx);
-    table.bind(ZYDIS_MNEMONIC_LEA, &lea);
+    table.bind(ZYDIS_MNEMONIC_MOV, &mov, &specialize_mov);
+    table.bind(ZYDIS_MNEMONIC_MOVZX, &movzx, &specialize_extend<false>);
+    table.bind(ZYDIS_MNEMONIC_MOVSX, &movsx, &specialize_extend<true>);
+    table.bind(ZYDIS_MNEMONIC_MOVSXD, &movsx, &specialize_extend<true>);
+    table.bind(ZYDIS_MNEMONIC_LEA, &lea, &specialize_lea);
     table.bind(ZYDIS_MNEMONIC_MOVNTI, &movnti);
     table.bind(ZYDIS_MNEMONIC_MOVBE, &movbe);
     table.bind(ZYDIS_MNEMONIC_BSWAP, &bswap);

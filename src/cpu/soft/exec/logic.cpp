@@ -3,53 +3,45 @@
 // (LazyFlags' Logic kind); AF is undefined and the Logic kind clears it, as this AMD host does.
 // NOT changes no flags. LOCK (vol. 2A "LOCK"): AND, OR, XOR, NOT with a memory destination update
 // it atomically (alu.hpp); TEST never takes LOCK (the decoder refuses it).
-#include "cpu/soft/exec/alu.hpp"
+#include "cpu/soft/exec/forms.hpp"
 
 namespace strata::soft {
 
 namespace {
 
-void and_handler(Cpu& cpu, const Insn& insn) {
-    unsigned size = insn.op[0].size;
-    uint64_t src = operand_at_width(cpu, insn, 1, size);
-    uint64_t dst = modify_operand(cpu, insn, 0, [src](uint64_t d) { return d & src; });
-    cpu.flags.set_logic(size, dst & src);
-}
-
-void or_handler(Cpu& cpu, const Insn& insn) {
-    unsigned size = insn.op[0].size;
-    uint64_t src = operand_at_width(cpu, insn, 1, size);
-    uint64_t dst = modify_operand(cpu, insn, 0, [src](uint64_t d) { return d | src; });
-    cpu.flags.set_logic(size, dst | src);
-}
-
-void xor_handler(Cpu& cpu, const Insn& insn) {
-    unsigned size = insn.op[0].size;
-    uint64_t src = operand_at_width(cpu, insn, 1, size);
-    uint64_t dst = modify_operand(cpu, insn, 0, [src](uint64_t d) { return d ^ src; });
-    cpu.flags.set_logic(size, dst ^ src);
-}
+// dst OP src; CF = OF = AF = 0, SF/ZF/PF by the result.
+struct LogicFlags {
+    static void flags(Cpu& cpu, unsigned size, uint64_t result, uint64_t, uint64_t) { cpu.flags.set_logic(size, result); }
+};
+struct And : LogicFlags {
+    static constexpr bool kWrites = true;
+    static uint64_t compute(uint64_t d, uint64_t s) { return d & s; }
+};
+struct Or : LogicFlags {
+    static constexpr bool kWrites = true;
+    static uint64_t compute(uint64_t d, uint64_t s) { return d | s; }
+};
+struct Xor : LogicFlags {
+    static constexpr bool kWrites = true;
+    static uint64_t compute(uint64_t d, uint64_t s) { return d ^ s; }
+};
+// TEST: AND without writing the result.
+struct Test : And {
+    static constexpr bool kWrites = false;
+};
 
 void not_handler(Cpu& cpu, const Insn& insn) {
     modify_operand(cpu, insn, 0, [](uint64_t d) { return ~d; });
 }
 
-// TEST: AND without writing the result.
-void test_handler(Cpu& cpu, const Insn& insn) {
-    unsigned size = insn.op[0].size;
-    uint64_t dst = read_operand(cpu, insn, 0);
-    uint64_t src = operand_at_width(cpu, insn, 1, size);
-    cpu.flags.set_logic(size, dst & src);
-}
-
 }  // namespace
 
 void bind_logic(HandlerTable& table) {
-    table.bind(ZYDIS_MNEMONIC_AND, &and_handler);
-    table.bind(ZYDIS_MNEMONIC_OR, &or_handler);
-    table.bind(ZYDIS_MNEMONIC_XOR, &xor_handler);
+    table.bind(ZYDIS_MNEMONIC_AND, &binary_handler<And>, &Binary<And>::specialize);
+    table.bind(ZYDIS_MNEMONIC_OR, &binary_handler<Or>, &Binary<Or>::specialize);
+    table.bind(ZYDIS_MNEMONIC_XOR, &binary_handler<Xor>, &Binary<Xor>::specialize);
     table.bind(ZYDIS_MNEMONIC_NOT, &not_handler);
-    table.bind(ZYDIS_MNEMONIC_TEST, &test_handler);
+    table.bind(ZYDIS_MNEMONIC_TEST, &binary_handler<Test>, &Binary<Test>::specialize);
 }
 
 }  // namespace strata::soft
