@@ -1,5 +1,7 @@
 #include "cpu/soft/soft_vcpu.hpp"
 
+#include <cstring>
+
 #include "cpu/soft/interrupts.hpp"
 #include "cpu/soft/soft_cpuid.hpp"
 
@@ -9,6 +11,27 @@ namespace {
 // Blocks run between looks at the stop flag when nothing kicks the vCPU: bounds the latency of a
 // stop to some microseconds of guest code.
 constexpr unsigned kBlocksPerSlice = 1024;
+
+// The boot CPU's LINT0 takes the 8259's interrupts (virtual wire mode, ExtINT) and LINT1 is NMI,
+// as PC firmware leaves them (MP spec §3.6.2.2) and as the kvm engine sets KVM's
+// (kvm_vcpu.cpp); the APs' stay masked until their OS programs them. Real-mode guests depend on
+// it (kvm-unit-tests' realmode takes IRQ 11 through the 8259 while halted). Through an import:
+// with the SVR at its reset value the APIC is software-disabled and an LVT write could not clear
+// the masks.
+void enter_virtual_wire_mode(LocalApic& lapic) {
+    constexpr size_t kLvtLint0 = 0x350, kLvtLint1 = 0x360;  // xAPIC page offsets (SDM vol. 3A table 11-1)
+    constexpr uint32_t kDeliveryExtInt = 7u << 8, kDeliveryNmi = 4u << 8;
+    LocalApicState state = lapic.export_state();
+    auto set_lvt = [&](size_t offset, uint32_t value) {
+        uint32_t reg = 0;
+        std::memcpy(&reg, state.page.data() + offset, sizeof reg);
+        reg = (reg & ~0x1'07ffu) | value;  // clear the mask (bit 16), the delivery mode and the vector
+        std::memcpy(state.page.data() + offset, &reg, sizeof reg);
+    };
+    set_lvt(kLvtLint0, kDeliveryExtInt);
+    set_lvt(kLvtLint1, kDeliveryNmi);
+    if (auto r = lapic.import_state(state); !r) panic(fmt::format("the boot CPU's local APIC: {}", r.error().message));
+}
 }  // namespace
 
 SoftVcpu::SoftVcpu(unsigned index, unsigned cpus, const GuestMemory& memory, CodePages& code_pages,
@@ -26,6 +49,7 @@ SoftVcpu::SoftVcpu(unsigned index, unsigned cpus, const GuestMemory& memory, Cod
     cpu_.clock = &timers.clock();
     cpu_.msr.apic_base = lapic_.apic_base();
     cpu_.refresh_mode();
+    if (apic_config.bootstrap) enter_virtual_wire_mode(lapic_);
 }
 
 void SoftVcpu::kick() {

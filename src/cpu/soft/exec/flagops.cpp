@@ -1,5 +1,5 @@
 // The flag instructions: CLC, STC, CMC, CLD, STD, CLI, STI, PUSHF/PUSHFD/PUSHFQ and
-// POPF/POPFD/POPFQ with the privilege rules for IF, IOPL, VM, RF, VIF/VIP, AC and ID.
+// POPF/POPFD/POPFQ with the privilege rules for IF, IOPL, VM, RF, VIF/VIP, AC and ID; SALC.
 //
 // Privilege (SDM vol. 2 CLI/STI tables, POPF "Operation"): CLI and STI change IF in real mode and
 // where CPL ≤ IOPL (IOPL = 3 in virtual-8086 mode), and raise #GP(0) elsewhere. POPF changes IOPL
@@ -8,7 +8,9 @@
 // Missing: the virtual interrupt flag of CR4.VME (virtual-8086 mode extensions) and CR4.PVI
 // (protected-mode virtual interrupts): with those enabled, the cases above that raise #GP(0)
 // should set VIF/VIP instead. Neither is needed by Linux or the boot paths.
-// Spec: Intel SDM vol. 2A CLC, STC, CMC, CLD, STD, CLI; vol. 2B STI, PUSHF, POPF.
+// Spec: Intel SDM vol. 2A CLC, STC, CMC, CLD, STD, CLI; vol. 2B STI, PUSHF, POPF. SALC (opcode
+// D6) is undocumented (a blank in the SDM's opcode map), but x86 processors run it outside
+// 64-bit mode and QEMU implements it.
 #include <Zydis/Zydis.h>
 
 #include "cpu/soft/exec/exec.hpp"
@@ -22,6 +24,10 @@ unsigned iopl(const Cpu& cpu) { return static_cast<unsigned>((cpu.flags.other & 
 void clc(Cpu& cpu, const Insn&) { cpu.flags.override(rflags::CF, 0); }
 void stc(Cpu& cpu, const Insn&) { cpu.flags.override(rflags::CF, rflags::CF); }
 void cmc(Cpu& cpu, const Insn&) { cpu.flags.override(rflags::CF, cpu.flags.cf() ? 0 : rflags::CF); }
+
+// SALC: AL ← FFh if CF else 00h, flags unchanged (real-mode code, kvm-unit-tests' realmode).
+// The decoder knows it only outside 64-bit mode, where D6 is #UD.
+void salc(Cpu& cpu, const Insn&) { cpu.set_reg(0, 1, cpu.flags.cf() ? 0xff : 0); }
 
 // DF is not an arithmetic flag: it is always current in `other`.
 void clear_direction(Cpu& cpu, const Insn&) { cpu.flags.other &= ~rflags::DF; }
@@ -79,6 +85,7 @@ void bind_flagops(HandlerTable& table) {
     table.bind(ZYDIS_MNEMONIC_CLC, &clc);
     table.bind(ZYDIS_MNEMONIC_STC, &stc);
     table.bind(ZYDIS_MNEMONIC_CMC, &cmc);
+    table.bind(ZYDIS_MNEMONIC_SALC, &salc);
     table.bind(ZYDIS_MNEMONIC_CLD, &clear_direction);
     table.bind(ZYDIS_MNEMONIC_STD, &set_direction);
     table.bind(ZYDIS_MNEMONIC_CLI, &cli);
