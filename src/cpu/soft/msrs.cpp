@@ -25,6 +25,10 @@ constexpr uint64_t kFeatureControlLocked = 1;
 constexpr uint64_t kArchCapabilities = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) |
                                        (1u << 13) | (1u << 14) | (1u << 15) | (1u << 20) | (1u << 24) |
                                        (1u << 26) | (1u << 27);
+// IA32_MCG_CAP (SDM vol. 3B, "Machine-Check Architecture", the IA32_MCG_CAP MSR): no
+// error-reporting banks, no IA32_MCG_CTL, no extended state; a bank count of 0 tells software
+// that there is nothing to set up.
+constexpr uint64_t kMcgCap = 0;
 // IA32_APIC_BASE bits (SDM vol. 3A §11.4.4, §11.12.1).
 constexpr uint64_t kApicBsp = 1u << 8, kApicExtd = 1u << 10, kApicEnable = 1u << 11;
 // IA32_DEBUGCTL: LBR and BTF are accepted and read back as 0 (neither is implemented).
@@ -116,6 +120,8 @@ std::optional<uint64_t> read_msr(Cpu& cpu, uint32_t index) {
         case SysenterCs: return cpu.msr.sysenter_cs;
         case SysenterEsp: return cpu.msr.sysenter_esp;
         case SysenterEip: return cpu.msr.sysenter_eip;
+        case McgCap: return kMcgCap;
+        case McgStatus: return 0;
         case MiscEnable: return cpu.msr.misc_enable;
         case DebugCtl: return 0;
         case Pat: return cpu.msr.pat;
@@ -177,6 +183,7 @@ bool write_msr(Cpu& cpu, uint32_t index, uint64_t value) {
             if (!Cpu::canonical(value)) return false;
             (index == SysenterEsp ? cpu.msr.sysenter_esp : cpu.msr.sysenter_eip) = value;
             return true;
+        case McgStatus: return value == 0;  // no machine check is ever in progress to clear
         case MiscEnable: cpu.msr.misc_enable = value; return true;
         case DebugCtl: return (value & ~kDebugCtlAccepted) == 0;
         case Pat:

@@ -7,11 +7,14 @@
 //           and MTRRdefType with their memory-type and reserved-bit #GPs, PAT, MISC_ENABLE,
 //           DEBUGCTL (zero), SYSENTER_CS/ESP/EIP, IA32_TSC_DEADLINE, EFER (SCE, LME, LMA, NXE;
 //           LME fixed while paging), STAR/LSTAR/CSTAR/SFMASK, FS_BASE/GS_BASE/KERNEL_GS_BASE
-//           (canonical), TSC_AUX. Every other index raises #GP, as an absent MSR does.
+//           (canonical), TSC_AUX, IA32_MCG_CAP (no banks) and IA32_MCG_STATUS (always clear).
+//           Every other index raises #GP, as an absent MSR does.
 // APIC:     IA32_APIC_BASE, IA32_TSC_DEADLINE, the x2APIC range 0x800-0x8ff and CR8 belong to
 //           Cpu::lapic; a CPU without one (unit tests) keeps APIC base and deadline itself, and
 //           x2APIC MSRs raise #GP. IA32_TSC writes move the APIC's TSC offset along.
-// Missing:  MCA banks, performance counters, SPEC_CTRL/PRED_CMD (not advertised).
+// Missing:  MCA banks and machine checks (CPUID says neither MCE nor MCA; the two global MCA
+//           MSRs answer anyway, as under QEMU and KVM, because software reads MCG_CAP to count
+//           banks: kvm-unit-tests' msr), performance counters, SPEC_CTRL/PRED_CMD (not advertised).
 // Spec:     Intel SDM vol. 4 (MSR tables), vol. 3A §11.11 (MTRRs), §11.12 (PAT), §17.17 (TSC).
 #pragma once
 
@@ -25,7 +28,7 @@ namespace strata::soft {
 namespace msr_index {
 constexpr uint32_t Tsc = 0x10, ApicBase = 0x1b, FeatureControl = 0x3a, BiosSignId = 0x8b, MtrrCap = 0xfe,
                    ArchCapabilities = 0x10a, SysenterCs = 0x174, SysenterEsp = 0x175, SysenterEip = 0x176,
-                   MiscEnable = 0x1a0, DebugCtl = 0x1d9, MtrrPhysBase0 = 0x200, MtrrPhysMask7 = 0x20f,
+                   McgCap = 0x179, McgStatus = 0x17a, MiscEnable = 0x1a0, DebugCtl = 0x1d9, MtrrPhysBase0 = 0x200, MtrrPhysMask7 = 0x20f,
                    MtrrFix64k = 0x250, MtrrFix16k80000 = 0x258, MtrrFix16kA0000 = 0x259, MtrrFix4kC0000 = 0x268,
                    MtrrFix4kF8000 = 0x26f, Pat = 0x277, MtrrDefType = 0x2ff, TscDeadline = 0x6e0,
                    X2apicFirst = 0x800, X2apicLast = 0x8ff, Efer = 0xc000'0080, Star = 0xc000'0081,

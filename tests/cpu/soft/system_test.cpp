@@ -700,6 +700,13 @@ TEST_F(SystemTest, MsrAccessesAndTheirFaults) {
     EXPECT_EQ(cpu.msr.kernel_gs_base, 0x1234'5000u);
     EXPECT_FALSE(wrmsr(msr_index::TscAux, 1ull << 32));
     EXPECT_FALSE(wrmsr(0x48, 0)) << "IA32_SPEC_CTRL is not advertised";
+    // kvm-unit-tests' msr counts MCA banks by IA32_MCG_CAP: none, and the banks' MSRs are absent.
+    EXPECT_EQ(rdmsr(msr_index::McgCap), 0u);
+    EXPECT_FALSE(wrmsr(msr_index::McgCap, 0)) << "read-only";
+    EXPECT_EQ(rdmsr(msr_index::McgStatus), 0u);
+    EXPECT_TRUE(wrmsr(msr_index::McgStatus, 0));
+    EXPECT_FALSE(wrmsr(msr_index::McgStatus, 4)) << "no machine check in progress to set MCIP for";
+    EXPECT_FALSE(rdmsr(0x400)) << "IA32_MC0_CTL";
 }
 
 TEST_F(SystemTest, PrivilegedInstructionsAtCpl3RaiseGp0) {
