@@ -21,8 +21,8 @@ void Cpu::refresh_mode() {
     code_bits = code64 ? 64 : (seg[CS].db && !v86) ? 32 : 16;
     stack_bits = code64 ? 64 : (seg[SS].db && !v86) ? 32 : 16;
     ip_mask = code_bits == 64 ? ~0ull : code_bits == 32 ? 0xffff'ffffull : 0xffffull;
-    exec_key = code_bits | (stack_bits << 8) | (protected_mode ? 1u << 16 : 0) | (v86 ? 1u << 17 : 0) |
-               (long_mode ? 1u << 18 : 0) | (cpl == 3 ? 1u << 19 : 0);
+    exec_key = (code_bits >> 4) | ((stack_bits >> 4) << 3) | (protected_mode ? 1u << 6 : 0) | (v86 ? 1u << 7 : 0) |
+               (long_mode ? 1u << 8 : 0) | (cpl == 3 ? 1u << 9 : 0);
 }
 
 CpuState Cpu::state() const {

@@ -100,8 +100,9 @@ public:
     unsigned code_bits = 16;  // 16, 32 or 64
     unsigned stack_bits = 16; // SS.B (64 in 64-bit mode)
     uint64_t ip_mask = 0xffff;  // IP, EIP or RIP: where instruction addresses wrap
-    // Everything the decoding and the fetch permission of a block depend on besides its bytes:
-    // the modes above and whether CPL is 3 (the interpreter's jump cache compares it whole).
+    // Everything the decoding and the fetch permission of a block depend on besides its bytes,
+    // in 10 bits, never 0: the modes above and whether CPL is 3 (the interpreter's jump cache
+    // keeps it beside the linear address).
     uint32_t exec_key = 0;
 
     // --- Per-instruction scratch the run loop and handlers share ---
@@ -201,6 +202,7 @@ public:
     struct Fetch {
         uint64_t phys = 0;
         const uint8_t* host = nullptr;  // nullptr: not RAM (MMIO or unbacked)
+        bool global = false;            // the translation came from a global page (survives CR3 loads)
     };
     [[nodiscard]] Fetch translate_fetch(uint64_t address);
 
@@ -222,8 +224,10 @@ public:
     void flush_tlb_writes();
     // Counts the flushes above that can change a translation or a fetch permission: what the
     // interpreter's jump cache (linear address -> block) was filled under is still true while
-    // it is unchanged.
+    // it is unchanged — for a global page, while the count of flushes that drop global
+    // translations (CR4/CR0 changes, INVLPG) is.
     [[nodiscard]] uint64_t tlb_generation() const { return tlb_generation_; }
+    [[nodiscard]] uint64_t global_tlb_generation() const { return global_tlb_generation_; }
 
     // --- Port I/O through the platform's bus (no permission check: exec/ does that) ---
     [[nodiscard]] uint64_t port_in(uint16_t port, unsigned size);
@@ -251,7 +255,8 @@ private:
     friend class Mmu;
     TlbEntry tlb_[2][kTlbEntries];
     bool large_pages_cached_ = false;
-    uint64_t tlb_generation_ = 0;  // some entry came from a 2/4 MiB page (INVLPG must drop all of it)
+    uint64_t tlb_generation_ = 0;
+    uint64_t global_tlb_generation_ = 0;  // some entry came from a 2/4 MiB page (INVLPG must drop all of it)
 };
 
 }  // namespace strata::soft

@@ -62,8 +62,9 @@ void Interpreter::step(unsigned max_instructions) {
         uint64_t linear = c.code64 ? c.rip : (c.seg[CS].base + c.rip) & 0xffff'ffffull;
         JumpEntry& jump = jumps_[jump_slot(linear)];
         Block* block = jump.block;
-        if (jump.linear != linear || jump.exec_key != c.exec_key || jump.tlb_generation != c.tlb_generation() ||
+        if (jump.tag != jump_tag(linear, c.exec_key) || jump.generation != jump_generation(c, jump.generation & 1) ||
             !block->valid()) [[unlikely]] {
+            ++jump_misses_;
             Cpu::Fetch fetch = c.translate_fetch(linear);
             if (!fetch.host) {
                 run_uncached(linear, fetch.phys);
@@ -71,7 +72,8 @@ void Interpreter::step(unsigned max_instructions) {
             }
             block = find_or_build(linear, fetch);
             if (cache_.clears() != jumps_cache_clears_) forget_jumps();
-            if (block->second_page == ~0ull) jump = {linear, c.tlb_generation(), c.exec_key, block};
+            if (block->second_page == ~0ull)
+                jump = {jump_tag(linear, c.exec_key), block, jump_generation(c, fetch.global)};
         }
         // The shadow of STI / MOV SS covers one instruction (SDM vol. 3A §6.8.3): that one runs
         // alone, so that the run loop can take an interrupt right after it.
@@ -163,6 +165,7 @@ void Interpreter::run_block(const Block& block, unsigned max_instructions) {
     const Insn* insn = block.insns;
     const Insn* end = insn + std::min<unsigned>(block.count, max_instructions);
     instructions_ += static_cast<uint64_t>(end - insn);
+    ++blocks_run_;
     for (; insn != end; ++insn) {
         c.next_rip = (c.rip + insn->length) & c.ip_mask;
         insn->exec(c, *insn);

@@ -23,6 +23,9 @@ public:
     void step_instruction() { step(1); }
 
     [[nodiscard]] uint64_t instructions() const { return instructions_; }
+    [[nodiscard]] uint64_t blocks_run() const { return blocks_run_; }
+    // Blocks found through the TLB and the block cache instead of the jump cache.
+    [[nodiscard]] uint64_t jump_misses() const { return jump_misses_; }
     [[nodiscard]] const BlockCache& cache() const { return cache_; }
     // Forgets every block (e.g. after the guest's memory was replaced wholesale).
     void clear_cache() {
@@ -46,13 +49,23 @@ private:
     // same, and its block is still valid (its pages unwritten). Blocks whose last instruction
     // crosses into another page are not entered: their second page is checked at each lookup.
     struct JumpEntry {
-        uint64_t linear = ~0ull;
-        uint64_t tlb_generation = 0;
-        uint32_t exec_key = 0;
+        uint64_t tag = 0;         // jump_tag(): the linear address and the mode key
         Block* block = nullptr;
+        uint64_t generation = 0;  // jump_generation() when filled
     };
-    static constexpr size_t kJumpEntries = 1 << 12;
-    static size_t jump_slot(uint64_t linear) { return static_cast<size_t>((linear ^ (linear >> 12)) & (kJumpEntries - 1)); }
+    static constexpr size_t kJumpEntries = 1 << 13;
+    static size_t jump_slot(uint64_t linear) {
+        return static_cast<size_t>((linear ^ (linear >> 12) ^ (linear >> 24)) & (kJumpEntries - 1));
+    }
+    // Linear addresses are canonical (or 32-bit): their low 48 bits and the 10-bit mode key
+    // (never 0, so an empty entry never matches) identify them.
+    static uint64_t jump_tag(uint64_t linear, uint32_t exec_key) {
+        return (linear & 0xffff'ffff'ffffull) | (uint64_t{exec_key} << 48);
+    }
+    // The TLB generation an entry depends on, with the kind in bit 0 (1: a global page).
+    static uint64_t jump_generation(const Cpu& cpu, bool global) {
+        return global ? (cpu.global_tlb_generation() << 1) | 1 : cpu.tlb_generation() << 1;
+    }
     void forget_jumps();
 
     void step(unsigned max_instructions);
@@ -69,6 +82,8 @@ private:
     uint64_t jumps_cache_clears_ = 0;  // cache_.clears() when the jump cache was last emptied
     uint64_t epoch_ = ~0ull;
     uint64_t instructions_ = 0;
+    uint64_t blocks_run_ = 0;
+    uint64_t jump_misses_ = 0;
 };
 
 }  // namespace strata::soft

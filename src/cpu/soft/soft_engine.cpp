@@ -29,9 +29,12 @@ public:
         // STRATA_SOFT_STATS=1: what each vCPU executed, for benchmarks (bench/soft_vs_tcg.py).
         if (const char* stats = std::getenv("STRATA_SOFT_STATS"); stats && *stats == '1')
             for (auto& vcpu : vcpus_)
-                fmt::print(stderr, "strata: soft engine: vCPU {}: instructions={} blocks_decoded={}\n",
-                           vcpu->cpu().index, vcpu->interpreter().instructions(),
-                           vcpu->interpreter().cache().blocks_built());
+                fmt::print(stderr,
+                           "strata: soft engine: vCPU {}: instructions={} blocks_run={} jump_cache_misses={} "
+                           "blocks_decoded={} tlb_flushes={}\n",
+                           vcpu->cpu().index, vcpu->interpreter().instructions(), vcpu->interpreter().blocks_run(),
+                           vcpu->interpreter().jump_misses(), vcpu->interpreter().cache().blocks_built(),
+                           vcpu->cpu().tlb_generation());
     }
 
     [[nodiscard]] std::string_view name() const override { return "soft"; }

@@ -107,6 +107,77 @@ TEST_F(MmuTest, InvlpgDropsEveryPieceOfALargePage) {
     EXPECT_EQ(fault([&] { (void)cpu.read<uint8_t>(DS, 0x1f'0000); }).vector, vec::PF);
 }
 
+// The interpreter finds the block at a linear address through a jump cache that must follow
+// the TLB: code reached at the same linear address after its page was remapped is the new
+// page's once the TLB flush rules say so.
+class JumpCacheTest : public MmuTest {
+protected:
+    static constexpr uint64_t kLinear = 0x20'6000, kCodeA = 0x50'0000, kCodeB = 0x50'1000;
+
+    void SetUp() override {
+        MmuTest::SetUp();
+        load(kCodeA, hex_bytes("b8 01 00 00 00"));  // mov eax, 1
+        load(kCodeB, hex_bytes("b8 02 00 00 00"));  // mov eax, 2
+    }
+    void map(uint64_t phys, uint64_t extra = 0) { write64(kPt + 6 * 8, phys | 7 | extra); }
+    // Runs the instruction at kLinear and returns EAX.
+    uint64_t run_mapped() {
+        cpu.gpr[0] = 0;
+        cpu.rip = kLinear;
+        run_until(kLinear + 5);
+        return cpu.gpr[0];
+    }
+    void run_at_code_address(const std::string& hex) {
+        cpu.rip = kCodeAddress;
+        run_code(hex);
+    }
+};
+
+TEST_F(JumpCacheTest, Cr3LoadRemapsNonGlobalCode) {
+    map(kCodeA);
+    EXPECT_EQ(run_mapped(), 1u);
+    map(kCodeB);
+    run_at_code_address("0f 20 d8 0f 22 d8");  // mov rax, cr3; mov cr3, rax
+    EXPECT_EQ(run_mapped(), 2u);
+}
+
+TEST_F(JumpCacheTest, GlobalCodeSurvivesCr3LoadUntilInvlpg) {
+    cpu.cr4 |= cr4::PGE;
+    cpu.flush_tlb(true);
+    map(kCodeA, 1u << 8);  // G
+    EXPECT_EQ(run_mapped(), 1u);
+    map(kCodeB, 1u << 8);
+    run_at_code_address("0f 20 d8 0f 22 d8");  // mov rax, cr3; mov cr3, rax
+    EXPECT_EQ(run_mapped(), 1u) << "a global translation survives a CR3 load (SDM vol. 3A 4.10.4.1)";
+    cpu.gpr[3] = kLinear;
+    run_at_code_address("0f 01 3b");  // invlpg [rbx]
+    EXPECT_EQ(run_mapped(), 2u);
+}
+
+TEST_F(JumpCacheTest, PrivilegeChangeRechecksTheFetch) {
+    map(kCodeA);
+    write64(kPt + 6 * 8, kCodeA | 3);  // a supervisor page
+    cpu.flush_tlb(true);
+    EXPECT_EQ(run_mapped(), 1u);
+    // CPL 3 without any TLB flush (as an IRET would leave it): the same linear address must
+    // not run from the cached block.
+    for (unsigned s : {CS, SS}) {
+        cpu.seg[s].dpl = 3;
+        cpu.seg[s].selector |= 3;
+    }
+    cpu.refresh_mode();
+    cpu.gpr[0] = 0;
+    cpu.rip = kLinear;
+    cpu.cr2 = 0;
+    try {
+        interpreter.step_instruction();
+    } catch (const TripleFault&) {
+        // no IDT here: the #PF cannot be delivered
+    }
+    EXPECT_EQ(cpu.gpr[0], 0u);
+    EXPECT_EQ(cpu.cr2, kLinear);
+}
+
 TEST_F(MmuTest, NonCanonicalAddressIsGeneralProtection) {
     GuestFault f = fault([&] { (void)cpu.read<uint8_t>(DS, 0x0000'8000'0000'0000ull); });
     EXPECT_EQ(f.vector, vec::GP);

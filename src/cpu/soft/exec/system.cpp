@@ -84,7 +84,10 @@ void write_cr4(Cpu& cpu, uint64_t value) {
     if (cpu.long_mode && !(value & cr4::PAE)) raise_gp(0);  // PAE cannot go while IA-32e mode is on
     uint64_t old = cpu.cr4;
     cpu.cr4 = value;
-    if ((old ^ value) & (cr4::PGE | cr4::PAE | kCr4Pse)) cpu.flush_tlb(true);
+    // Cached translations carry the fetch and data permissions SMEP and SMAP decide: they go too
+    // (the SDM requires it of SMEP 0 -> 1, vol. 3A §4.10.4.1; dropping them always is simpler).
+    constexpr uint64_t kCr4SmepSmap = (1u << 20) | (1u << 21);
+    if ((old ^ value) & (cr4::PGE | cr4::PAE | kCr4Pse | kCr4SmepSmap)) cpu.flush_tlb(true);
     cpu.refresh_mode();
     cpu.end_block = true;
 }

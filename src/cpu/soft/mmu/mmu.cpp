@@ -289,9 +289,9 @@ const uint8_t* Cpu::read_pointer(uint64_t address, unsigned size) {
 Cpu::Fetch Cpu::translate_fetch(uint64_t address) {
     const TlbEntry& e = tlb_[user_index(false)][tlb_slot(address)];
     if (e.exec_tag == (address & ~0xfffull))
-        return {e.phys | (address & 0xfff), reinterpret_cast<const uint8_t*>(address + e.addend)};
+        return {e.phys | (address & 0xfff), reinterpret_cast<const uint8_t*>(address + e.addend), e.global};
     auto [phys, host] = Mmu::translate(*this, address, Access::Execute, false);
-    return {phys, host};
+    return {phys, host, false};
 }
 
 uint64_t Cpu::read_sized(unsigned s, uint64_t offset, unsigned bytes) {
@@ -314,6 +314,7 @@ void Cpu::write_sized(unsigned s, uint64_t offset, unsigned bytes, uint64_t valu
 
 void Cpu::flush_tlb(bool including_global) {
     ++tlb_generation_;
+    if (including_global) ++global_tlb_generation_;
     for (auto& table : tlb_)
         for (TlbEntry& e : table)
             if (including_global || !e.global) e = TlbEntry{};
@@ -325,6 +326,7 @@ void Cpu::flush_tlb(bool including_global) {
 // the whole 4 MiB-aligned region around the address is dropped (it covers 2 and 4 MiB pages).
 void Cpu::flush_tlb_page(uint64_t address) {
     ++tlb_generation_;
+    ++global_tlb_generation_;
     auto drop = [&](uint64_t page) {
         for (auto& table : tlb_) {
             TlbEntry& e = table[tlb_slot(page)];
