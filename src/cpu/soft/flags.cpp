@@ -82,6 +82,21 @@ uint64_t LazyFlags::value() const {
 
 bool LazyFlags::condition(unsigned cc) const {
     bool result = false;
+    // After CMP/SUB (most conditional branches) the unsigned and signed relations of the
+    // operands are the conditions themselves.
+    if (op == CcOp::Sub && !overridden && !carry_in) {
+        uint64_t m = mask(size), a = src1 & m, b = src2 & m;
+        unsigned shift = 64 - size * 8u;
+        auto signed_of = [shift](uint64_t v) { return static_cast<int64_t>(v << shift); };
+        switch ((cc >> 1) & 7) {
+            case 1: result = a < b; return (cc & 1) ? !result : result;
+            case 2: result = a == b; return (cc & 1) ? !result : result;
+            case 3: result = a <= b; return (cc & 1) ? !result : result;
+            case 6: result = signed_of(a) < signed_of(b); return (cc & 1) ? !result : result;
+            case 7: result = signed_of(a) <= signed_of(b); return (cc & 1) ? !result : result;
+            default: break;
+        }
+    }
     switch ((cc >> 1) & 7) {
         case 0: result = of(); break;                 // O
         case 1: result = cf(); break;                 // B/C/NAE

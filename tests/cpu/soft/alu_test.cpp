@@ -50,6 +50,29 @@ protected:
 
 // DAA (SDM "DAA", Operation): +6 when the low digit is not decimal or AF, +60H when AL was above
 // 99H or CF. OF is undefined: AMD gives that of the add of the adjustment.
+// Every condition read from the lazy state of a CMP/SUB (LazyFlags::condition's shortcut) is
+// the condition of the materialized flags.
+TEST(LazyFlagsTest, ConditionsAfterSubtractMatchTheMaterializedFlags) {
+    uint64_t seed = 0x9e37'79b9'7f4a'7c15;
+    auto next = [&seed] {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        return seed;
+    };
+    for (int i = 0; i < 20000; ++i) {
+        unsigned size = 1u << (i % 4);
+        uint64_t m = LazyFlags::mask(size);
+        uint64_t a = next() & m, b = (i % 3 == 0 ? a + (next() % 3) - 1 : next()) & m;
+        LazyFlags lazy;
+        lazy.set(CcOp::Sub, size, (a - b) & m, a, b);
+        LazyFlags materialized;
+        materialized.assign(lazy.value());
+        for (unsigned cc = 0; cc < 16; ++cc)
+            ASSERT_EQ(lazy.condition(cc), materialized.condition(cc)) << "size " << size << " a " << a << " b " << b << " cc " << cc;
+    }
+}
+
 TEST_F(AluLegacyTest, Daa) {
     for (const Adjustment& a : {
              // The SDM's example: 79H + 35H = AEH; DAA gives 14H with CF (decimal 79 + 35 = 114).

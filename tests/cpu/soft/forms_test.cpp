@@ -121,6 +121,22 @@ TEST_F(FormsTest, MoveFormsMatchTheGenericHandlers) {
     expect_same_as_generic("67 48 8d 44 8b 10");    // lea rax, [ebx+ecx*4+16] (32-bit address)
 }
 
+TEST_F(FormsTest, ShiftFormsMatchTheGenericHandlers) {
+    expect_same_as_generic("48 c1 c8 07");  // ror rax, 7
+    expect_same_as_generic("c1 c0 05");     // rol eax, 5
+    expect_same_as_generic("c1 c8 00");     // ror eax, 0 (no flags change; EAX zero-extended)
+    expect_same_as_generic("48 d3 c0");     // rol rax, cl
+    expect_same_as_generic("d3 c8");        // ror eax, cl
+    expect_same_as_generic("48 d3 e0");     // shl rax, cl
+    expect_same_as_generic("d1 e0");        // shl eax, 1
+    expect_same_as_generic("c1 e0 1f");     // shl eax, 31
+    expect_same_as_generic("d3 e8");        // shr eax, cl
+    expect_same_as_generic("48 d1 e8");     // shr rax, 1
+    expect_same_as_generic("c1 f8 1f");     // sar eax, 31
+    expect_same_as_generic("48 d3 f8");     // sar rax, cl
+    expect_same_as_generic("48 c1 f8 3f");  // sar rax, 63
+}
+
 TEST_F(FormsTest, MemoryFaultsAreTheSame) {
     // RBX + 0x4000_0000 is beyond the identity map of the first GiB: a #PF either way.
     expect_same_as_generic("48 8b 83 00 00 00 40");  // mov rax, [rbx+0x40000000]

@@ -17,7 +17,10 @@
 //   - 16-bit SHLD/SHRD by 17-31 (destination undefined): the source rotated by count-16, CF 0,
 //     OF 0 for SHLD and the ROR rule for SHRD.
 // Shift flags are computed eagerly; a rotate overrides CF and OF over the lazy state before it.
-#include "cpu/soft/exec/alu.hpp"
+#include <bit>
+#include <type_traits>
+
+#include "cpu/soft/exec/forms.hpp"
 
 namespace strata::soft {
 
@@ -209,14 +212,78 @@ void shift_double(Cpu& cpu, const Insn& insn) {
 void shld_handler(Cpu& cpu, const Insn& insn) { shift_double<true>(cpu, insn); }
 void shrd_handler(Cpu& cpu, const Insn& insn) { shift_double<false>(cpu, insn); }
 
+// --- Compiled forms: a 32- or 64-bit register shifted or rotated by an immediate or CL ---
+// The same rules as the handlers above, for the widths where the masked count never exceeds
+// the width (so SHL/SHR never shift everything out and ROL/ROR need no modulo).
+
+enum class ShiftKind { Shl, Shr, Sar, Rol, Ror };
+
+template <ShiftKind kKind, class T, bool kByCl>
+void shift_form(Cpu& cpu, const Insn& insn) {
+    constexpr unsigned kBits = sizeof(T) * 8;
+    unsigned count = static_cast<unsigned>((kByCl ? cpu.gpr[1] : insn.imm) & (kBits - 1));
+    unsigned r = insn.op[0].reg;
+    T d = gpr<T>(cpu, r);
+    if (count == 0) {
+        set_gpr<T>(cpu, r, d);  // still written: a 32-bit register is zero-extended
+        return;
+    }
+    constexpr T kSign = T{1} << (kBits - 1);
+    T result;
+    bool carry, overflow;
+    if constexpr (kKind == ShiftKind::Shl) {
+        result = static_cast<T>(d << count);
+        carry = (d >> (kBits - count)) & 1;
+        overflow = ((result & kSign) != 0) != carry;
+    } else if constexpr (kKind == ShiftKind::Shr) {
+        result = static_cast<T>(d >> count);
+        carry = (d >> (count - 1)) & 1;
+        overflow = count == 1 && (d & kSign);
+    } else if constexpr (kKind == ShiftKind::Sar) {
+        using Signed = std::make_signed_t<T>;
+        result = static_cast<T>(static_cast<Signed>(d) >> count);
+        carry = (static_cast<Signed>(d) >> (count - 1)) & 1;
+        overflow = false;
+    } else if constexpr (kKind == ShiftKind::Rol) {
+        result = std::rotl(d, static_cast<int>(count));
+        carry = result & 1;
+        overflow = ((result & kSign) != 0) != carry;
+    } else {
+        result = std::rotr(d, static_cast<int>(count));
+        carry = (result & kSign) != 0;
+        overflow = carry != (((result >> (kBits - 2)) & 1) != 0);
+    }
+    set_gpr<T>(cpu, r, result);
+    uint64_t bits = (carry ? rflags::CF : 0) | (overflow ? rflags::OF : 0);
+    if constexpr (kKind == ShiftKind::Rol || kKind == ShiftKind::Ror) {
+        cpu.flags.override(rflags::CF | rflags::OF, bits);
+    } else {
+        // SF, ZF, PF by the result; AF set as this host sets it; CF and OF as computed.
+        cpu.flags.set_logic(sizeof(T), result);
+        cpu.flags.override(rflags::CF | rflags::OF | rflags::AF, bits | rflags::AF);
+    }
+}
+
+template <ShiftKind kKind>
+Handler specialize_shift(const Insn& insn) {
+    const Operand& dst = insn.op[0];
+    const Operand& count = insn.op[1];
+    if (!plain_gpr(dst) || (dst.size != 4 && dst.size != 8)) return nullptr;
+    bool by_cl = count.kind == OpKind::Gpr && count.reg == 1 && !count.high8 && count.size == 1;
+    if (!by_cl && count.kind != OpKind::Imm) return nullptr;
+    if (dst.size == 4) return by_cl ? &shift_form<kKind, uint32_t, true> : &shift_form<kKind, uint32_t, false>;
+    return by_cl ? &shift_form<kKind, uint64_t, true> : &shift_form<kKind, uint64_t, false>;
+}
+
 }  // namespace
 
 void bind_shift(HandlerTable& table) {
-    table.bind(ZYDIS_MNEMONIC_SHL, &shl_handler);  // Zydis decodes SAL (also /6) as SHL
-    table.bind(ZYDIS_MNEMONIC_SHR, &shr_handler);
-    table.bind(ZYDIS_MNEMONIC_SAR, &sar_handler);
-    table.bind(ZYDIS_MNEMONIC_ROL, &rol_handler);
-    table.bind(ZYDIS_MNEMONIC_ROR, &ror_handler);
+    // Zydis decodes SAL (also /6) as SHL.
+    table.bind(ZYDIS_MNEMONIC_SHL, &shl_handler, &specialize_shift<ShiftKind::Shl>);
+    table.bind(ZYDIS_MNEMONIC_SHR, &shr_handler, &specialize_shift<ShiftKind::Shr>);
+    table.bind(ZYDIS_MNEMONIC_SAR, &sar_handler, &specialize_shift<ShiftKind::Sar>);
+    table.bind(ZYDIS_MNEMONIC_ROL, &rol_handler, &specialize_shift<ShiftKind::Rol>);
+    table.bind(ZYDIS_MNEMONIC_ROR, &ror_handler, &specialize_shift<ShiftKind::Ror>);
     table.bind(ZYDIS_MNEMONIC_RCL, &rcl_handler);
     table.bind(ZYDIS_MNEMONIC_RCR, &rcr_handler);
     table.bind(ZYDIS_MNEMONIC_SHLD, &shld_handler);
