@@ -95,6 +95,31 @@ struct LazyFlags {
 
     // The condition of Jcc/SETcc/CMOVcc for the low four bits of the opcode (SDM vol. 1 app. B).
     [[nodiscard]] bool condition(unsigned cc) const;
+    // The same for a condition known at compile time (the handlers of Jcc, SETcc, CMOVcc are
+    // one per condition): after CMP/SUB and the logic instructions, straight from the operands.
+    template <unsigned kCc>
+    [[nodiscard]] bool condition() const {
+        constexpr unsigned kTest = (kCc >> 1) & 7;
+        constexpr bool kNegate = (kCc & 1) != 0;
+        if (!overridden) {
+            if (op == CcOp::Sub && !carry_in && (kTest == 1 || kTest == 2 || kTest == 3 || kTest == 6 || kTest == 7)) {
+                uint64_t m = mask(size), a = src1 & m, b = src2 & m;
+                unsigned shift = 64 - size * 8u;
+                int64_t sa = static_cast<int64_t>(a << shift), sb = static_cast<int64_t>(b << shift);
+                bool result = kTest == 1 ? a < b : kTest == 2 ? a == b : kTest == 3 ? a <= b : kTest == 6 ? sa < sb : sa <= sb;
+                return result != kNegate;
+            }
+            if (op == CcOp::Logic && kTest != 5) {  // CF = OF = 0
+                bool zero = (dst & mask(size)) == 0, negative = (dst & sign(size)) != 0;
+                bool result = kTest == 0 || kTest == 1 ? false
+                              : kTest == 2 || kTest == 3 ? zero
+                              : kTest == 4 || kTest == 6 ? negative
+                                                         : zero || negative;
+                return result != kNegate;
+            }
+        }
+        return condition(kCc);
+    }
 
 private:
     [[nodiscard]] bool lazy_cf() const;

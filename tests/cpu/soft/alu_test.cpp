@@ -7,6 +7,7 @@
 
 #include <latch>
 #include <thread>
+#include <utility>
 
 #include "cpu/soft/soft_fixture.hpp"
 
@@ -50,8 +51,16 @@ protected:
 
 // DAA (SDM "DAA", Operation): +6 when the low digit is not decimal or AF, +60H when AL was above
 // 99H or CF. OF is undefined: AMD gives that of the add of the adjustment.
-// Every condition read from the lazy state of a CMP/SUB (LazyFlags::condition's shortcut) is
-// the condition of the materialized flags.
+// LazyFlags::condition<cc>() for a condition chosen at run time.
+template <unsigned... kCc>
+bool compiled_condition(const LazyFlags& flags, unsigned cc, std::integer_sequence<unsigned, kCc...>) {
+    bool result = false;
+    ((cc == kCc ? (result = flags.condition<kCc>(), 0) : 0), ...);
+    return result;
+}
+
+// Every condition read from the lazy state of a CMP/SUB or a logic instruction (the shortcuts
+// of LazyFlags::condition) is the condition of the materialized flags.
 TEST(LazyFlagsTest, ConditionsAfterSubtractMatchTheMaterializedFlags) {
     uint64_t seed = 0x9e37'79b9'7f4a'7c15;
     auto next = [&seed] {
@@ -64,12 +73,18 @@ TEST(LazyFlagsTest, ConditionsAfterSubtractMatchTheMaterializedFlags) {
         unsigned size = 1u << (i % 4);
         uint64_t m = LazyFlags::mask(size);
         uint64_t a = next() & m, b = (i % 3 == 0 ? a + (next() % 3) - 1 : next()) & m;
-        LazyFlags lazy;
-        lazy.set(CcOp::Sub, size, (a - b) & m, a, b);
-        LazyFlags materialized;
-        materialized.assign(lazy.value());
-        for (unsigned cc = 0; cc < 16; ++cc)
-            ASSERT_EQ(lazy.condition(cc), materialized.condition(cc)) << "size " << size << " a " << a << " b " << b << " cc " << cc;
+        LazyFlags sub, logic;
+        sub.set(CcOp::Sub, size, (a - b) & m, a, b);
+        logic.set_logic(size, a & b);
+        for (const LazyFlags* lazy : {&sub, &logic}) {
+            LazyFlags materialized;
+            materialized.assign(lazy->value());
+            for (unsigned cc = 0; cc < 16; ++cc) {
+                ASSERT_EQ(lazy->condition(cc), materialized.condition(cc)) << "size " << size << " a " << a << " b " << b << " cc " << cc;
+                ASSERT_EQ(compiled_condition(*lazy, cc, std::make_integer_sequence<unsigned, 16>{}), materialized.condition(cc))
+                    << "size " << size << " a " << a << " b " << b << " cc " << cc;
+            }
+        }
     }
 }
 

@@ -26,9 +26,12 @@ void jmp(Cpu& cpu, const Insn& insn) {
     jump_near(cpu, target, insn.osize);
 }
 
-void jcc(Cpu& cpu, const Insn& insn) {
-    if (cpu.flags.condition(insn.opcode & 0xf)) jump_near(cpu, relative_target(cpu, insn), insn.osize);
-}
+template <unsigned kCc>
+struct Jcc {
+    static void run(Cpu& cpu, const Insn& insn) {
+        if (cpu.flags.condition<kCc>()) jump_near(cpu, relative_target(cpu, insn), insn.osize);
+    }
+};
 
 // JCXZ/JECXZ/JRCXZ: the count register is CX, ECX or RCX by the address size.
 void jrcxz(Cpu& cpu, const Insn& insn) {
@@ -109,11 +112,10 @@ void leave(Cpu& cpu, const Insn& insn) {
 
 void bind_control(HandlerTable& table) {
     table.bind(ZYDIS_MNEMONIC_JMP, &jmp);
-    for (ZydisMnemonic m : {ZYDIS_MNEMONIC_JO, ZYDIS_MNEMONIC_JNO, ZYDIS_MNEMONIC_JB, ZYDIS_MNEMONIC_JNB,
-                            ZYDIS_MNEMONIC_JZ, ZYDIS_MNEMONIC_JNZ, ZYDIS_MNEMONIC_JBE, ZYDIS_MNEMONIC_JNBE,
-                            ZYDIS_MNEMONIC_JS, ZYDIS_MNEMONIC_JNS, ZYDIS_MNEMONIC_JP, ZYDIS_MNEMONIC_JNP,
-                            ZYDIS_MNEMONIC_JL, ZYDIS_MNEMONIC_JNL, ZYDIS_MNEMONIC_JLE, ZYDIS_MNEMONIC_JNLE})
-        table.bind(m, &jcc);
+    bind_by_condition<Jcc>(table, {ZYDIS_MNEMONIC_JO, ZYDIS_MNEMONIC_JNO, ZYDIS_MNEMONIC_JB, ZYDIS_MNEMONIC_JNB,
+                                   ZYDIS_MNEMONIC_JZ, ZYDIS_MNEMONIC_JNZ, ZYDIS_MNEMONIC_JBE, ZYDIS_MNEMONIC_JNBE,
+                                   ZYDIS_MNEMONIC_JS, ZYDIS_MNEMONIC_JNS, ZYDIS_MNEMONIC_JP, ZYDIS_MNEMONIC_JNP,
+                                   ZYDIS_MNEMONIC_JL, ZYDIS_MNEMONIC_JNL, ZYDIS_MNEMONIC_JLE, ZYDIS_MNEMONIC_JNLE});
     table.bind(ZYDIS_MNEMONIC_JCXZ, &jrcxz);
     table.bind(ZYDIS_MNEMONIC_JECXZ, &jrcxz);
     table.bind(ZYDIS_MNEMONIC_JRCXZ, &jrcxz);

@@ -322,15 +322,19 @@ void cmpxchg16b(Cpu& cpu, const Insn& insn) {
 
 // CMOVcc reads its source whatever the condition (a memory source may fault); a 32-bit
 // destination is zero-extended even when the condition is false (SDM CMOVcc, 64-bit mode).
-void cmovcc(Cpu& cpu, const Insn& insn) {
-    uint64_t source = read_operand(cpu, insn, 1);
-    if (cpu.flags.condition(insn.opcode & 0xf)) write_operand(cpu, insn, 0, source);
-    else if (insn.op[0].size == 4) write_operand(cpu, insn, 0, read_operand(cpu, insn, 0));
-}
+template <unsigned kCc>
+struct Cmovcc {
+    static void run(Cpu& cpu, const Insn& insn) {
+        uint64_t source = read_operand(cpu, insn, 1);
+        if (cpu.flags.condition<kCc>()) write_operand(cpu, insn, 0, source);
+        else if (insn.op[0].size == 4) write_operand(cpu, insn, 0, read_operand(cpu, insn, 0));
+    }
+};
 
-void setcc(Cpu& cpu, const Insn& insn) {
-    write_operand(cpu, insn, 0, cpu.flags.condition(insn.opcode & 0xf) ? 1 : 0);
-}
+template <unsigned kCc>
+struct Setcc {
+    static void run(Cpu& cpu, const Insn& insn) { write_operand(cpu, insn, 0, cpu.flags.condition<kCc>() ? 1 : 0); }
+};
 
 // --- Accumulator conversions ---
 
@@ -404,16 +408,17 @@ void bind_data_movement(HandlerTable& table) {
     table.bind(ZYDIS_MNEMONIC_CMPXCHG, &cmpxchg);
     table.bind(ZYDIS_MNEMONIC_CMPXCHG8B, &cmpxchg8b);
     table.bind(ZYDIS_MNEMONIC_CMPXCHG16B, &cmpxchg16b);
-    for (ZydisMnemonic m : {ZYDIS_MNEMONIC_CMOVO, ZYDIS_MNEMONIC_CMOVNO, ZYDIS_MNEMONIC_CMOVB, ZYDIS_MNEMONIC_CMOVNB,
-                            ZYDIS_MNEMONIC_CMOVZ, ZYDIS_MNEMONIC_CMOVNZ, ZYDIS_MNEMONIC_CMOVBE, ZYDIS_MNEMONIC_CMOVNBE,
-                            ZYDIS_MNEMONIC_CMOVS, ZYDIS_MNEMONIC_CMOVNS, ZYDIS_MNEMONIC_CMOVP, ZYDIS_MNEMONIC_CMOVNP,
-                            ZYDIS_MNEMONIC_CMOVL, ZYDIS_MNEMONIC_CMOVNL, ZYDIS_MNEMONIC_CMOVLE, ZYDIS_MNEMONIC_CMOVNLE})
-        table.bind(m, &cmovcc);
-    for (ZydisMnemonic m : {ZYDIS_MNEMONIC_SETO, ZYDIS_MNEMONIC_SETNO, ZYDIS_MNEMONIC_SETB, ZYDIS_MNEMONIC_SETNB,
-                            ZYDIS_MNEMONIC_SETZ, ZYDIS_MNEMONIC_SETNZ, ZYDIS_MNEMONIC_SETBE, ZYDIS_MNEMONIC_SETNBE,
-                            ZYDIS_MNEMONIC_SETS, ZYDIS_MNEMONIC_SETNS, ZYDIS_MNEMONIC_SETP, ZYDIS_MNEMONIC_SETNP,
-                            ZYDIS_MNEMONIC_SETL, ZYDIS_MNEMONIC_SETNL, ZYDIS_MNEMONIC_SETLE, ZYDIS_MNEMONIC_SETNLE})
-        table.bind(m, &setcc);
+    bind_by_condition<Cmovcc>(table, {ZYDIS_MNEMONIC_CMOVO, ZYDIS_MNEMONIC_CMOVNO, ZYDIS_MNEMONIC_CMOVB,
+                                      ZYDIS_MNEMONIC_CMOVNB, ZYDIS_MNEMONIC_CMOVZ, ZYDIS_MNEMONIC_CMOVNZ,
+                                      ZYDIS_MNEMONIC_CMOVBE, ZYDIS_MNEMONIC_CMOVNBE, ZYDIS_MNEMONIC_CMOVS,
+                                      ZYDIS_MNEMONIC_CMOVNS, ZYDIS_MNEMONIC_CMOVP, ZYDIS_MNEMONIC_CMOVNP,
+                                      ZYDIS_MNEMONIC_CMOVL, ZYDIS_MNEMONIC_CMOVNL, ZYDIS_MNEMONIC_CMOVLE,
+                                      ZYDIS_MNEMONIC_CMOVNLE});
+    bind_by_condition<Setcc>(table, {ZYDIS_MNEMONIC_SETO, ZYDIS_MNEMONIC_SETNO, ZYDIS_MNEMONIC_SETB, ZYDIS_MNEMONIC_SETNB,
+                                     ZYDIS_MNEMONIC_SETZ, ZYDIS_MNEMONIC_SETNZ, ZYDIS_MNEMONIC_SETBE,
+                                     ZYDIS_MNEMONIC_SETNBE, ZYDIS_MNEMONIC_SETS, ZYDIS_MNEMONIC_SETNS,
+                                     ZYDIS_MNEMONIC_SETP, ZYDIS_MNEMONIC_SETNP, ZYDIS_MNEMONIC_SETL,
+                                     ZYDIS_MNEMONIC_SETNL, ZYDIS_MNEMONIC_SETLE, ZYDIS_MNEMONIC_SETNLE});
     table.bind(ZYDIS_MNEMONIC_CBW, &convert_accumulator);
     table.bind(ZYDIS_MNEMONIC_CWDE, &convert_accumulator);
     table.bind(ZYDIS_MNEMONIC_CDQE, &convert_accumulator);

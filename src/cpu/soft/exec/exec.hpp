@@ -8,6 +8,9 @@
 // depend on (modes, CR0/CR3/CR4, EFER, segment registers, interrupt flag).
 #pragma once
 
+#include <array>
+#include <utility>
+
 #include "cpu/soft/cpu.hpp"
 #include "cpu/soft/decode/decoder.hpp"
 #include "cpu/soft/decode/insn.hpp"
@@ -69,6 +72,18 @@ uint64_t peek(Cpu& cpu, unsigned bytes, uint64_t offset = 0);
 // Jumps to `target` (an offset in CS), truncated to the operand size outside 64-bit mode;
 // #GP if it is beyond CS's limit or not canonical.
 void jump_near(Cpu& cpu, uint64_t target, unsigned osize);
+
+// Binds Form<0>::run ... Form<15>::run to the mnemonics of conditions 0-15 (O, NO, B, NB, Z, NZ,
+// BE, NBE, S, NS, P, NP, L, NL, LE, NLE: SDM vol. 1 app. B): one handler per condition.
+template <template <unsigned> class Form, unsigned... kCc>
+void bind_conditions(HandlerTable& table, const std::array<ZydisMnemonic, 16>& mnemonics,
+                     std::integer_sequence<unsigned, kCc...>) {
+    (table.bind(mnemonics[kCc], &Form<kCc>::run), ...);
+}
+template <template <unsigned> class Form>
+void bind_by_condition(HandlerTable& table, const std::array<ZydisMnemonic, 16>& mnemonics) {
+    bind_conditions<Form>(table, mnemonics, std::make_integer_sequence<unsigned, 16>{});
+}
 
 // Family registration (one function per exec/ file).
 void bind_data_movement(HandlerTable& table);
