@@ -21,6 +21,15 @@
 
 namespace strata::soft {
 
+// Where execution went after a block, remembered in the block (QEMU's chained TBs, checked
+// instead of patched): the successor's jump tag and TLB generation, as in the interpreter's
+// jump cache, so that following a link needs no lookup beyond this block's own cache lines.
+struct BlockLink {
+    uint64_t tag = 0;
+    uint64_t generation = 0;
+    struct Block* block = nullptr;
+};
+
 struct Block {
     static constexpr unsigned kMaxInstructions = 64;
     uint64_t phys = 0;           // first byte
@@ -32,6 +41,7 @@ struct Block {
     uint16_t count = 0;
     Block* next = nullptr;       // hash chain
     Insn* insns = nullptr;       // `count` instructions in the cache's instruction arena
+    BlockLink links[2];          // the last two successors, most recent first
 
     [[nodiscard]] bool valid() const {
         return page_word[0]->load(std::memory_order_acquire) == seen_word[0] &&

@@ -48,7 +48,7 @@ CodeMode Interpreter::code_mode(const Cpu& cpu) {
 
 void Interpreter::step(unsigned max_instructions) {
     Cpu& c = cpu_;
-    if (tracing()) [[unlikely]] {
+    if (tracing_) [[unlikely]] {
         max_instructions = 1;
         trace();
     }
@@ -60,21 +60,8 @@ void Interpreter::step(unsigned max_instructions) {
         }
         if (!c.code64 && c.rip > c.seg[CS].limit) raise_gp();
         uint64_t linear = c.code64 ? c.rip : (c.seg[CS].base + c.rip) & 0xffff'ffffull;
-        JumpEntry& jump = jumps_[jump_slot(linear)];
-        Block* block = jump.block;
-        if (jump.tag != jump_tag(linear, c.exec_key) || jump.generation != jump_generation(c, jump.generation & 1) ||
-            !block->valid()) [[unlikely]] {
-            ++jump_misses_;
-            Cpu::Fetch fetch = c.translate_fetch(linear);
-            if (!fetch.host) {
-                run_uncached(linear, fetch.phys);
-                return;
-            }
-            block = find_or_build(linear, fetch);
-            if (cache_.clears() != jumps_cache_clears_) forget_jumps();
-            if (block->second_page == ~0ull)
-                jump = {jump_tag(linear, c.exec_key), block, jump_generation(c, fetch.global)};
-        }
+        Block* block = find_block(linear);
+        if (!block) return;
         // The shadow of STI / MOV SS covers one instruction (SDM vol. 3A §6.8.3): that one runs
         // alone, so that the run loop can take an interrupt right after it.
         bool shadowed = c.interrupt_shadow != 0;
@@ -86,9 +73,56 @@ void Interpreter::step(unsigned max_instructions) {
     }
 }
 
+Block* Interpreter::find_block(uint64_t linear) {
+    Cpu& c = cpu_;
+    uint64_t tag = jump_tag(linear, c.exec_key);
+    // A link or a jump-cache entry holds while its tag, its TLB generation and its block's
+    // pages are unchanged; both were filled from a translation that was right then.
+    auto holds = [&c, tag](const BlockLink& link) {
+        return link.tag == tag && link.generation == jump_generation(c, link.generation & 1) && link.block->valid();
+    };
+    Block* last = last_;
+    if (last) {
+        if (holds(last->links[0])) [[likely]] return last_ = last->links[0].block;
+        if (holds(last->links[1])) {
+            std::swap(last->links[0], last->links[1]);
+            return last_ = last->links[0].block;
+        }
+    }
+    BlockLink found;
+    JumpEntry& jump = jumps_[jump_slot(linear)];
+    if (holds(jump)) {
+        found = jump;
+    } else {
+        ++jump_misses_;
+        Cpu::Fetch fetch = c.translate_fetch(linear);
+        if (!fetch.host) {
+            last_ = nullptr;
+            run_uncached(linear, fetch.phys);
+            return nullptr;
+        }
+        uint64_t clears = cache_.clears();
+        Block* block = find_or_build(linear, fetch);
+        if (cache_.clears() != clears) {  // the arena was dropped: `last` is gone with it
+            forget_jumps();
+            last = nullptr;
+        }
+        last_ = block;
+        // A block whose last instruction crosses into the next page has that page checked at
+        // every lookup: it is never linked.
+        if (block->second_page != ~0ull) return block;
+        found = jump = {tag, jump_generation(c, fetch.global), block};
+    }
+    if (last) {
+        last->links[1] = last->links[0];
+        last->links[0] = found;
+    }
+    return last_ = found.block;
+}
+
 void Interpreter::forget_jumps() {
     std::fill_n(jumps_.get(), kJumpEntries, JumpEntry{});
-    jumps_cache_clears_ = cache_.clears();
+    last_ = nullptr;
 }
 
 Block* Interpreter::find_or_build(uint64_t linear, const Cpu::Fetch& fetch) {

@@ -15,7 +15,7 @@ namespace strata::soft {
 
 class Interpreter {
 public:
-    explicit Interpreter(Cpu& cpu) : cpu_(cpu) {}
+    explicit Interpreter(Cpu& cpu) : cpu_(cpu), tracing_(tracing()) {}
 
     // Runs one block, or delivers the exception it raised; a TripleFault escapes.
     void step() { step(Block::kMaxInstructions); }
@@ -48,11 +48,9 @@ private:
     // while the TLB generation, the mode key and the block cache it was filled under are the
     // same, and its block is still valid (its pages unwritten). Blocks whose last instruction
     // crosses into another page are not entered: their second page is checked at each lookup.
-    struct JumpEntry {
-        uint64_t tag = 0;         // jump_tag(): the linear address and the mode key
-        Block* block = nullptr;
-        uint64_t generation = 0;  // jump_generation() when filled
-    };
+    // tag: jump_tag(), the linear address and the mode key; generation: jump_generation()
+    // when filled.
+    using JumpEntry = BlockLink;
     static constexpr size_t kJumpEntries = 1 << 13;
     static size_t jump_slot(uint64_t linear) {
         return static_cast<size_t>((linear ^ (linear >> 12) ^ (linear >> 24)) & (kJumpEntries - 1));
@@ -66,7 +64,10 @@ private:
     static uint64_t jump_generation(const Cpu& cpu, bool global) {
         return global ? (cpu.global_tlb_generation() << 1) | 1 : cpu.tlb_generation() << 1;
     }
-    void forget_jumps();
+    void forget_jumps();  // also forgets the last block
+    // The block for `linear`: through the last block's links, the jump cache, or the TLB and
+    // the block cache; nullptr when the code is not in RAM (run_uncached has run it).
+    Block* find_block(uint64_t linear);
 
     void step(unsigned max_instructions);
     void trace() const;
@@ -79,7 +80,8 @@ private:
     Decoder decoder_;
     BlockCache cache_;
     std::unique_ptr<JumpEntry[]> jumps_ = std::make_unique<JumpEntry[]>(kJumpEntries);
-    uint64_t jumps_cache_clears_ = 0;  // cache_.clears() when the jump cache was last emptied
+    Block* last_ = nullptr;            // the block run last (its links are filled in next)
+    bool tracing_;
     uint64_t epoch_ = ~0ull;
     uint64_t instructions_ = 0;
     uint64_t blocks_run_ = 0;

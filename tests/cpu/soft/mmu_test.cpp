@@ -107,23 +107,28 @@ TEST_F(MmuTest, InvlpgDropsEveryPieceOfALargePage) {
     EXPECT_EQ(fault([&] { (void)cpu.read<uint8_t>(DS, 0x1f'0000); }).vector, vec::PF);
 }
 
-// The interpreter finds the block at a linear address through a jump cache that must follow
-// the TLB: code reached at the same linear address after its page was remapped is the new
-// page's once the TLB flush rules say so.
+// The interpreter finds the block at a linear address through the last block's links and a
+// jump cache, which must follow the TLB: code reached at the same linear address after its
+// page was remapped is the new page's once the TLB flush rules say so.
 class JumpCacheTest : public MmuTest {
 protected:
     static constexpr uint64_t kLinear = 0x20'6000, kCodeA = 0x50'0000, kCodeB = 0x50'1000;
+    static constexpr uint64_t kTrampoline = kCodeAddress + 0x800;
 
     void SetUp() override {
         MmuTest::SetUp();
         load(kCodeA, hex_bytes("b8 01 00 00 00"));  // mov eax, 1
         load(kCodeB, hex_bytes("b8 02 00 00 00"));  // mov eax, 2
+        // jmp kLinear: the trampoline's block links to the block at kLinear.
+        auto rel = static_cast<uint32_t>(kLinear - (kTrampoline + 5));
+        load(kTrampoline, {0xe9, static_cast<uint8_t>(rel), static_cast<uint8_t>(rel >> 8),
+                           static_cast<uint8_t>(rel >> 16), static_cast<uint8_t>(rel >> 24)});
     }
     void map(uint64_t phys, uint64_t extra = 0) { write64(kPt + 6 * 8, phys | 7 | extra); }
-    // Runs the instruction at kLinear and returns EAX.
+    // Jumps to kLinear from the trampoline, runs the instruction there and returns EAX.
     uint64_t run_mapped() {
         cpu.gpr[0] = 0;
-        cpu.rip = kLinear;
+        cpu.rip = kTrampoline;
         run_until(kLinear + 5);
         return cpu.gpr[0];
     }
@@ -136,6 +141,7 @@ protected:
 TEST_F(JumpCacheTest, Cr3LoadRemapsNonGlobalCode) {
     map(kCodeA);
     EXPECT_EQ(run_mapped(), 1u);
+    EXPECT_EQ(run_mapped(), 1u);  // through the trampoline's link
     map(kCodeB);
     run_at_code_address("0f 20 d8 0f 22 d8");  // mov rax, cr3; mov cr3, rax
     EXPECT_EQ(run_mapped(), 2u);
@@ -167,9 +173,10 @@ TEST_F(JumpCacheTest, PrivilegeChangeRechecksTheFetch) {
     }
     cpu.refresh_mode();
     cpu.gpr[0] = 0;
-    cpu.rip = kLinear;
+    cpu.rip = kTrampoline;
     cpu.cr2 = 0;
     try {
+        interpreter.step_instruction();  // the jump, a supervisor page run at CPL 3 here too
         interpreter.step_instruction();
     } catch (const TripleFault&) {
         // no IDT here: the #PF cannot be delivered
