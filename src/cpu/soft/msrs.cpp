@@ -20,11 +20,12 @@ constexpr uint64_t kMicrocodeRevision = 1ull << 32;
 constexpr uint64_t kFeatureControlLocked = 1;
 // IA32_ARCH_CAPABILITIES (SDM vol. 4 table 2-2): an interpreter executes nothing speculatively, so
 // it is immune to what these bits deny: RDCL_NO, SKIP_L1DFL_VMENTRY, SSB_NO, MDS_NO,
-// PSCHANGE_MC_NO, TAA_NO, SBDR_SSDP_NO, FBSDP_NO, PSDP_NO, BHI_NO, PBRSB_NO, GDS_NO, RFDS_NO.
-// Saying so spares the guest its mitigations (page-table isolation above all).
+// PSCHANGE_MC_NO, TAA_NO, SBDR_SSDP_NO, FBSDP_NO, PSDP_NO, BHI_NO, PBRSB_NO, GDS_NO, RFDS_NO,
+// ITS_NO (bit 62, indirect target selection). Saying so spares the guest its mitigations
+// (page-table isolation above all; ITS_NO the return thunk every kernel RET would jump through).
 constexpr uint64_t kArchCapabilities = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) |
                                        (1u << 13) | (1u << 14) | (1u << 15) | (1u << 20) | (1u << 24) |
-                                       (1u << 26) | (1u << 27);
+                                       (1u << 26) | (1u << 27) | (1ull << 62);
 // IA32_MCG_CAP (SDM vol. 3B, "Machine-Check Architecture", the IA32_MCG_CAP MSR): no
 // error-reporting banks, no IA32_MCG_CTL, no extended state; a bank count of 0 tells software
 // that there is nothing to set up.

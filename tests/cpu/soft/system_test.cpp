@@ -692,6 +692,11 @@ TEST_F(SystemTest, MsrAccessesAndTheirFaults) {
     EXPECT_FALSE(wrmsr(msr_index::MtrrPhysBase0, 0x3)) << "variable MTRR of type 3";
     EXPECT_TRUE(wrmsr(msr_index::MtrrPhysBase0 + 1, 0xff'c000'0800ull));
     EXPECT_FALSE(wrmsr(msr_index::MtrrCap, 0)) << "read-only";
+    // Immune to what speculation-based attacks need: RDCL_NO (no page-table isolation) and
+    // ITS_NO (no return thunks) among the rest; read-only.
+    ASSERT_TRUE(rdmsr(msr_index::ArchCapabilities));
+    EXPECT_EQ(*rdmsr(msr_index::ArchCapabilities) & ((1ull << 62) | 1), (1ull << 62) | 1);
+    EXPECT_FALSE(wrmsr(msr_index::ArchCapabilities, 0)) << "read-only";
     EXPECT_TRUE(wrmsr(msr_index::GsBase, 0x1234'5000));
     EXPECT_EQ(cpu.seg[GS].base, 0x1234'5000u);
     EXPECT_TRUE(wrmsr(msr_index::KernelGsBase, 0x6000));
