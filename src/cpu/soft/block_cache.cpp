@@ -2,13 +2,15 @@
 
 #include <algorithm>
 
+#include "cpu/soft/exec/exec.hpp"
+
 namespace strata::soft {
 
 BlockCache::BlockCache() : buckets_(kBuckets, nullptr), arena_(std::make_unique<Block[]>(kArenaBlocks)),
       insn_arena_(std::make_unique<Insn[]>(kArenaInsns)) {}
 
 Block* BlockCache::allocate(uint64_t phys, CodeMode mode, unsigned stack_bits) {
-    if (used_ == kArenaBlocks || insns_used_ + Block::kMaxInstructions > kArenaInsns) clear();
+    if (used_ == kArenaBlocks || insns_used_ + Block::kMaxInstructions + 1 > kArenaInsns) clear();
     // Unlink a stale block with the same key so that the chain does not grow with rewrites.
     Block** link = &buckets_[bucket(phys)];
     while (*link) {
@@ -29,6 +31,13 @@ Block* BlockCache::allocate(uint64_t phys, CodeMode mode, unsigned stack_bits) {
     buckets_[bucket(phys)] = block;
     ++built_;
     return block;
+}
+
+void BlockCache::finish(Block& block) {
+    Insn& sentinel = block.insns[block.count];
+    sentinel = Insn{};
+    sentinel.exec = sentinel.thread = &end_of_block;
+    insns_used_ += block.count + 1u;
 }
 
 void BlockCache::clear() {

@@ -40,7 +40,7 @@ struct Block {
     uint8_t stack_bits = 64;
     uint16_t count = 0;
     Block* next = nullptr;       // hash chain
-    Insn* insns = nullptr;       // `count` instructions in the cache's instruction arena
+    Insn* insns = nullptr;       // `count` instructions in the cache's instruction arena, then a sentinel
     BlockLink links[2];          // the last two successors, most recent first
 
     [[nodiscard]] bool valid() const {
@@ -62,10 +62,12 @@ public:
             if (b->phys == phys && b->mode == mode && b->stack_bits == stack_bits) return b;
         return nullptr;
     }
-    // A fresh block for `phys` to decode into, with room for Block::kMaxInstructions; it
-    // replaces any stale one with the same key. finish() gives back the room it did not use.
+    // A fresh block for `phys` to decode into, with room for Block::kMaxInstructions and the
+    // sentinel after them; it replaces any stale one with the same key. finish() ends the
+    // instructions with the sentinel (exec/exec.hpp: threaded code) and gives back the room
+    // they did not use.
     Block* allocate(uint64_t phys, CodeMode mode, unsigned stack_bits);
-    void finish(Block& block) { insns_used_ += block.count; }
+    void finish(Block& block);
     void clear();
 
     [[nodiscard]] uint64_t blocks_built() const { return built_; }

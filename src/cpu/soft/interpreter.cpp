@@ -197,16 +197,25 @@ void Interpreter::run_block(const Block& block, unsigned max_instructions) {
     Cpu& c = cpu_;
     bool single_step = (c.flags.other & rflags::TF) != 0;
     const Insn* insn = block.insns;
-    const Insn* end = insn + std::min<unsigned>(block.count, max_instructions);
-    instructions_ += static_cast<uint64_t>(end - insn);
     ++blocks_run_;
-    for (; insn != end; ++insn) {
+    if (max_instructions >= block.count) [[likely]] {
+        // The whole block as threaded code (exec/exec.hpp): the first instruction's threaded
+        // form runs them all, up to the sentinel or an instruction that ends the block.
+        instructions_ += block.count;
         c.next_rip = (c.rip + insn->length) & c.ip_mask;
-        insn->exec(c, *insn);
-        c.rip = c.next_rip;
-        if (c.end_block) [[unlikely]] {
-            c.end_block = false;
-            break;
+        insn->thread(c, *insn);
+        c.end_block = false;
+    } else {
+        const Insn* end = insn + max_instructions;
+        instructions_ += max_instructions;
+        for (; insn != end; ++insn) {
+            c.next_rip = (c.rip + insn->length) & c.ip_mask;
+            insn->exec(c, *insn);
+            c.rip = c.next_rip;
+            if (c.end_block) [[unlikely]] {
+                c.end_block = false;
+                break;
+            }
         }
     }
     // A single step traps after the instruction (SDM vol. 3B §17.3.1.4), unless it was a

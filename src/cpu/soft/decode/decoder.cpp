@@ -133,6 +133,7 @@ HandlerForm decode_form(const ZydisDecodedInstruction& in, const Insn& out) {
 HandlerTable::HandlerTable() {
     handlers_.fill({});
     specializers_.fill(nullptr);
+    threads_.fill(nullptr);
 }
 
 Decoder::Decoder() {
@@ -157,6 +158,7 @@ DecodeResult Decoder::decode(CodeMode mode, unsigned stack_bits, std::span<const
     out = Insn{};
     if (!ZYAN_SUCCESS(status)) {
         out.exec = [](Cpu&, const Insn&) { raise_ud(); };
+        out.thread = &threaded_indirect;
         out.length = 1;
         return {DecodeStatus::Invalid, true};
     }
@@ -223,7 +225,8 @@ DecodeResult Decoder::decode(CodeMode mode, unsigned stack_bits, std::span<const
             out.mem.seg = static_cast<uint8_t>(z.mem.segment - ZYDIS_REGISTER_ES);
     }
 
-    Handler handler = handler_table().find(in.mnemonic, decode_form(in, out), out);
+    HandlerPair found = handler_table().find(in.mnemonic, decode_form(in, out), out);
+    Handler handler = found.exec;
     if (!handler) {
         // VEX/EVEX/XOP encodings are not advertised: plain #UD. Anything else we should run.
         if (!(out.prefixes & prefix::Vex))
@@ -231,6 +234,7 @@ DecodeResult Decoder::decode(CodeMode mode, unsigned stack_bits, std::span<const
         handler = [](Cpu&, const Insn&) { raise_ud(); };
     }
     out.exec = handler;
+    out.thread = found.exec ? found.thread : &threaded_indirect;
     return {DecodeStatus::Ok, changes_decoding(in)};
 }
 

@@ -26,15 +26,30 @@ enum class CodeMode : uint8_t { Real16, Legacy16, Legacy32, Compat16, Compat32, 
 enum class HandlerForm : uint8_t { Default, SegmentRegister, ControlRegister, DebugRegister, Far, Vector };
 inline constexpr unsigned kHandlerForms = 6;
 
+// An instruction's handler and its threaded form (exec/exec.hpp: the handler, then a tail call
+// to the next instruction's threaded form).
+struct HandlerPair {
+    Handler exec = nullptr;
+    Handler thread = nullptr;
+};
+
+// The threaded form of any handler: calls insn.exec, then goes on (exec/common.cpp).
+void threaded_indirect(Cpu& cpu, const Insn& insn);
+
 // A faster handler with the same semantics for a decoded instruction's operand shape, or
-// nullptr to keep the generic one (exec/forms.hpp).
-using Specializer = Handler (*)(const Insn& insn);
+// {nullptr, nullptr} to keep the generic one (exec/forms.hpp).
+using Specializer = HandlerPair (*)(const Insn& insn);
 
 // Which handler implements each mnemonic (and form). Each family file of exec/ adds its own.
 class HandlerTable {
 public:
     HandlerTable();
     void bind(ZydisMnemonic mnemonic, Handler handler) { bind(mnemonic, HandlerForm::Default, handler); }
+    // A handler with a threaded form of its own (exec/exec.hpp compiled<H>()).
+    void bind(ZydisMnemonic mnemonic, HandlerPair pair) {
+        bind(mnemonic, pair.exec);
+        threads_[mnemonic] = pair.thread;
+    }
     void bind(ZydisMnemonic mnemonic, HandlerForm form, Handler handler) {
         handlers_[mnemonic][static_cast<unsigned>(form)] = handler;
     }
@@ -47,16 +62,21 @@ public:
     [[nodiscard]] Handler find(ZydisMnemonic mnemonic, HandlerForm form = HandlerForm::Default) const {
         return handlers_[mnemonic][static_cast<unsigned>(form)];
     }
-    // The handler for this decoded instruction: specialized for its operands where possible.
-    [[nodiscard]] Handler find(ZydisMnemonic mnemonic, HandlerForm form, const Insn& insn) const {
-        if (form == HandlerForm::Default && specializers_[mnemonic])
-            if (Handler h = specializers_[mnemonic](insn)) return h;
-        return find(mnemonic, form);
+    // The handlers for this decoded instruction: specialized for its operands where possible;
+    // exec is nullptr when no family implements it.
+    [[nodiscard]] HandlerPair find(ZydisMnemonic mnemonic, HandlerForm form, const Insn& insn) const {
+        if (form == HandlerForm::Default) {
+            if (specializers_[mnemonic])
+                if (HandlerPair pair = specializers_[mnemonic](insn); pair.exec) return pair;
+            if (threads_[mnemonic]) return {find(mnemonic, form), threads_[mnemonic]};
+        }
+        return {find(mnemonic, form), &threaded_indirect};
     }
 
 private:
     std::array<std::array<Handler, kHandlerForms>, ZYDIS_MNEMONIC_MAX_VALUE + 1> handlers_{};
     std::array<Specializer, ZYDIS_MNEMONIC_MAX_VALUE + 1> specializers_{};
+    std::array<Handler, ZYDIS_MNEMONIC_MAX_VALUE + 1> threads_{};  // Default form only
 };
 
 // The table with every family bound (exec/families.cpp).

@@ -52,7 +52,8 @@ constexpr uint8_t Lock = 1 << 0, Rep = 1 << 1, Repne = 1 << 2, OperandSize = 1 <
 }
 
 struct Insn {
-    Handler exec = nullptr;
+    Handler exec = nullptr;    // the instruction's semantics
+    Handler thread = nullptr;  // exec, then on to the block's next instruction (threaded code, exec/exec.hpp)
     uint16_t mnemonic = 0;   // ZydisMnemonic
     uint8_t length = 0;      // bytes
     uint8_t osize = 4;       // operand size in bytes (2, 4, 8), as the prefixes and mode make it

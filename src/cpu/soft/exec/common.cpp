@@ -13,6 +13,13 @@ void panic_operand(const Insn& insn, unsigned n) {
                       static_cast<unsigned>(insn.op[n].kind)));
 }
 
+void threaded_indirect(Cpu& cpu, const Insn& insn) {
+    insn.exec(cpu, insn);
+    continue_block(cpu, insn);
+}
+
+void end_of_block(Cpu&, const Insn&) {}
+
 void push(Cpu& cpu, unsigned bytes, uint64_t value) {
     uint64_t mask = stack_mask(cpu);
     uint64_t rsp = (cpu.gpr[4] - bytes) & mask;

@@ -123,7 +123,7 @@ struct MovForm {
         else set_gpr<T>(cpu, insn.op[0].reg, value);
     }
 };
-Handler specialize_mov(const Insn& insn) { return select_form<MovForm>(insn); }
+HandlerPair specialize_mov(const Insn& insn) { return select_form<MovForm>(insn); }
 
 void movzx(Cpu& cpu, const Insn& insn) { write_operand(cpu, insn, 0, read_operand(cpu, insn, 1)); }
 
@@ -145,22 +145,22 @@ void extend_form(Cpu& cpu, const Insn& insn) {
 }
 
 template <bool kSigned, class Dst, bool kMemory>
-Handler extend_for_source(unsigned size) {
+HandlerPair extend_for_source(unsigned size) {
     switch (size) {
-        case 1: return &extend_form<Dst, uint8_t, kSigned, kMemory>;
-        case 2: return &extend_form<Dst, uint16_t, kSigned, kMemory>;
-        case 4: return &extend_form<Dst, uint32_t, kSigned, kMemory>;
-        default: return nullptr;
+        case 1: return compiled<&extend_form<Dst, uint8_t, kSigned, kMemory>>();
+        case 2: return compiled<&extend_form<Dst, uint16_t, kSigned, kMemory>>();
+        case 4: return compiled<&extend_form<Dst, uint32_t, kSigned, kMemory>>();
+        default: return {};
     }
 }
 
 template <bool kSigned>
-Handler specialize_extend(const Insn& insn) {
+HandlerPair specialize_extend(const Insn& insn) {
     const Operand& dst = insn.op[0];
     const Operand& src = insn.op[1];
-    if (!plain_gpr(dst) || (dst.size != 4 && dst.size != 8) || src.size >= dst.size) return nullptr;
+    if (!plain_gpr(dst) || (dst.size != 4 && dst.size != 8) || src.size >= dst.size) return {};
     bool memory = src.kind == OpKind::Mem;
-    if (!memory && !plain_gpr(src)) return nullptr;
+    if (!memory && !plain_gpr(src)) return {};
     if (dst.size == 4)
         return memory ? extend_for_source<kSigned, uint32_t, true>(src.size) : extend_for_source<kSigned, uint32_t, false>(src.size);
     return memory ? extend_for_source<kSigned, uint64_t, true>(src.size) : extend_for_source<kSigned, uint64_t, false>(src.size);
@@ -171,11 +171,11 @@ void lea_form(Cpu& cpu, const Insn& insn) {
     set_gpr<T>(cpu, insn.op[0].reg, static_cast<T>(effective_address(cpu, insn)));
 }
 
-Handler specialize_lea(const Insn& insn) {
-    if (!plain_gpr(insn.op[0])) return nullptr;
-    if (insn.op[0].size == 8) return &lea_form<uint64_t>;
-    if (insn.op[0].size == 4) return &lea_form<uint32_t>;
-    return nullptr;
+HandlerPair specialize_lea(const Insn& insn) {
+    if (!plain_gpr(insn.op[0])) return {};
+    if (insn.op[0].size == 8) return compiled<&lea_form<uint64_t>>();
+    if (insn.op[0].size == 4) return compiled<&lea_form<uint32_t>>();
+    return {};
 }
 
 // MOVNTI: a store; the non-temporal hint means nothing to an interpreter.

@@ -73,12 +73,39 @@ uint64_t peek(Cpu& cpu, unsigned bytes, uint64_t offset = 0);
 // #GP if it is beyond CS's limit or not canonical.
 void jump_near(Cpu& cpu, uint64_t target, unsigned osize);
 
+// --- Threaded code ---
+// A block runs as a chain of tail calls: each instruction's threaded form runs its handler and
+// then jumps to the next instruction's threaded form itself, so that every handler has an
+// indirect jump of its own, which the host's branch predictor learns far better than the one
+// call of a dispatch loop. The chain ends at the block's sentinel (end_of_block) or after an
+// instruction that set cpu.end_block. CPU.rip is the running instruction's address throughout,
+// as guest faults need it.
+inline void continue_block(Cpu& cpu, const Insn& insn) {
+    cpu.rip = cpu.next_rip;
+    if (cpu.end_block) [[unlikely]] return;
+    const Insn& next = (&insn)[1];
+    cpu.next_rip = (cpu.rip + next.length) & cpu.ip_mask;
+    next.thread(cpu, next);
+}
+template <Handler H>
+void threaded(Cpu& cpu, const Insn& insn) {
+    H(cpu, insn);
+    continue_block(cpu, insn);
+}
+// The handler H with its own threaded form (for the handlers worth one: exec/forms.hpp, Jcc).
+template <Handler H>
+constexpr HandlerPair compiled() {
+    return {H, &threaded<H>};
+}
+// The sentinel after a block's last instruction.
+void end_of_block(Cpu& cpu, const Insn& insn);
+
 // Binds Form<0>::run ... Form<15>::run to the mnemonics of conditions 0-15 (O, NO, B, NB, Z, NZ,
 // BE, NBE, S, NS, P, NP, L, NL, LE, NLE: SDM vol. 1 app. B): one handler per condition.
 template <template <unsigned> class Form, unsigned... kCc>
 void bind_conditions(HandlerTable& table, const std::array<ZydisMnemonic, 16>& mnemonics,
                      std::integer_sequence<unsigned, kCc...>) {
-    (table.bind(mnemonics[kCc], &Form<kCc>::run), ...);
+    (table.bind(mnemonics[kCc], compiled<&Form<kCc>::run>()), ...);
 }
 template <template <unsigned> class Form>
 void bind_by_condition(HandlerTable& table, const std::array<ZydisMnemonic, 16>& mnemonics) {

@@ -62,23 +62,24 @@ T source(Cpu& cpu, const Insn& insn) {
     else return cpu.read<T>(insn.mem.seg, effective_address(cpu, insn));
 }
 
-// The handler Form<T, S>::run for the instruction's shape and operand-0 width, or nullptr.
+// The handler Form<T, S>::run (and its threaded form) for the instruction's shape and operand-0
+// width, or none.
 template <template <class, Shape> class Form, class T>
-Handler form_for_shape(Shape s) {
+HandlerPair form_for_shape(Shape s) {
     switch (s) {
-        case Shape::RegReg: return &Form<T, Shape::RegReg>::run;
-        case Shape::RegImm: return &Form<T, Shape::RegImm>::run;
-        case Shape::RegMem: return &Form<T, Shape::RegMem>::run;
-        case Shape::MemReg: return &Form<T, Shape::MemReg>::run;
-        case Shape::MemImm: return &Form<T, Shape::MemImm>::run;
+        case Shape::RegReg: return compiled<&Form<T, Shape::RegReg>::run>();
+        case Shape::RegImm: return compiled<&Form<T, Shape::RegImm>::run>();
+        case Shape::RegMem: return compiled<&Form<T, Shape::RegMem>::run>();
+        case Shape::MemReg: return compiled<&Form<T, Shape::MemReg>::run>();
+        case Shape::MemImm: return compiled<&Form<T, Shape::MemImm>::run>();
     }
-    return nullptr;
+    return {};
 }
 
 template <template <class, Shape> class Form>
-Handler select_form(const Insn& insn) {
+HandlerPair select_form(const Insn& insn) {
     std::optional<Shape> shape = binary_shape(insn);
-    if (!shape) return nullptr;
+    if (!shape) return {};
     switch (insn.op[0].size) {
         case 1: return form_for_shape<Form, uint8_t>(*shape);
         case 2: return form_for_shape<Form, uint16_t>(*shape);
@@ -126,7 +127,7 @@ struct Binary {
             Op::flags(cpu, sizeof(T), result, dst, src);
         }
     };
-    static Handler specialize(const Insn& insn) { return select_form<Form>(insn); }
+    static HandlerPair specialize(const Insn& insn) { return select_form<Form>(insn); }
 };
 
 }  // namespace strata::soft

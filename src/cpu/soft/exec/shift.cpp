@@ -265,14 +265,15 @@ void shift_form(Cpu& cpu, const Insn& insn) {
 }
 
 template <ShiftKind kKind>
-Handler specialize_shift(const Insn& insn) {
+HandlerPair specialize_shift(const Insn& insn) {
     const Operand& dst = insn.op[0];
     const Operand& count = insn.op[1];
-    if (!plain_gpr(dst) || (dst.size != 4 && dst.size != 8)) return nullptr;
+    if (!plain_gpr(dst) || (dst.size != 4 && dst.size != 8)) return {};
     bool by_cl = count.kind == OpKind::Gpr && count.reg == 1 && !count.high8 && count.size == 1;
-    if (!by_cl && count.kind != OpKind::Imm) return nullptr;
-    if (dst.size == 4) return by_cl ? &shift_form<kKind, uint32_t, true> : &shift_form<kKind, uint32_t, false>;
-    return by_cl ? &shift_form<kKind, uint64_t, true> : &shift_form<kKind, uint64_t, false>;
+    if (!by_cl && count.kind != OpKind::Imm) return {};
+    if (dst.size == 4)
+        return by_cl ? compiled<&shift_form<kKind, uint32_t, true>>() : compiled<&shift_form<kKind, uint32_t, false>>();
+    return by_cl ? compiled<&shift_form<kKind, uint64_t, true>>() : compiled<&shift_form<kKind, uint64_t, false>>();
 }
 
 }  // namespace
