@@ -193,13 +193,13 @@ void aad_handler(Cpu& cpu, const Insn& insn) {
 
 void bind_arith(HandlerTable& table) {
     table.bind(ZYDIS_MNEMONIC_ADD, &binary_handler<Add>, &Binary<Add>::specialize);
-    table.bind(ZYDIS_MNEMONIC_ADC, &adc_handler);
+    table.bind(ZYDIS_MNEMONIC_ADC, compiled<&adc_handler>());
     table.bind(ZYDIS_MNEMONIC_SUB, &binary_handler<Sub>, &Binary<Sub>::specialize);
-    table.bind(ZYDIS_MNEMONIC_SBB, &sbb_handler);
+    table.bind(ZYDIS_MNEMONIC_SBB, compiled<&sbb_handler>());
     table.bind(ZYDIS_MNEMONIC_CMP, &binary_handler<Cmp>, &Binary<Cmp>::specialize);
-    table.bind(ZYDIS_MNEMONIC_NEG, &neg_handler);
-    table.bind(ZYDIS_MNEMONIC_INC, &inc_handler);
-    table.bind(ZYDIS_MNEMONIC_DEC, &dec_handler);
+    table.bind(ZYDIS_MNEMONIC_NEG, compiled<&neg_handler>());
+    table.bind(ZYDIS_MNEMONIC_INC, compiled<&inc_handler>());
+    table.bind(ZYDIS_MNEMONIC_DEC, compiled<&dec_handler>());
     table.bind(ZYDIS_MNEMONIC_DAA, &daa_handler);
     table.bind(ZYDIS_MNEMONIC_DAS, &das_handler);
     table.bind(ZYDIS_MNEMONIC_AAA, &aaa_handler);

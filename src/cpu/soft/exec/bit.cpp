@@ -104,15 +104,15 @@ void popcnt_handler(Cpu& cpu, const Insn& insn) {
 }  // namespace
 
 void bind_bit(HandlerTable& table) {
-    table.bind(ZYDIS_MNEMONIC_BT, &bt_handler);
-    table.bind(ZYDIS_MNEMONIC_BTS, &bts_handler);
-    table.bind(ZYDIS_MNEMONIC_BTR, &btr_handler);
+    table.bind(ZYDIS_MNEMONIC_BT, compiled<&bt_handler>());
+    table.bind(ZYDIS_MNEMONIC_BTS, compiled<&bts_handler>());
+    table.bind(ZYDIS_MNEMONIC_BTR, compiled<&btr_handler>());
     table.bind(ZYDIS_MNEMONIC_BTC, &btc_handler);
-    table.bind(ZYDIS_MNEMONIC_BSF, &bsf_handler);
-    table.bind(ZYDIS_MNEMONIC_BSR, &bsr_handler);
-    table.bind(ZYDIS_MNEMONIC_TZCNT, &tzcnt_handler);
-    table.bind(ZYDIS_MNEMONIC_LZCNT, &lzcnt_handler);
-    table.bind(ZYDIS_MNEMONIC_POPCNT, &popcnt_handler);
+    table.bind(ZYDIS_MNEMONIC_BSF, compiled<&bsf_handler>());
+    table.bind(ZYDIS_MNEMONIC_BSR, compiled<&bsr_handler>());
+    table.bind(ZYDIS_MNEMONIC_TZCNT, compiled<&tzcnt_handler>());
+    table.bind(ZYDIS_MNEMONIC_LZCNT, compiled<&lzcnt_handler>());
+    table.bind(ZYDIS_MNEMONIC_POPCNT, compiled<&popcnt_handler>());
 }
 
 }  // namespace strata::soft

@@ -111,7 +111,7 @@ void leave(Cpu& cpu, const Insn& insn) {
 }  // namespace
 
 void bind_control(HandlerTable& table) {
-    table.bind(ZYDIS_MNEMONIC_JMP, &jmp);
+    table.bind(ZYDIS_MNEMONIC_JMP, compiled<&jmp>());
     bind_by_condition<Jcc>(table, {ZYDIS_MNEMONIC_JO, ZYDIS_MNEMONIC_JNO, ZYDIS_MNEMONIC_JB, ZYDIS_MNEMONIC_JNB,
                                    ZYDIS_MNEMONIC_JZ, ZYDIS_MNEMONIC_JNZ, ZYDIS_MNEMONIC_JBE, ZYDIS_MNEMONIC_JNBE,
                                    ZYDIS_MNEMONIC_JS, ZYDIS_MNEMONIC_JNS, ZYDIS_MNEMONIC_JP, ZYDIS_MNEMONIC_JNP,
@@ -122,10 +122,10 @@ void bind_control(HandlerTable& table) {
     table.bind(ZYDIS_MNEMONIC_LOOP, &loop<-1>);
     table.bind(ZYDIS_MNEMONIC_LOOPE, &loop<1>);
     table.bind(ZYDIS_MNEMONIC_LOOPNE, &loop<0>);
-    table.bind(ZYDIS_MNEMONIC_CALL, &call);
-    table.bind(ZYDIS_MNEMONIC_RET, &ret);
+    table.bind(ZYDIS_MNEMONIC_CALL, compiled<&call>());
+    table.bind(ZYDIS_MNEMONIC_RET, compiled<&ret>());
     table.bind(ZYDIS_MNEMONIC_ENTER, &enter);
-    table.bind(ZYDIS_MNEMONIC_LEAVE, &leave);
+    table.bind(ZYDIS_MNEMONIC_LEAVE, compiled<&leave>());
 }
 
 }  // namespace strata::soft

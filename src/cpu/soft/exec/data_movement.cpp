@@ -402,10 +402,10 @@ void bind_data_movement(HandlerTable& table) {
     table.bind(ZYDIS_MNEMONIC_LEA, &lea, &specialize_lea);
     table.bind(ZYDIS_MNEMONIC_MOVNTI, &movnti);
     table.bind(ZYDIS_MNEMONIC_MOVBE, &movbe);
-    table.bind(ZYDIS_MNEMONIC_BSWAP, &bswap);
-    table.bind(ZYDIS_MNEMONIC_XCHG, &xchg);
-    table.bind(ZYDIS_MNEMONIC_XADD, &xadd);
-    table.bind(ZYDIS_MNEMONIC_CMPXCHG, &cmpxchg);
+    table.bind(ZYDIS_MNEMONIC_BSWAP, compiled<&bswap>());
+    table.bind(ZYDIS_MNEMONIC_XCHG, compiled<&xchg>());
+    table.bind(ZYDIS_MNEMONIC_XADD, compiled<&xadd>());
+    table.bind(ZYDIS_MNEMONIC_CMPXCHG, compiled<&cmpxchg>());
     table.bind(ZYDIS_MNEMONIC_CMPXCHG8B, &cmpxchg8b);
     table.bind(ZYDIS_MNEMONIC_CMPXCHG16B, &cmpxchg16b);
     bind_by_condition<Cmovcc>(table, {ZYDIS_MNEMONIC_CMOVO, ZYDIS_MNEMONIC_CMOVNO, ZYDIS_MNEMONIC_CMOVB,
@@ -421,10 +421,10 @@ void bind_data_movement(HandlerTable& table) {
                                      ZYDIS_MNEMONIC_SETNL, ZYDIS_MNEMONIC_SETLE, ZYDIS_MNEMONIC_SETNLE});
     table.bind(ZYDIS_MNEMONIC_CBW, &convert_accumulator);
     table.bind(ZYDIS_MNEMONIC_CWDE, &convert_accumulator);
-    table.bind(ZYDIS_MNEMONIC_CDQE, &convert_accumulator);
+    table.bind(ZYDIS_MNEMONIC_CDQE, compiled<&convert_accumulator>());
     table.bind(ZYDIS_MNEMONIC_CWD, &convert_to_double);
-    table.bind(ZYDIS_MNEMONIC_CDQ, &convert_to_double);
-    table.bind(ZYDIS_MNEMONIC_CQO, &convert_to_double);
+    table.bind(ZYDIS_MNEMONIC_CDQ, compiled<&convert_to_double>());
+    table.bind(ZYDIS_MNEMONIC_CQO, compiled<&convert_to_double>());
     table.bind(ZYDIS_MNEMONIC_XLAT, &xlat);
     table.bind(ZYDIS_MNEMONIC_LAHF, &lahf);
     table.bind(ZYDIS_MNEMONIC_SAHF, &sahf);

@@ -40,7 +40,7 @@ void bind_logic(HandlerTable& table) {
     table.bind(ZYDIS_MNEMONIC_AND, &binary_handler<And>, &Binary<And>::specialize);
     table.bind(ZYDIS_MNEMONIC_OR, &binary_handler<Or>, &Binary<Or>::specialize);
     table.bind(ZYDIS_MNEMONIC_XOR, &binary_handler<Xor>, &Binary<Xor>::specialize);
-    table.bind(ZYDIS_MNEMONIC_NOT, &not_handler);
+    table.bind(ZYDIS_MNEMONIC_NOT, compiled<&not_handler>());
     table.bind(ZYDIS_MNEMONIC_TEST, &binary_handler<Test>, &Binary<Test>::specialize);
 }
 

@@ -145,8 +145,8 @@ void idiv_handler(Cpu& cpu, const Insn& insn) {
 }  // namespace
 
 void bind_muldiv(HandlerTable& table) {
-    table.bind(ZYDIS_MNEMONIC_MUL, &mul_handler);
-    table.bind(ZYDIS_MNEMONIC_IMUL, &imul_handler);
+    table.bind(ZYDIS_MNEMONIC_MUL, compiled<&mul_handler>());
+    table.bind(ZYDIS_MNEMONIC_IMUL, compiled<&imul_handler>());
     table.bind(ZYDIS_MNEMONIC_DIV, &div_handler);
     table.bind(ZYDIS_MNEMONIC_IDIV, &idiv_handler);
 }

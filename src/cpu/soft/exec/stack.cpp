@@ -74,8 +74,8 @@ void popa(Cpu& cpu, const Insn& insn) {
 }  // namespace
 
 void bind_stack(HandlerTable& table) {
-    table.bind(ZYDIS_MNEMONIC_PUSH, &push_operand);
-    table.bind(ZYDIS_MNEMONIC_POP, &pop_operand);
+    table.bind(ZYDIS_MNEMONIC_PUSH, compiled<&push_operand>());
+    table.bind(ZYDIS_MNEMONIC_POP, compiled<&pop_operand>());
     table.bind(ZYDIS_MNEMONIC_PUSHA, &pusha);
     table.bind(ZYDIS_MNEMONIC_PUSHAD, &pusha);
     table.bind(ZYDIS_MNEMONIC_POPA, &popa);
