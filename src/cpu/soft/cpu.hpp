@@ -36,6 +36,7 @@ enum class Access : uint8_t { Read, Write, Execute };
 
 class CodePages;
 class SoftVcpu;
+struct Insn;
 
 // One TLB entry: a linear page whose translation is cached for reading, writing and fetching by
 // the privilege it was filled for. A tag is the page's linear address, or kInvalidTag.
@@ -107,7 +108,8 @@ public:
 
     // --- Per-instruction scratch the run loop and handlers share ---
     uint64_t next_rip = 0;   // where execution continues; branches set it
-    bool end_block = false;  // the instruction changed something decoding depends on
+    bool end_block = false;  // the instruction changed something decoding depends on, or jumped out of the block
+    const Insn* block_exit = nullptr;  // the instruction after which end_block stopped the block
     uint8_t interrupt_shadow = 0;  // 1: STI, 2: MOV SS / POP SS — blocks interrupts for one instruction
     bool nmi_masked = false;
     bool halted = false;

@@ -189,7 +189,9 @@ void Interpreter::build(Block& block, uint64_t linear, const Cpu::Fetch& fetch) 
         ++block.count;
         offset += insn.length;
         rip += insn.length;
-        if (r.status != DecodeStatus::Ok || r.ends_block || offset >= 0x1000) break;
+        // A block goes on past a conditional jump (a superblock with a side exit: the Jcc ends
+        // the block when it jumps).
+        if (r.status != DecodeStatus::Ok || (r.ends_block && !r.conditional_jump) || offset >= 0x1000) break;
     }
 }
 
@@ -201,10 +203,14 @@ void Interpreter::run_block(const Block& block, unsigned max_instructions) {
     if (max_instructions >= block.count) [[likely]] {
         // The whole block as threaded code (exec/exec.hpp): the first instruction's threaded
         // form runs them all, up to the sentinel or an instruction that ends the block.
-        instructions_ += block.count;
         c.next_rip = (c.rip + insn->length) & c.ip_mask;
         insn->thread(c, *insn);
-        c.end_block = false;
+        if (c.end_block) {
+            instructions_ += static_cast<uint64_t>(c.block_exit - insn) + 1;
+            c.end_block = false;
+        } else {
+            instructions_ += block.count;
+        }
     } else {
         const Insn* end = insn + max_instructions;
         instructions_ += max_instructions;

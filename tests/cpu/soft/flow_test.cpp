@@ -371,6 +371,32 @@ protected:
     }
 };
 
+// A block goes on past a conditional jump that does not jump and ends at one that does: one
+// interpreter step of threaded code runs `cmp; jne; mov; cmp; je; mov; nop` up to the taken
+// jump, and the instructions after it do not run.
+TEST_F(FlowUserModeTest, BlockRunsPastAnUntakenJccAndStopsAtATakenOne) {
+    // cmp rax, rbx; jne +5; mov ecx, 1; cmp rax, rbx; je +5; mov edx, 2; nop; nop
+    std::vector<uint8_t> code = hex_bytes("48 39 d8 75 05 b9 01 00 00 00 48 39 d8 74 05 ba 02 00 00 00 90 90");
+    load(kCodeAddress, code);
+    cpu.gpr[0] = cpu.gpr[3] = 7;
+    cpu.gpr[1] = cpu.gpr[2] = 0;
+    uint64_t before = interpreter.instructions();
+    interpreter.step();
+    EXPECT_EQ(cpu.gpr[1], 1u) << "the mov after the untaken JNE ran";
+    EXPECT_EQ(cpu.gpr[2], 0u) << "the mov after the taken JE did not";
+    EXPECT_EQ(cpu.rip, kCodeAddress + 20) << "JE's target";
+    EXPECT_EQ(interpreter.instructions() - before, 5u);
+    // The same block again with the first jump taken: it leaves after two instructions.
+    cpu.rip = kCodeAddress;
+    cpu.gpr[3] = 8;
+    cpu.gpr[1] = 0;
+    before = interpreter.instructions();
+    interpreter.step();
+    EXPECT_EQ(cpu.gpr[1], 0u);
+    EXPECT_EQ(cpu.rip, kCodeAddress + 10);
+    EXPECT_EQ(interpreter.instructions() - before, 2u);
+}
+
 TEST_F(FlowUserModeTest, SalcIsUndefinedIn64BitMode) {
     auto fault = fault_of("d6");
     ASSERT_TRUE(fault);

@@ -104,6 +104,17 @@ bool changes_decoding(const ZydisDecodedInstruction& in) {
     return (in.attributes & ZYDIS_ATTRIB_IS_PRIVILEGED) != 0;
 }
 
+// Jcc (SDM vol. 2A "Jcc"): the 16 conditions, not JrCXZ or LOOP.
+bool conditional_jump(ZydisMnemonic mnemonic) {
+    switch (mnemonic) {
+        case ZYDIS_MNEMONIC_JO: case ZYDIS_MNEMONIC_JNO: case ZYDIS_MNEMONIC_JB: case ZYDIS_MNEMONIC_JNB:
+        case ZYDIS_MNEMONIC_JZ: case ZYDIS_MNEMONIC_JNZ: case ZYDIS_MNEMONIC_JBE: case ZYDIS_MNEMONIC_JNBE:
+        case ZYDIS_MNEMONIC_JS: case ZYDIS_MNEMONIC_JNS: case ZYDIS_MNEMONIC_JP: case ZYDIS_MNEMONIC_JNP:
+        case ZYDIS_MNEMONIC_JL: case ZYDIS_MNEMONIC_JNL: case ZYDIS_MNEMONIC_JLE: case ZYDIS_MNEMONIC_JNLE: return true;
+        default: return false;
+    }
+}
+
 // Which family's form of a shared mnemonic this is (see HandlerForm).
 HandlerForm decode_form(const ZydisDecodedInstruction& in, const Insn& out) {
     switch (in.mnemonic) {
@@ -235,7 +246,7 @@ DecodeResult Decoder::decode(CodeMode mode, unsigned stack_bits, std::span<const
     }
     out.exec = handler;
     out.thread = found.exec ? found.thread : &threaded_indirect;
-    return {DecodeStatus::Ok, changes_decoding(in)};
+    return {DecodeStatus::Ok, changes_decoding(in), conditional_jump(in.mnemonic)};
 }
 
 void report_unimplemented(uint16_t mnemonic, std::span<const uint8_t> bytes, uint64_t rip) {

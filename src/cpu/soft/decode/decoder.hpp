@@ -87,6 +87,9 @@ enum class DecodeStatus { Ok, Invalid, NeedMoreBytes };
 struct DecodeResult {
     DecodeStatus status = DecodeStatus::Ok;
     bool ends_block = false;  // a branch, or an instruction after which decoding may change
+    // A conditional jump (Jcc): the block may go on past it, since its handler ends the block
+    // (Cpu::end_block) only when it jumps.
+    bool conditional_jump = false;
 };
 
 class Decoder {

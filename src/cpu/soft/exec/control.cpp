@@ -26,10 +26,14 @@ void jmp(Cpu& cpu, const Insn& insn) {
     jump_near(cpu, target, insn.osize);
 }
 
+// A block goes on past a Jcc that does not jump (interpreter.cpp): one that jumps ends it.
 template <unsigned kCc>
 struct Jcc {
     static void run(Cpu& cpu, const Insn& insn) {
-        if (cpu.flags.condition<kCc>()) jump_near(cpu, relative_target(cpu, insn), insn.osize);
+        if (cpu.flags.condition<kCc>()) {
+            jump_near(cpu, relative_target(cpu, insn), insn.osize);
+            cpu.end_block = true;
+        }
     }
 };
 

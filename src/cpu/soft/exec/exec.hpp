@@ -82,7 +82,10 @@ void jump_near(Cpu& cpu, uint64_t target, unsigned osize);
 // as guest faults need it.
 inline void continue_block(Cpu& cpu, const Insn& insn) {
     cpu.rip = cpu.next_rip;
-    if (cpu.end_block) [[unlikely]] return;
+    if (cpu.end_block) [[unlikely]] {
+        cpu.block_exit = &insn;
+        return;
+    }
     const Insn& next = (&insn)[1];
     cpu.next_rip = (cpu.rip + next.length) & cpu.ip_mask;
     next.thread(cpu, next);
