@@ -7,10 +7,13 @@
 #include <vector>
 
 #include "cpu/soft/mmu/code_pages.hpp"
+#include "cpu/soft/msrs.hpp"
 #include "cpu/soft/soft_vcpu.hpp"
 #include "devices/irqchip/apic_router.hpp"
 
 namespace strata::soft {
+
+constexpr uint32_t kTscMsr = 0x10;  // IA32_TIME_STAMP_COUNTER
 
 class SoftEngine final : public CpuEngine {
 public:
@@ -49,15 +52,34 @@ public:
     }
     [[nodiscard]] Result<CpuState> vcpu_state(unsigned index) const override {
         if (index >= vcpus_.size()) return fail("vCPU {} does not exist ({} vCPUs)", index, vcpus_.size());
-        CpuState s = vcpus_[index]->cpu().state();
-        if (vcpus_[index]->waiting_for_sipi()) s.extended->mp_state = MpState::Uninitialized;
+        SoftVcpu& vcpu = *vcpus_[index];
+        CpuState s = vcpu.cpu().state();
+        ExtendedCpuState& x = *s.extended;
+        if (vcpu.waiting_for_sipi()) x.mp_state = MpState::Uninitialized;
+        // The local APIC's register page (its current count as of now) and the TSC, which the
+        // CPU's state leaves to the engine: both live beside the CPU.
+        LocalApicState apic = vcpu.lapic().export_state();
+        s.apic_base = apic.apic_base;
+        x.lapic = apic.page;
+        for (MsrValue& m : x.msrs)
+            if (m.index == kTscMsr) m.value = guest_tsc(vcpu.cpu());
         return s;
     }
     [[nodiscard]] Result<void> set_vcpu_state(unsigned index, const CpuState& state) override {
         if (index >= vcpus_.size()) return fail("vCPU {} does not exist ({} vCPUs)", index, vcpus_.size());
         forget_code();
-        vcpus_[index]->cpu().set_state(state);
-        if (state.extended) vcpus_[index]->set_waiting_for_sipi(state.extended->mp_state == MpState::Uninitialized);
+        SoftVcpu& vcpu = *vcpus_[index];
+        if (state.extended) {
+            // Check what can be refused before anything changes: nothing is half set.
+            LocalApicState apic{.apic_base = state.apic_base, .page = state.extended->lapic, .extra = std::nullopt};
+            if (auto r = vcpu.lapic().import_state(apic); !r) return context(r.error(), fmt::format("vCPU {}: local APIC", index));
+        }
+        vcpu.cpu().set_state(state);
+        if (state.extended) {
+            vcpu.set_waiting_for_sipi(state.extended->mp_state == MpState::Uninitialized);
+            for (const MsrValue& m : state.extended->msrs)
+                if (m.index == kTscMsr) (void)write_msr(vcpu.cpu(), kTscMsr, m.value);
+        }
         return {};
     }
     [[nodiscard]] Result<void> start(const Platform& platform) override {
