@@ -165,8 +165,22 @@ public:
         write_linear<T>(linear(s, offset, sizeof(T), Access::Write), value);
     }
     // Reads/writes 1, 2, 4 or 8 bytes, zero-extended.
-    [[nodiscard]] uint64_t read_sized(unsigned s, uint64_t offset, unsigned bytes);
-    void write_sized(unsigned s, uint64_t offset, unsigned bytes, uint64_t value);
+    [[nodiscard]] uint64_t read_sized(unsigned s, uint64_t offset, unsigned bytes) {
+        switch (bytes) {
+            case 1: return read<uint8_t>(s, offset);
+            case 2: return read<uint16_t>(s, offset);
+            case 4: return read<uint32_t>(s, offset);
+            default: return read<uint64_t>(s, offset);
+        }
+    }
+    void write_sized(unsigned s, uint64_t offset, unsigned bytes, uint64_t value) {
+        switch (bytes) {
+            case 1: write<uint8_t>(s, offset, static_cast<uint8_t>(value)); break;
+            case 2: write<uint16_t>(s, offset, static_cast<uint16_t>(value)); break;
+            case 4: write<uint32_t>(s, offset, static_cast<uint32_t>(value)); break;
+            default: write<uint64_t>(s, offset, value); break;
+        }
+    }
 
     // Linear accesses with the current privilege (`supervisor` forces a system access, as
     // descriptor-table, IDT and TSS accesses are, SDM vol. 3A §4.6.1).

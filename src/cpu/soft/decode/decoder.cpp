@@ -2,11 +2,14 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <cstdio>
 #include <mutex>
 #include <set>
 
+#include "cpu/soft/cpu.hpp"
 #include "cpu/soft/fault.hpp"
 
 namespace strata::soft {
@@ -239,10 +242,11 @@ DecodeResult Decoder::decode(CodeMode mode, unsigned stack_bits, std::span<const
     HandlerPair found = handler_table().find(in.mnemonic, decode_form(in, out), out);
     Handler handler = found.exec;
     if (!handler) {
-        // VEX/EVEX/XOP encodings are not advertised: plain #UD. Anything else we should run.
-        if (!(out.prefixes & prefix::Vex))
-            report_unimplemented(out.mnemonic, bytes.first(in.length), 0);
-        handler = [](Cpu&, const Insn&) { raise_ud(); };
+        // VEX/EVEX/XOP encodings are not advertised: plain #UD. Anything else we should run: it
+        // is reported when it runs (a block decodes past conditional jumps into code that may
+        // never run).
+        if (out.prefixes & prefix::Vex) handler = [](Cpu&, const Insn&) { raise_ud(); };
+        else handler = &handle_unimplemented;
     }
     out.exec = handler;
     out.thread = found.exec ? found.thread : &threaded_indirect;
@@ -262,8 +266,17 @@ void report_unimplemented(uint16_t mnemonic, std::span<const uint8_t> bytes, uin
                rip ? fmt::format(" at {:#x}", rip) : std::string());
 }
 
-void handle_unimplemented(Cpu&, const Insn& insn) {
-    report_unimplemented(insn.mnemonic, {}, 0);
+void handle_unimplemented(Cpu& cpu, const Insn& insn) {
+    // The instruction's bytes as fetched: up to its length, within its page.
+    uint8_t bytes[ZYDIS_MAX_INSTRUCTION_LENGTH] = {};
+    size_t length = 0;
+    uint64_t linear = cpu.code64 ? cpu.rip : (cpu.seg[CS].base + cpu.rip) & 0xffff'ffffull;
+    Cpu::Fetch fetch = cpu.translate_fetch(linear);
+    if (fetch.host) {
+        length = std::min<size_t>(insn.length, 0x1000 - (linear & 0xfff));
+        std::memcpy(bytes, fetch.host, length);
+    }
+    report_unimplemented(insn.mnemonic, std::span<const uint8_t>(bytes, length), cpu.rip);
     raise_ud();
 }
 

@@ -20,26 +20,6 @@ void threaded_indirect(Cpu& cpu, const Insn& insn) {
 
 void end_of_block(Cpu&, const Insn&) {}
 
-void push(Cpu& cpu, unsigned bytes, uint64_t value) {
-    uint64_t mask = stack_mask(cpu);
-    uint64_t rsp = (cpu.gpr[4] - bytes) & mask;
-    cpu.write_sized(SS, rsp, bytes, value);
-    cpu.gpr[4] = (cpu.gpr[4] & ~mask) | rsp;
-}
-
-uint64_t pop(Cpu& cpu, unsigned bytes) {
-    uint64_t mask = stack_mask(cpu);
-    uint64_t rsp = cpu.gpr[4] & mask;
-    uint64_t value = cpu.read_sized(SS, rsp, bytes);
-    cpu.gpr[4] = (cpu.gpr[4] & ~mask) | ((rsp + bytes) & mask);
-    return value;
-}
-
-uint64_t peek(Cpu& cpu, unsigned bytes, uint64_t offset) {
-    uint64_t mask = stack_mask(cpu);
-    return cpu.read_sized(SS, (cpu.gpr[4] + offset) & mask, bytes);
-}
-
 void jump_near(Cpu& cpu, uint64_t target, unsigned osize) {
     if (cpu.code64) {
         if (osize != 8) target &= LazyFlags::mask(osize);  // 16-bit operand size: IP wraps

@@ -64,10 +64,24 @@ inline uint64_t sign_extend(uint64_t value, unsigned bytes) {
 
 // The stack (SDM vol. 1 §6.2): RSP, ESP or SP by the stack-address size, SS-relative.
 inline uint64_t stack_mask(const Cpu& cpu) { return cpu.stack_bits == 64 ? ~0ull : LazyFlags::mask(cpu.stack_bits / 8); }
-void push(Cpu& cpu, unsigned bytes, uint64_t value);
-uint64_t pop(Cpu& cpu, unsigned bytes);
+inline void push(Cpu& cpu, unsigned bytes, uint64_t value) {
+    uint64_t mask = stack_mask(cpu);
+    uint64_t rsp = (cpu.gpr[4] - bytes) & mask;
+    cpu.write_sized(SS, rsp, bytes, value);
+    cpu.gpr[4] = (cpu.gpr[4] & ~mask) | rsp;
+}
+inline uint64_t pop(Cpu& cpu, unsigned bytes) {
+    uint64_t mask = stack_mask(cpu);
+    uint64_t rsp = cpu.gpr[4] & mask;
+    uint64_t value = cpu.read_sized(SS, rsp, bytes);
+    cpu.gpr[4] = (cpu.gpr[4] & ~mask) | ((rsp + bytes) & mask);
+    return value;
+}
 // Reads the value `bytes` wide at the top of the stack plus `offset` without popping.
-uint64_t peek(Cpu& cpu, unsigned bytes, uint64_t offset = 0);
+inline uint64_t peek(Cpu& cpu, unsigned bytes, uint64_t offset = 0) {
+    uint64_t mask = stack_mask(cpu);
+    return cpu.read_sized(SS, (cpu.gpr[4] + offset) & mask, bytes);
+}
 
 // Jumps to `target` (an offset in CS), truncated to the operand size outside 64-bit mode;
 // #GP if it is beyond CS's limit or not canonical.

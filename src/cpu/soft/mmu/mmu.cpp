@@ -294,24 +294,6 @@ Cpu::Fetch Cpu::translate_fetch(uint64_t address) {
     return {phys, host, false};
 }
 
-uint64_t Cpu::read_sized(unsigned s, uint64_t offset, unsigned bytes) {
-    switch (bytes) {
-        case 1: return read<uint8_t>(s, offset);
-        case 2: return read<uint16_t>(s, offset);
-        case 4: return read<uint32_t>(s, offset);
-        default: return read<uint64_t>(s, offset);
-    }
-}
-
-void Cpu::write_sized(unsigned s, uint64_t offset, unsigned bytes, uint64_t value) {
-    switch (bytes) {
-        case 1: write<uint8_t>(s, offset, static_cast<uint8_t>(value)); break;
-        case 2: write<uint16_t>(s, offset, static_cast<uint16_t>(value)); break;
-        case 4: write<uint32_t>(s, offset, static_cast<uint32_t>(value)); break;
-        default: write<uint64_t>(s, offset, value); break;
-    }
-}
-
 void Cpu::flush_tlb(bool including_global) {
     ++tlb_generation_;
     if (including_global) ++global_tlb_generation_;
