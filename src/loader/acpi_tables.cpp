@@ -49,6 +49,7 @@ struct [[gnu::packed]] GenericAddress {
     uint64_t address;
 };
 static_assert(sizeof(GenericAddress) == 12);
+constexpr uint8_t kSystemMemory = 0;
 constexpr uint8_t kSystemIo = 1;
 
 // §5.2.9 Fixed ACPI Description Table, revision 6.
@@ -130,6 +131,18 @@ struct [[gnu::packed]] MadtLocalApicNmi {
 static_assert(sizeof(MadtHeader) == 44 && sizeof(MadtLocalApic) == 8 && sizeof(MadtIoApic) == 12 &&
               sizeof(MadtOverride) == 10 && sizeof(MadtLocalApicNmi) == 6);
 constexpr uint16_t kLevelActiveHigh = 0b1101;
+
+// IA-PC HPET Specification 1.0a §3.2.4, Table 3: the HPET description table.
+struct [[gnu::packed]] HpetTable {
+    SdtHeader header;
+    uint32_t event_timer_block_id;
+    GenericAddress base_address;
+    uint8_t hpet_number;
+    uint16_t minimum_periodic_ticks;
+    uint8_t page_protection;  // 0: no guarantee that the rest of the 4 KiB page is unused
+};
+static_assert(sizeof(HpetTable) == 56 && offsetof(HpetTable, base_address) == 40 &&
+              offsetof(HpetTable, minimum_periodic_ticks) == 53);
 
 SdtHeader sdt_header(const char* signature, uint8_t revision) {
     SdtHeader header{};
@@ -256,6 +269,18 @@ std::vector<uint8_t> build_madt(const AcpiConfig& config) {
     return finish_table(std::move(table));
 }
 
+std::vector<uint8_t> build_hpet(const AcpiHpet& hpet) {
+    HpetTable table{};
+    table.header = sdt_header("HPET", 1);
+    table.event_timer_block_id = hpet.event_timer_block_id;
+    table.base_address = {kSystemMemory, 64, 0, 0, pc::kHpet};
+    table.hpet_number = 0;
+    table.minimum_periodic_ticks = hpet.minimum_periodic_ticks;
+    std::vector<uint8_t> bytes;
+    append_bytes(bytes, table);
+    return finish_table(std::move(bytes));
+}
+
 // Lays tables out one after another from pc::kAcpiTables.
 class Layout {
 public:
@@ -291,12 +316,13 @@ Result<void> write_acpi_tables(GuestMemory& memory, const AcpiConfig& config) {
     }
     uint64_t dsdt_addr = layout.place(build_dsdt(config), 16);
     uint64_t fadt_addr = layout.place(build_fadt(facs_addr, dsdt_addr), 16);
-    uint64_t madt_addr = layout.place(build_madt(config), 16);
+    std::vector<uint64_t> listed{fadt_addr, layout.place(build_madt(config), 16)};
+    if (config.hpet) listed.push_back(layout.place(build_hpet(*config.hpet), 16));
 
     std::vector<uint8_t> rsdt, xsdt;
     append_bytes(rsdt, sdt_header("RSDT", 1));
     append_bytes(xsdt, sdt_header("XSDT", 1));
-    for (uint64_t table : {fadt_addr, madt_addr}) {
+    for (uint64_t table : listed) {
         append_bytes(rsdt, static_cast<uint32_t>(table));
         append_bytes(xsdt, table);
     }

@@ -9,14 +9,17 @@
 //           RESET_REG = I/O 0xCF9 value 6, legacy devices and 8042; FACS; DSDT with \_S5 and
 //           (optionally) COM1 PNP0501, PS/2 keyboard PNP0303 and mouse PNP0F13 with _HID/_CRS;
 //           MADT with one local APIC per CPU, the IOAPIC, overrides IRQ0 -> GSI2 and IRQ9 -> GSI9
-//           (level, active high) and LINT1 NMI.
-// Missing: GPE blocks, PCI host bridge (_PRT routing), processor devices, HPET, MCFG, sleep states
-//          other than S5, x2APIC entries (so at most 255 CPUs).
+//           (level, active high) and LINT1 NMI; optionally an HPET table (timer block 0 at
+//           pc::kHpet in system memory, no page protection guarantee).
+// Missing: GPE blocks, PCI host bridge (_PRT routing), processor devices, the HPET's DSDT device
+//          (PNP0103: Linux finds the HPET by its table), MCFG, sleep states other than S5, x2APIC
+//          entries (so at most 255 CPUs).
 // Spec: ACPI 6.5 §5.2.5 (RSDP), §5.2.7/5.2.8 (RSDT/XSDT), §5.2.9 (FADT), §5.2.10 (FACS),
-//       §5.2.12 (MADT), §7.4.2 (\_Sx objects).
+//       §5.2.12 (MADT), §7.4.2 (\_Sx objects); IA-PC HPET Specification 1.0a §3.2.4 (HPET table).
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include "base/error.hpp"
 #include "memory/guest_memory.hpp"
@@ -24,9 +27,16 @@
 
 namespace strata {
 
+// The HPET timer block at pc::kHpet, as its ACPI description table gives it (HPET spec §3.2.4).
+struct AcpiHpet {
+    uint32_t event_timer_block_id = 0;  // the low 32 bits of its general capabilities register
+    uint16_t minimum_periodic_ticks = 0;  // the shortest period without lost interrupts, in ticks
+};
+
 struct AcpiConfig {
     unsigned cpus = 1;          // 1..255: one enabled local APIC each, APIC ids 0..cpus-1
     bool pnp_devices = true;    // describe COM1, the PS/2 keyboard and mouse in the DSDT
+    std::optional<AcpiHpet> hpet = std::nullopt;  // an HPET table, listed after the MADT
 };
 
 // Where write_acpi_tables() puts the RSDP: pass it to load_linux() (boot_params.acpi_rsdp_addr).
@@ -40,7 +50,7 @@ constexpr uint8_t kAcpiSlpTypS5 = 5;
 // The IOAPIC's id in the MADT (and the MP table): the first id after the CPUs'.
 [[nodiscard]] constexpr uint8_t acpi_ioapic_id(unsigned cpus) { return static_cast<uint8_t>(cpus); }
 
-// Writes RSDP, RSDT, XSDT, FADT, FACS, DSDT and MADT with correct checksums.
+// Writes RSDP, RSDT, XSDT, FADT, FACS, DSDT, MADT (and the HPET table) with correct checksums.
 [[nodiscard]] Result<void> write_acpi_tables(GuestMemory& memory, const AcpiConfig& config);
 
 }  // namespace strata

@@ -11,6 +11,7 @@
 #include "devices/legacy/acpi_pm.hpp"
 #include "devices/legacy/cmos_rtc.hpp"
 #include "devices/legacy/fw_cfg.hpp"
+#include "devices/legacy/hpet.hpp"
 #include "devices/legacy/i8042.hpp"
 #include "devices/legacy/uart16550.hpp"
 #include "devices/pci/pci_host.hpp"
@@ -74,15 +75,28 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
         place(board->pio_, pc::kPortPic2, 2, board->pic_->slave_port(), "8259A slave");
         place(board->pio_, pc::kPortElcr, 2, board->pic_->elcr_port(), "8259A ELCR");
         place(board->mmio_, pc::kIoApic, IoApic::kWindowSize, board->ioapic_, "IOAPIC");
-        auto pit = std::make_shared<Pit8254>(*board->gsi_->line(pc::kIrqPit), timers);
-        place(board->pio_, pc::kPortPit, 4, pit->counters(), "8254 PIT");
-        place(board->pio_, pc::kPortSystemControlB, 1, pit->system_control(), "port 0x61 (PIT gate, speaker)");
     }
     auto line = [&](unsigned gsi) -> IrqLine& {
         IrqLine* irq = board->gsi_ ? board->gsi_->line(gsi) : engine.irq_line(gsi);
         if (!irq) panic(fmt::format("the {} engine has no GSI {}", engine.name(), gsi));
         return *irq;
     };
+
+    // The HPET: LegacyReplacement timers on IRQ0 (GSI 0, which reaches IOAPIC pin 2 as the MADT
+    // override says) and IRQ8; its other routes are the IOAPIC inputs no ISA device uses. The
+    // PIT's and RTC's interrupts pass through it, which cuts them off in LegacyReplacement mode.
+    Hpet::Wiring hpet_wiring;
+    hpet_wiring.irq0 = &line(pc::kIrqPit);
+    hpet_wiring.irq8 = &line(pc::kIrqRtc);
+    for (unsigned gsi = pc::kFirstPciGsi; gsi < pc::kIoApicPins; ++gsi) hpet_wiring.ioapic[gsi] = &line(gsi);
+    board->hpet_ = std::make_shared<Hpet>(timers, hpet_wiring);
+    place(board->mmio_, pc::kHpet, Hpet::kWindowSize, board->hpet_, "HPET");
+
+    if (board->gsi_) {
+        auto pit = std::make_shared<Pit8254>(board->hpet_->pit_input(), timers);
+        place(board->pio_, pc::kPortPit, 4, pit->counters(), "8254 PIT");
+        place(board->pio_, pc::kPortSystemControlB, 1, pit->system_control(), "port 0x61 (PIT gate, speaker)");
+    }
 
     int console_out = config.console_out;
     board->com1_ = std::make_shared<Uart16550>(line(pc::kIrqCom1), [console_out](std::span<const uint8_t> bytes) {
@@ -101,7 +115,7 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
     auto acpi_pm = std::make_shared<AcpiPm>(line(pc::kIrqAcpiSci), control);
     place(board->pio_, pc::kPortAcpiPm, AcpiPm::kWindowSize, acpi_pm, "ACPI PM");
 
-    board->rtc_irq_ = std::make_unique<RtcWakeLine>(line(pc::kIrqRtc), *acpi_pm);
+    board->rtc_irq_ = std::make_unique<RtcWakeLine>(board->hpet_->rtc_input(), *acpi_pm);
     auto rtc = std::make_shared<CmosRtc>(*board->rtc_irq_, timers);
     uint64_t below_4g = std::min<uint64_t>(memory.ram_size(), GuestMemory::kLowRamLimit);
     rtc->set_memory_size(below_4g, memory.ram_size() - below_4g);

@@ -2,7 +2,8 @@
 // slot) and which interrupt line it drives. Devices themselves know only offsets.
 //
 // Port map (memory/pc_layout.hpp): i8042 0x60/0x64, RTC 0x70-0x71, COM1 0x3f8-0x3ff, fw_cfg
-// 0x510-0x511, ACPI PM 0x600-0x60b, PCI config 0xcf8-0xcff (reset control at 0xcf9);
+// 0x510-0x511, ACPI PM 0x600-0x60b, PCI config 0xcf8-0xcff (reset control at 0xcf9), HPET at
+// 0xfed00000 (both engines; the PIT's and RTC's interrupts pass through it);
 // with --test-devices also isa-debug-exit 0xf4, pc-testdev 0xe0-0xef, 0x2000-0x2017 and its MMIO
 // at 0xff000000, and pci-testdev in PCI slot 1. The 8259s (0x20, 0xa0, ELCR 0x4d0), the PIT
 // (0x40-0x43, port 0x61) and the IOAPIC (0xfec00000) are KVM's in-kernel ones under the kvm
@@ -26,6 +27,7 @@ class Uart16550;
 class Pic8259Pair;
 class IoApic;
 class GsiRouter;
+class Hpet;
 
 class Board {
 public:
@@ -51,6 +53,8 @@ private:
     std::unique_ptr<Pic8259Pair> pic_;
     std::shared_ptr<IoApic> ioapic_;
     std::unique_ptr<GsiRouter> gsi_;
+    // Declared before the RTC's line and the buses: the PIT and RTC interrupt through it.
+    std::shared_ptr<Hpet> hpet_;
     class RtcWakeLine;
     // Declared first so it outlives the RTC (owned by the bus), whose timer drives it.
     std::unique_ptr<RtcWakeLine> rtc_irq_;

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 
+#include "devices/legacy/hpet.hpp"
 #include "host/escape_filter.hpp"
 #include "host/image_file.hpp"
 #include "host/terminal.hpp"
@@ -113,7 +114,10 @@ Result<CpuState> Machine::load_guest() {
 
     // Firmware tables first: the loaders place nothing in the BIOS area or the EBDA.
     if (auto r = write_mptable(memory_, config_.cpus); !r) return context(r.error(), "MP table");
-    if (auto r = write_acpi_tables(memory_, AcpiConfig{.cpus = config_.cpus}); !r)
+    // The board places its HPET under both engines; the table tells guests where it is.
+    AcpiHpet hpet{.event_timer_block_id = Hpet::kEventTimerBlockId,
+                  .minimum_periodic_ticks = Hpet::kMinPeriodicIntervalNs / Hpet::kTickNs};
+    if (auto r = write_acpi_tables(memory_, AcpiConfig{.cpus = config_.cpus, .hpet = hpet}); !r)
         return context(r.error(), "ACPI tables");
 
     Result<CpuState> entry;

@@ -28,6 +28,7 @@ constexpr uint64_t kKernelLoad = 0x100000;       // 1 MiB: protected-mode kernel
 constexpr uint64_t kPciMmioStart = 0xc000'0000;  // 32-bit PCI BAR window
 constexpr uint64_t kPciMmioEnd = 0xfe00'0000;
 constexpr uint64_t kIoApic = 0xfec0'0000;
+constexpr uint64_t kHpet = 0xfed0'0000;          // HPET timer block (1 KiB), where PC chipsets put it
 constexpr uint64_t kLocalApic = 0xfee0'0000;
 constexpr uint64_t kTestDevMmio = 0xff00'0000;   // pc-testdev scratch memory (64 KiB)
 
@@ -57,5 +58,6 @@ constexpr unsigned kIrqRtc = 8;
 constexpr unsigned kIrqAcpiSci = 9;
 constexpr unsigned kIrqMouse = 12;
 constexpr unsigned kIoApicPins = 24;
+constexpr unsigned kFirstPciGsi = 16;            // GSIs 16-23: IOAPIC only, no ISA device (HPET routes)
 
 }  // namespace strata::pc

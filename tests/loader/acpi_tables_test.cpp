@@ -159,6 +159,28 @@ TEST_F(Acpi, MadtListsCpusIoApicOverridesAndNmi) {
     EXPECT_EQ(entries[6][5], 1) << "LINT1";
 }
 
+// IA-PC HPET 1.0a §3.2.4: the timer block's ID and base address, as Linux's acpi_parse_hpet reads them.
+TEST_F(Acpi, HpetTableGivesTheTimerBlock) {
+    ASSERT_TRUE(write_acpi_tables(*memory, {.cpus = 1}));
+    EXPECT_FALSE(discover(*memory).contains("HPET")) << "only when asked for";
+
+    ASSERT_TRUE(write_acpi_tables(*memory, {.cpus = 2, .hpet = AcpiHpet{0x8086a201, 2000}}));
+    auto tables = discover(*memory);
+    ASSERT_TRUE(tables.contains("HPET"));
+    EXPECT_TRUE(tables.contains("APIC"));
+    const auto& hpet = tables["HPET"];
+    ASSERT_EQ(hpet.size(), 56u);
+    EXPECT_EQ(hpet[8], 1) << "revision";
+    EXPECT_EQ(get_le(hpet, 36, 4), 0x8086a201u) << "Event Timer Block ID";
+    EXPECT_EQ(hpet[40], 0) << "base address in system memory";
+    EXPECT_EQ(hpet[41], 64) << "register width";
+    EXPECT_EQ(get_le(hpet, 44, 8), pc::kHpet);
+    EXPECT_EQ(get_le(hpet, 44, 8), 0xfed00000u) << "where PC chipsets and kvm-unit-tests have it";
+    EXPECT_EQ(hpet[52], 0) << "HPET number";
+    EXPECT_EQ(get_le(hpet, 53, 2), 2000u) << "minimum periodic clock ticks";
+    EXPECT_EQ(hpet[55], 0) << "no page protection guarantee";
+}
+
 TEST_F(Acpi, RejectsImpossibleCpuCounts) {
     auto r = write_acpi_tables(*memory, {.cpus = 256});
     ASSERT_FALSE(r);
