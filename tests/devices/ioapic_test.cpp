@@ -42,13 +42,25 @@ TEST_F(IoApicTest, IdVersionAndArbitration) {
     EXPECT_EQ(read_register(0x01), 0x00170020u);  // 24 entries, version 0x20
     EXPECT_EQ(read_register(0x02), 0x03000000u);
     write_register(0x00, 0x1a000000);
-    EXPECT_EQ(read_register(0x00), 0x1a000000u);
-    EXPECT_EQ(read_register(0x02), 0x0a000000u);  // four bits of arbitration ID
+    EXPECT_EQ(read_register(0x00), 0x0a000000u);  // a four-bit ID
+    EXPECT_EQ(read_register(0x02), 0x0a000000u);  // the arbitration ID follows it
     write_register(0x01, 0);  // read-only
     EXPECT_EQ(read_register(0x01), 0x00170020u);
     EXPECT_EQ(read_register(0x03), 0u);
     EXPECT_EQ(read_register(0xff), 0u);
     EXPECT_EQ(in(ioapic, kSelect, 4), 0xffu);
+}
+
+// 82093AA §3.2.1, as kvm-unit-tests' ioapic checks it: writing every bit inverted changes only
+// bits 27-24 of the ID register.
+TEST_F(IoApicTest, OnlyIdBits24To27AreWritable) {
+    uint32_t before = read_register(0x00);
+    write_register(0x00, ~before);
+    EXPECT_EQ(before ^ read_register(0x00), 0x0f000000u);
+    write_register(0x00, 0xffffffff);
+    EXPECT_EQ(read_register(0x00), 0x0f000000u);
+    EXPECT_EQ(read_register(0x02), 0x0f000000u);
+    EXPECT_EQ(ioapic.state().id, 0x0f);
 }
 
 TEST_F(IoApicTest, EntriesStartMaskedAndReadBack) {

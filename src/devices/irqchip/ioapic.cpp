@@ -13,6 +13,7 @@ constexpr unsigned kMaxRedirectionEntry = IoApic::kPins - 1;
 constexpr uint8_t kFirstRedirectionRegister = static_cast<uint8_t>(IoApic::Reg::RedirectionTable);
 constexpr uint8_t kLastRedirectionRegister = kFirstRedirectionRegister + 2 * IoApic::kPins - 1;
 constexpr unsigned kIdShift = 24;
+constexpr uint8_t kIdMask = 0x0f;              // 82093AA §3.2.1: bits 27-24, the rest reserved
 constexpr uint32_t kArbitrationIdMask = 0x0f;  // 82093AA §3.2.3: bits 27-24
 
 // What the guest may write in an entry's low half: vector, delivery mode, destination mode,
@@ -64,7 +65,7 @@ std::optional<ApicMessage> message_for(uint64_t entry) {
 }  // namespace
 
 IoApic::IoApic(ApicBus& bus, uint8_t id) : bus_(bus) {
-    state_.id = id;
+    state_.id = id & kIdMask;
     state_.redirection.fill(kMasked);
     for (unsigned pin = 0; pin < kPins; ++pin) {
         inputs_[pin].ioapic = this;
@@ -131,6 +132,7 @@ void IoApic::set_state(const State& state) {
     {
         std::lock_guard lock(mutex_);
         state_ = state;
+        state_.id &= kIdMask;
         state_.input_levels &= (uint32_t{1} << kPins) - 1;
         for (uint64_t& entry : state_.redirection) {
             entry &= kLowWritable | kRemoteIrr | kDestinationMask;
@@ -198,7 +200,7 @@ uint32_t IoApic::read_register(uint8_t index) const {
 
 void IoApic::write_register(uint8_t index, uint32_t value, Outbox& outbox) {
     if (static_cast<Reg>(index) == Reg::Id) {
-        state_.id = static_cast<uint8_t>(value >> kIdShift);
+        state_.id = static_cast<uint8_t>((value >> kIdShift) & kIdMask);
         return;
     }
     if (index < kFirstRedirectionRegister || index > kLastRedirectionRegister) return;  // read-only or none

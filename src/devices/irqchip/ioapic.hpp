@@ -4,7 +4,7 @@
 // State:    the ID, IOREGSEL, 24 redirection table entries (with their remote IRR bits), and the
 //           levels of the 24 input lines.
 // Features: one MMIO window of 0x100 bytes (the board places it at 0xfec00000): IOREGSEL at 0x00,
-//           IOWIN at 0x10, EOI at 0x40. Registers through IOWIN: 0x00 ID (bits 31-24), 0x01
+//           IOWIN at 0x10, EOI at 0x40. Registers through IOWIN: 0x00 ID (bits 27-24), 0x01
 //           version (0x20, maximum redirection entry 23 in bits 23-16), 0x02 arbitration ID (the
 //           ID's low four bits, read-only), 0x10 + 2n / 0x11 + 2n the low and high halves of
 //           redirection entry n: vector, delivery mode, destination mode, polarity, remote IRR
@@ -22,8 +22,9 @@
 //           IOWIN write changes only the bytes it covers (read-modify-write of the selected
 //           register), IOREGSEL takes its low byte, EOI takes the vector from byte 0x40. All
 //           other bytes of the window read 0 and ignore writes, as do unimplemented registers.
-// Choice:   the ID is 8 bits wide (Linux reads bits 31-24), so that the ID N Strata's MP table and
-//           MADT give an IOAPIC behind N CPUs reads back for every N up to 254. Delivery modes
+// Choice:   the ID is bits 27-24, as the 82093AA (§3.2.1), QEMU and KVM have it (kvm-unit-tests'
+//           ioapic checks that only those take a write); the MP table's and MADT's ID N for N CPUs
+//           above 15 does not read back, which Linux on x86-64 never checks. Delivery modes
 //           other than fixed and lowest priority (SMI, NMI, INIT, ExtINT) are edge-only (82093AA
 //           §3.2.4): they are sent on a rising edge whatever the trigger mode bit says, and never
 //           set remote IRR. The reserved delivery modes 3 and 6 send nothing.
@@ -92,7 +93,7 @@ public:
     };
 
     // Messages go to `bus`, which must outlive the IOAPIC. `id` is the ID register's reset value
-    // (the board gives the ID its MP table and MADT name).
+    // (its low four bits).
     explicit IoApic(ApicBus& bus, uint8_t id = 0);
     IoApic(const IoApic&) = delete;
     IoApic& operator=(const IoApic&) = delete;
