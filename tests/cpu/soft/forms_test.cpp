@@ -137,6 +137,17 @@ TEST_F(FormsTest, ShiftFormsMatchTheGenericHandlers) {
     expect_same_as_generic("48 c1 f8 3f");  // sar rax, 63
 }
 
+TEST_F(FormsTest, MultiplyFormsMatchTheGenericHandler) {
+    expect_same_as_generic("48 0f af c1");              // imul rax, rcx
+    expect_same_as_generic("0f af c1");                 // imul eax, ecx
+    expect_same_as_generic("0f af 43 08");              // imul eax, [rbx+8]
+    expect_same_as_generic("48 0f af 43 08");           // imul rax, [rbx+8]
+    expect_same_as_generic("48 6b c1 07");              // imul rax, rcx, 7
+    expect_same_as_generic("6b c1 80");                 // imul eax, ecx, -128
+    expect_same_as_generic("69 c1 78 56 34 12");        // imul eax, ecx, 0x12345678
+    expect_same_as_generic("48 69 43 08 ff ff ff ff");  // imul rax, [rbx+8], -1
+}
+
 TEST_F(FormsTest, MemoryFaultsAreTheSame) {
     // RBX + 0x4000_0000 is beyond the identity map of the first GiB: a #PF either way.
     expect_same_as_generic("48 8b 83 00 00 00 40");  // mov rax, [rbx+0x40000000]

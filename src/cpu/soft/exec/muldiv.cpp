@@ -7,7 +7,9 @@
 // DIV/IDIV raise #DE for a zero divisor and for a quotient that does not fit (including the most
 // negative dividend divided by -1), before changing anything; all six flags are undefined, and
 // this AMD host keeps CF and OF, clears SF, ZF and PF and sets AF.
-#include "cpu/soft/exec/alu.hpp"
+#include <type_traits>
+
+#include "cpu/soft/exec/forms.hpp"
 
 namespace strata::soft {
 
@@ -75,6 +77,37 @@ void imul_handler(Cpu& cpu, const Insn& insn) {
     SignedProduct p = signed_multiply(a, b, size);
     write_operand(cpu, insn, 0, p.low);
     set_multiply_flags(cpu, p.overflow);
+}
+
+// IMUL r, r/m and IMUL r, r/m, imm with 32- or 64-bit registers, compiled for their shape.
+template <class T, bool kMemory, bool kImmediate>
+void imul_form(Cpu& cpu, const Insn& insn) {
+    using Signed = std::make_signed_t<T>;
+    auto source = [&cpu, &insn] {
+        return kMemory ? cpu.read<T>(insn.mem.seg, effective_address(cpu, insn)) : gpr<T>(cpu, insn.op[1].reg);
+    };
+    T a = kImmediate ? source() : gpr<T>(cpu, insn.op[0].reg);
+    T b = kImmediate ? static_cast<T>(insn.imm) : source();
+    Signed product;
+    bool overflow = __builtin_mul_overflow(static_cast<Signed>(a), static_cast<Signed>(b), &product);
+    set_gpr<T>(cpu, insn.op[0].reg, static_cast<T>(product));
+    set_multiply_flags(cpu, overflow);
+}
+
+template <class T>
+HandlerPair imul_for(bool memory, bool immediate) {
+    if (memory) return immediate ? compiled<&imul_form<T, true, true>>() : compiled<&imul_form<T, true, false>>();
+    return immediate ? compiled<&imul_form<T, false, true>>() : compiled<&imul_form<T, false, false>>();
+}
+
+HandlerPair specialize_imul(const Insn& insn) {
+    const Operand& dst = insn.op[0];
+    const Operand& src = insn.op[1];
+    if (insn.nops < 2 || insn.nops > 3 || !plain_gpr(dst) || (dst.size != 4 && dst.size != 8)) return {};
+    if (insn.nops == 3 && insn.op[2].kind != OpKind::Imm) return {};
+    bool memory = src.kind == OpKind::Mem;
+    if (!memory && !(plain_gpr(src) && src.size == dst.size)) return {};
+    return dst.size == 4 ? imul_for<uint32_t>(memory, insn.nops == 3) : imul_for<uint64_t>(memory, insn.nops == 3);
 }
 
 // --- DIV, IDIV ---
@@ -146,7 +179,7 @@ void idiv_handler(Cpu& cpu, const Insn& insn) {
 
 void bind_muldiv(HandlerTable& table) {
     table.bind(ZYDIS_MNEMONIC_MUL, compiled<&mul_handler>());
-    table.bind(ZYDIS_MNEMONIC_IMUL, compiled<&imul_handler>());
+    table.bind(ZYDIS_MNEMONIC_IMUL, &imul_handler, &specialize_imul);
     table.bind(ZYDIS_MNEMONIC_DIV, &div_handler);
     table.bind(ZYDIS_MNEMONIC_IDIV, &idiv_handler);
 }
