@@ -119,7 +119,12 @@ bool SoftVcpu::run_once(const Platform& platform) {
     cpu_.platform = &platform;
     try {
         while (!stop_.load(std::memory_order_acquire)) {
+            // Clearing the kick and then looking at the events must not be reordered (a store
+            // and a later load may be, even on x86): an event posted between them would find
+            // its kick erased while this thread found no event, and a halted vCPU would sleep
+            // through it (kvm-unit-tests' vmexit_ipi lost IPIs so).
             kicked_.store(false, std::memory_order_relaxed);
+            std::atomic_thread_fence(std::memory_order_seq_cst);
             if (lapic_.has_event()) take_events();
             if (cpu_.halted || waiting_for_sipi_) {
                 sleep_until_event();
