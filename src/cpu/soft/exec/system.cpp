@@ -11,12 +11,15 @@
 // Features the CPUID of soft_cpuid.hpp does not advertise raise #UD without a report: XGETBV,
 // XSETBV, INVPCID, RDPID, RDRAND, RDSEED, MONITOR, MWAIT, CLAC, STAC, RD/WRFSBASE, RD/WRGSBASE.
 // Missing: hardware breakpoints (DR0-DR3 and DR7 hold values; nothing triggers on them but
-// DR7.GD), the PAE PDPTE checks of a CR3 load, LAR/LSL of 16-byte system descriptors beyond their
+// DR7.GD; enabling one is said once on stderr), the PAE PDPTE checks of a CR3 load, LAR/LSL of 16-byte system descriptors beyond their
 // first 8 bytes.
 // Spec: Intel SDM vol. 2 (each instruction's "Operation"), vol. 3A §2.5 (control registers),
 // §2.8.1 (privileged instructions), §5.8.7-5.8.8 (SYSENTER/SYSEXIT, SYSCALL/SYSRET), §9.8.5
 // (IA-32e mode activation), vol. 3B §18.2 (debug registers).
 #include <Zydis/Zydis.h>
+#include <fmt/format.h>
+
+#include <atomic>
 
 #include "cpu/soft/descriptors.hpp"
 #include "cpu/soft/exec/exec.hpp"
@@ -145,6 +148,15 @@ unsigned debug_register(Cpu& cpu, unsigned n) {
     return n;
 }
 
+// Breakpoints DR7 enables (L0-L3, G0-G3) do not trigger yet: said once on stderr, not a silent
+// no-op. The registers themselves hold what the guest writes.
+void report_breakpoints(uint64_t dr7) {
+    static std::atomic<bool> reported{false};
+    if ((dr7 & 0xff) && !reported.exchange(true))
+        fmt::print(stderr, "strata: soft engine: hardware breakpoints (DR7 {:#x}) are not implemented; they do not "
+                           "trigger\n", dr7);
+}
+
 void mov_debug(Cpu& cpu, const Insn& insn) {
     require_cpl0(cpu);
     if (insn.op[0].kind == OpKind::Dr) {
@@ -153,7 +165,10 @@ void mov_debug(Cpu& cpu, const Insn& insn) {
         if (n >= 6 && (value >> 32)) raise_gp(0);
         if (n < 4) cpu.dr[n] = value;
         else if (n == 6) cpu.dr6 = (value & kDr6Writable) | kDr6Fixed;
-        else cpu.dr7 = (value & kDr7Writable) | kDr7Fixed;
+        else {
+            cpu.dr7 = (value & kDr7Writable) | kDr7Fixed;
+            report_breakpoints(cpu.dr7);
+        }
         return;
     }
     unsigned n = debug_register(cpu, insn.op[1].reg);
