@@ -148,6 +148,24 @@ TEST_F(HpetTest, ComparatorInThePastFiresAtOnceWhenWritten) {
     EXPECT_EQ(gsi17.raises(), 1u);
 }
 
+// A periodic timer whose interrupt is disabled still accumulates (reads show it) but raises
+// nothing, and enabling its interrupt later does not deliver the matches it missed.
+TEST_F(HpetTest, PeriodicTimerWithoutInterruptAccumulatesSilently) {
+    write64(kConfig, kEnable);
+    write64(timer_config(0), kPeriodic | kValueSet | route(16));
+    write64(comparator(0), 10'000);
+    write64(comparator(0), 10'000);  // the period: 100 us
+    at(105'000 * kTick);
+    EXPECT_EQ(read64(comparator(0)), 110'000u) << "the accumulator moved past now";
+    EXPECT_EQ(gsi16.raises(), 0u);
+    write64(timer_config(0), kIntEnable | kPeriodic | route(16));
+    EXPECT_EQ(gsi16.raises(), 0u) << "no interrupt for matches while INT_ENB was clear";
+    at(110'000 * kTick);
+    EXPECT_EQ(gsi16.raises(), 1u);
+    at(120'000 * kTick);
+    EXPECT_EQ(gsi16.raises(), 2u);
+}
+
 TEST_F(HpetTest, PeriodicTimerAccumulates) {
     // Linux's periodic set-up: VAL_SET, the first match, then the period alone.
     write64(kConfig, kEnable);

@@ -284,7 +284,10 @@ void Hpet::update_lines() {
 void Hpet::reschedule() {
     std::optional<int64_t> earliest;
     for (const Timer& timer : timers_) {
-        if (!timer.match_tick) continue;
+        // Without Tn_INT_ENB a match changes only what reads show (the periodic accumulator, a
+        // level timer's status bit), and every access runs the matches due first: no host timer
+        // (Linux leaves its periodic timer 0 so when the local APIC timer takes over).
+        if (!timer.match_tick || !(timer.config & kIntEnable)) continue;
         if (*timer.match_tick > static_cast<uint64_t>(std::numeric_limits<int64_t>::max() - enabled_at_) / kTickNs)
             continue;  // centuries away
         int64_t deadline = enabled_at_ + static_cast<int64_t>(*timer.match_tick) * kTickNs;
