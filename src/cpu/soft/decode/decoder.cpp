@@ -109,13 +109,7 @@ bool changes_decoding(const ZydisDecodedInstruction& in) {
 
 // Jcc (SDM vol. 2A "Jcc"): the 16 conditions, not JrCXZ or LOOP.
 bool conditional_jump(ZydisMnemonic mnemonic) {
-    switch (mnemonic) {
-        case ZYDIS_MNEMONIC_JO: case ZYDIS_MNEMONIC_JNO: case ZYDIS_MNEMONIC_JB: case ZYDIS_MNEMONIC_JNB:
-        case ZYDIS_MNEMONIC_JZ: case ZYDIS_MNEMONIC_JNZ: case ZYDIS_MNEMONIC_JBE: case ZYDIS_MNEMONIC_JNBE:
-        case ZYDIS_MNEMONIC_JS: case ZYDIS_MNEMONIC_JNS: case ZYDIS_MNEMONIC_JP: case ZYDIS_MNEMONIC_JNP:
-        case ZYDIS_MNEMONIC_JL: case ZYDIS_MNEMONIC_JNL: case ZYDIS_MNEMONIC_JLE: case ZYDIS_MNEMONIC_JNLE: return true;
-        default: return false;
-    }
+    return std::ranges::find(kConditionalJumps, mnemonic) != kConditionalJumps.end();
 }
 
 // Which family's form of a shared mnemonic this is (see HandlerForm).

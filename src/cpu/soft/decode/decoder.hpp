@@ -82,6 +82,14 @@ private:
 // The table with every family bound (exec/families.cpp).
 const HandlerTable& handler_table();
 
+// Jcc by condition code 0-15 (O, NO, B, NB, Z, NZ, BE, NBE, S, NS, P, NP, L, NL, LE, NLE: SDM
+// vol. 1 app. B): the decoder lets blocks run on past them, exec/control.cpp binds one handler
+// per condition.
+inline constexpr std::array<ZydisMnemonic, 16> kConditionalJumps = {
+    ZYDIS_MNEMONIC_JO, ZYDIS_MNEMONIC_JNO, ZYDIS_MNEMONIC_JB,  ZYDIS_MNEMONIC_JNB, ZYDIS_MNEMONIC_JZ,  ZYDIS_MNEMONIC_JNZ,
+    ZYDIS_MNEMONIC_JBE, ZYDIS_MNEMONIC_JNBE, ZYDIS_MNEMONIC_JS, ZYDIS_MNEMONIC_JNS, ZYDIS_MNEMONIC_JP, ZYDIS_MNEMONIC_JNP,
+    ZYDIS_MNEMONIC_JL, ZYDIS_MNEMONIC_JNL, ZYDIS_MNEMONIC_JLE, ZYDIS_MNEMONIC_JNLE};
+
 enum class DecodeStatus { Ok, Invalid, NeedMoreBytes };
 
 struct DecodeResult {

@@ -116,10 +116,7 @@ void leave(Cpu& cpu, const Insn& insn) {
 
 void bind_control(HandlerTable& table) {
     table.bind(ZYDIS_MNEMONIC_JMP, compiled<&jmp>());
-    bind_by_condition<Jcc>(table, {ZYDIS_MNEMONIC_JO, ZYDIS_MNEMONIC_JNO, ZYDIS_MNEMONIC_JB, ZYDIS_MNEMONIC_JNB,
-                                   ZYDIS_MNEMONIC_JZ, ZYDIS_MNEMONIC_JNZ, ZYDIS_MNEMONIC_JBE, ZYDIS_MNEMONIC_JNBE,
-                                   ZYDIS_MNEMONIC_JS, ZYDIS_MNEMONIC_JNS, ZYDIS_MNEMONIC_JP, ZYDIS_MNEMONIC_JNP,
-                                   ZYDIS_MNEMONIC_JL, ZYDIS_MNEMONIC_JNL, ZYDIS_MNEMONIC_JLE, ZYDIS_MNEMONIC_JNLE});
+    bind_by_condition<Jcc>(table, kConditionalJumps);
     table.bind(ZYDIS_MNEMONIC_JCXZ, &jrcxz);
     table.bind(ZYDIS_MNEMONIC_JECXZ, &jrcxz);
     table.bind(ZYDIS_MNEMONIC_JRCXZ, &jrcxz);
