@@ -108,6 +108,7 @@ public:
 
     // --- Per-instruction scratch the run loop and handlers share ---
     uint64_t next_rip = 0;   // where execution continues; branches set it
+    uint64_t block_rip = 0;  // where the running block was entered: its instructions' RIPs are offsets from it
     bool end_block = false;  // the instruction changed something decoding depends on, or jumped out of the block
     const Insn* block_exit = nullptr;  // the instruction after which end_block stopped the block
     uint8_t interrupt_shadow = 0;  // 1: STI, 2: MOV SS / POP SS — blocks interrupts for one instruction

@@ -177,6 +177,7 @@ void Interpreter::build(Block& block, uint64_t linear, const Cpu::Fetch& fetch) 
                 block.page_word[1] = second;
                 block.seen_word[1] = pages.mark(*second);
             }
+            insn.end = insn.length;
             ++block.count;
             break;
         }
@@ -186,6 +187,8 @@ void Interpreter::build(Block& block, uint64_t linear, const Cpu::Fetch& fetch) 
             if (block.count == 0) raise_gp();
             break;
         }
+        insn.offset = static_cast<uint16_t>(rip - cpu_.rip);
+        insn.end = static_cast<uint16_t>(insn.offset + insn.length);
         ++block.count;
         offset += insn.length;
         rip += insn.length;
@@ -203,6 +206,7 @@ void Interpreter::run_block(const Block& block, unsigned max_instructions) {
     if (max_instructions >= block.count) [[likely]] {
         // The whole block as threaded code (exec/exec.hpp): the first instruction's threaded
         // form runs them all, up to the sentinel or an instruction that ends the block.
+        c.block_rip = c.rip;
         c.next_rip = (c.rip + insn->length) & c.ip_mask;
         insn->thread(c, *insn);
         if (c.end_block) {

@@ -29,6 +29,7 @@ void jump_near(Cpu& cpu, uint64_t target, unsigned osize) {
         if (target > cpu.seg[CS].limit) raise_gp();
     }
     cpu.next_rip = target;
+    cpu.end_block = true;  // the block's next instruction is not the next one any more
 }
 
 const HandlerTable& handler_table() {

@@ -30,10 +30,7 @@ void jmp(Cpu& cpu, const Insn& insn) {
 template <unsigned kCc>
 struct Jcc {
     static void run(Cpu& cpu, const Insn& insn) {
-        if (cpu.flags.condition<kCc>()) {
-            jump_near(cpu, relative_target(cpu, insn), insn.osize);
-            cpu.end_block = true;
-        }
+        if (cpu.flags.condition<kCc>()) jump_near(cpu, relative_target(cpu, insn), insn.osize);
     }
 };
 

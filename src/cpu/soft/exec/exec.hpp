@@ -84,7 +84,7 @@ inline uint64_t peek(Cpu& cpu, unsigned bytes, uint64_t offset = 0) {
 }
 
 // Jumps to `target` (an offset in CS), truncated to the operand size outside 64-bit mode;
-// #GP if it is beyond CS's limit or not canonical.
+// #GP if it is beyond CS's limit or not canonical. The jump ends the block.
 void jump_near(Cpu& cpu, uint64_t target, unsigned osize);
 
 // --- Threaded code ---
@@ -92,16 +92,19 @@ void jump_near(Cpu& cpu, uint64_t target, unsigned osize);
 // then jumps to the next instruction's threaded form itself, so that every handler has an
 // indirect jump of its own, which the host's branch predictor learns far better than the one
 // call of a dispatch loop. The chain ends at the block's sentinel (end_of_block) or after an
-// instruction that set cpu.end_block. CPU.rip is the running instruction's address throughout,
-// as guest faults need it.
+// instruction that set cpu.end_block, as every one that jumps does. CPU.rip is the running
+// instruction's address throughout, as guest faults need it: the next instruction's RIP and
+// next RIP come from its offsets within the block, not from the previous instruction's next
+// RIP, so that no instruction waits for the one before it to store that.
 inline void continue_block(Cpu& cpu, const Insn& insn) {
-    cpu.rip = cpu.next_rip;
     if (cpu.end_block) [[unlikely]] {
+        cpu.rip = cpu.next_rip;
         cpu.block_exit = &insn;
         return;
     }
     const Insn& next = (&insn)[1];
-    cpu.next_rip = (cpu.rip + next.length) & cpu.ip_mask;
+    cpu.rip = (cpu.block_rip + next.offset) & cpu.ip_mask;
+    cpu.next_rip = (cpu.block_rip + next.end) & cpu.ip_mask;
     next.thread(cpu, next);
 }
 template <Handler H>
