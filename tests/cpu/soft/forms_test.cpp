@@ -148,6 +148,22 @@ TEST_F(FormsTest, MultiplyFormsMatchTheGenericHandler) {
     expect_same_as_generic("48 69 43 08 ff ff ff ff");  // imul rax, [rbx+8], -1
 }
 
+TEST_F(FormsTest, UnaryFormsMatchTheGenericHandlers) {
+    expect_same_as_generic("ff c0");           // inc eax
+    expect_same_as_generic("48 ff c0");        // inc rax
+    expect_same_as_generic("66 ff c0");        // inc ax
+    expect_same_as_generic("fe c1");           // inc cl
+    expect_same_as_generic("48 ff c9");        // dec rcx
+    expect_same_as_generic("66 41 ff ca");     // dec r10w
+    expect_same_as_generic("40 fe ce");        // dec sil
+    expect_same_as_generic("f7 d8");           // neg eax
+    expect_same_as_generic("48 f7 d8");        // neg rax
+    expect_same_as_generic("f6 db");           // neg bl
+    expect_same_as_generic("f7 d1");           // not ecx
+    expect_same_as_generic("48 f7 d1");        // not rcx
+    expect_same_as_generic("66 f7 d2");        // not dx
+}
+
 TEST_F(FormsTest, MemoryFaultsAreTheSame) {
     // RBX + 0x4000_0000 is beyond the identity map of the first GiB: a #PF either way.
     expect_same_as_generic("48 8b 83 00 00 00 40");  // mov rax, [rbx+0x40000000]
@@ -166,6 +182,9 @@ TEST_F(FormsTest, ShapesWithoutAFormKeepTheGenericHandler) {
     EXPECT_EQ(handler_of("f0 01 0b"), table.find(ZYDIS_MNEMONIC_ADD));     // lock add [rbx], ecx
     EXPECT_EQ(handler_of("88 e0"), table.find(ZYDIS_MNEMONIC_MOV));        // mov al, ah
     EXPECT_EQ(handler_of("0f b6 c4"), table.find(ZYDIS_MNEMONIC_MOVZX));   // movzx eax, ah
+    EXPECT_EQ(handler_of("fe c4"), table.find(ZYDIS_MNEMONIC_INC));        // inc ah
+    EXPECT_EQ(handler_of("f0 ff 03"), table.find(ZYDIS_MNEMONIC_INC));     // lock inc dword [rbx]
+    EXPECT_EQ(handler_of("f7 13"), table.find(ZYDIS_MNEMONIC_NOT));        // not dword [rbx]
 }
 
 }  // namespace

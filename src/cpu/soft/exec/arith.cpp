@@ -57,25 +57,30 @@ void sbb_handler(Cpu& cpu, const Insn& insn) {
 // --- NEG, INC, DEC ---
 
 // NEG: 0 - DEST; CF is set unless the operand was 0 (the Sub kind's borrow).
-void neg_handler(Cpu& cpu, const Insn& insn) {
-    unsigned size = insn.op[0].size;
-    uint64_t dst = modify_operand(cpu, insn, 0, [](uint64_t d) { return 0 - d; });
-    cpu.flags.set(CcOp::Sub, size, (0 - dst) & LazyFlags::mask(size), 0, dst);
-}
-
+struct Neg {
+    static uint64_t compute(uint64_t d) { return 0 - d; }
+    static void flags(Cpu& cpu, unsigned size, uint64_t r, uint64_t d) { cpu.flags.set(CcOp::Sub, size, r, 0, d); }
+};
 // INC and DEC keep CF (the Inc/Dec kinds carry it in carry_in).
-void inc_handler(Cpu& cpu, const Insn& insn) {
-    unsigned size = insn.op[0].size;
-    uint8_t carry = cpu.flags.cf() ? 1 : 0;
-    uint64_t dst = modify_operand(cpu, insn, 0, [](uint64_t d) { return d + 1; });
-    cpu.flags.set(CcOp::Inc, size, (dst + 1) & LazyFlags::mask(size), dst, 1, carry);
-}
+struct Inc {
+    static uint64_t compute(uint64_t d) { return d + 1; }
+    static void flags(Cpu& cpu, unsigned size, uint64_t r, uint64_t d) {
+        cpu.flags.set(CcOp::Inc, size, r, d, 1, cpu.flags.cf() ? 1 : 0);
+    }
+};
+struct Dec {
+    static uint64_t compute(uint64_t d) { return d - 1; }
+    static void flags(Cpu& cpu, unsigned size, uint64_t r, uint64_t d) {
+        cpu.flags.set(CcOp::Dec, size, r, d, 1, cpu.flags.cf() ? 1 : 0);
+    }
+};
 
-void dec_handler(Cpu& cpu, const Insn& insn) {
+// The generic form of a one-operand instruction (memory, locked, high-byte registers).
+template <class Op>
+void unary_handler(Cpu& cpu, const Insn& insn) {
     unsigned size = insn.op[0].size;
-    uint8_t carry = cpu.flags.cf() ? 1 : 0;
-    uint64_t dst = modify_operand(cpu, insn, 0, [](uint64_t d) { return d - 1; });
-    cpu.flags.set(CcOp::Dec, size, (dst - 1) & LazyFlags::mask(size), dst, 1, carry);
+    uint64_t old = modify_operand(cpu, insn, 0, [](uint64_t d) { return Op::compute(d); });
+    Op::flags(cpu, size, Op::compute(old) & LazyFlags::mask(size), old);
 }
 
 // --- Decimal adjustments (legacy modes only) ---
@@ -197,9 +202,9 @@ void bind_arith(HandlerTable& table) {
     table.bind(ZYDIS_MNEMONIC_SUB, &binary_handler<Sub>, &Binary<Sub>::specialize);
     table.bind(ZYDIS_MNEMONIC_SBB, compiled<&sbb_handler>());
     table.bind(ZYDIS_MNEMONIC_CMP, &binary_handler<Cmp>, &Binary<Cmp>::specialize);
-    table.bind(ZYDIS_MNEMONIC_NEG, compiled<&neg_handler>());
-    table.bind(ZYDIS_MNEMONIC_INC, compiled<&inc_handler>());
-    table.bind(ZYDIS_MNEMONIC_DEC, compiled<&dec_handler>());
+    table.bind(ZYDIS_MNEMONIC_NEG, &unary_handler<Neg>, &Unary<Neg>::specialize);
+    table.bind(ZYDIS_MNEMONIC_INC, &unary_handler<Inc>, &Unary<Inc>::specialize);
+    table.bind(ZYDIS_MNEMONIC_DEC, &unary_handler<Dec>, &Unary<Dec>::specialize);
     table.bind(ZYDIS_MNEMONIC_DAA, &daa_handler);
     table.bind(ZYDIS_MNEMONIC_DAS, &das_handler);
     table.bind(ZYDIS_MNEMONIC_AAA, &aaa_handler);

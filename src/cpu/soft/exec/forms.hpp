@@ -6,7 +6,7 @@
 // time, picks a handler instantiated for the instruction's shape and width. The semantics stay
 // in one place: the family's operation type (an `Op` with compute() and flags()) serves both.
 //
-// Covered: operand 0 a general register other than AH-BH or the memory operand; operand 1 a
+// Covered (two-operand forms): operand 0 a general register other than AH-BH or the memory operand; operand 1 a
 // general register other than AH-BH, an immediate, or the memory operand under a register
 // destination; 1, 2, 4 or 8 bytes; no LOCK prefix (locked forms keep the generic handler, which
 // does the atomic update or the #UD).
@@ -128,6 +128,29 @@ struct Binary {
         }
     };
     static HandlerPair specialize(const Insn& insn) { return select_form<Form>(insn); }
+};
+
+// A one-operand instruction on a register (INC, DEC, NEG, NOT): reg = Op::compute(reg), then
+// Op::flags(cpu, size, result, old). Memory and locked forms keep the family's generic handler.
+template <class Op>
+struct Unary {
+    template <class T>
+    static void run(Cpu& cpu, const Insn& insn) {
+        T old = gpr<T>(cpu, insn.op[0].reg);
+        auto result = static_cast<T>(Op::compute(old));
+        set_gpr<T>(cpu, insn.op[0].reg, result);
+        Op::flags(cpu, sizeof(T), result, old);
+    }
+    static HandlerPair specialize(const Insn& insn) {
+        if (insn.nops < 1 || !plain_gpr(insn.op[0]) || (insn.prefixes & prefix::Lock)) return {};
+        switch (insn.op[0].size) {
+            case 1: return compiled<&run<uint8_t>>();
+            case 2: return compiled<&run<uint16_t>>();
+            case 4: return compiled<&run<uint32_t>>();
+            case 8: return compiled<&run<uint64_t>>();
+            default: return {};
+        }
+    }
 };
 
 }  // namespace strata::soft

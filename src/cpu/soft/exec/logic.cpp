@@ -30,8 +30,14 @@ struct Test : And {
     static constexpr bool kWrites = false;
 };
 
+// NOT changes no flags.
+struct Not {
+    static uint64_t compute(uint64_t d) { return ~d; }
+    static void flags(Cpu&, unsigned, uint64_t, uint64_t) {}
+};
+
 void not_handler(Cpu& cpu, const Insn& insn) {
-    modify_operand(cpu, insn, 0, [](uint64_t d) { return ~d; });
+    modify_operand(cpu, insn, 0, [](uint64_t d) { return Not::compute(d); });
 }
 
 }  // namespace
@@ -40,7 +46,7 @@ void bind_logic(HandlerTable& table) {
     table.bind(ZYDIS_MNEMONIC_AND, &binary_handler<And>, &Binary<And>::specialize);
     table.bind(ZYDIS_MNEMONIC_OR, &binary_handler<Or>, &Binary<Or>::specialize);
     table.bind(ZYDIS_MNEMONIC_XOR, &binary_handler<Xor>, &Binary<Xor>::specialize);
-    table.bind(ZYDIS_MNEMONIC_NOT, compiled<&not_handler>());
+    table.bind(ZYDIS_MNEMONIC_NOT, &not_handler, &Unary<Not>::specialize);
     table.bind(ZYDIS_MNEMONIC_TEST, &binary_handler<Test>, &Binary<Test>::specialize);
 }
 
