@@ -150,20 +150,45 @@ public:
     [[nodiscard]] uint64_t linear(unsigned s, uint64_t offset, unsigned size, Access access) const {
         if (code64) {
             uint64_t address = offset + (s >= FS ? seg[s].base : 0);
-            if (!canonical(address) || !canonical(address + size - 1)) [[unlikely]]
-                s == SS ? raise_ss() : raise_gp();
+            check_canonical(s, address, size);
             return address;
         }
         return legacy_linear(s, offset, size, access);
     }
+    // 64-bit mode: #SS(0) for a stack access, else #GP(0), unless all `size` bytes at `address`
+    // are canonical.
+    static void check_canonical(unsigned s, uint64_t address, unsigned size) {
+        if (!canonical(address) || !canonical(address + size - 1)) [[unlikely]]
+            s == SS ? raise_ss() : raise_gp();
+    }
 
+    // In 64-bit mode a TLB hit proves the address canonical (only canonical pages are ever
+    // filled, and a hit does not cross the page), so the canonical check runs on a miss only.
     template <class T>
-    [[nodiscard]] T read(unsigned s, uint64_t offset) {
-        return read_linear<T>(linear(s, offset, sizeof(T), Access::Read));
+    [[nodiscard, gnu::always_inline]] T read(unsigned s, uint64_t offset) {
+        if (!code64) return read_linear<T>(legacy_linear(s, offset, sizeof(T), Access::Read));
+        uint64_t address = offset + (s >= FS ? seg[s].base : 0);
+        const TlbEntry& e = tlb_[user_index(false)][tlb_slot(address)];
+        T value;
+        if (e.read_tag == (address & ~0xfffull) && (address & 0xfff) <= 0x1000 - sizeof(T)) [[likely]] {
+            std::memcpy(&value, reinterpret_cast<const void*>(address + e.addend), sizeof(T));
+            return value;
+        }
+        check_canonical(s, address, sizeof(T));
+        slow_read(address, &value, sizeof(T), false);
+        return value;
     }
     template <class T>
-    void write(unsigned s, uint64_t offset, T value) {
-        write_linear<T>(linear(s, offset, sizeof(T), Access::Write), value);
+    [[gnu::always_inline]] void write(unsigned s, uint64_t offset, T value) {
+        if (!code64) return write_linear<T>(legacy_linear(s, offset, sizeof(T), Access::Write), value);
+        uint64_t address = offset + (s >= FS ? seg[s].base : 0);
+        const TlbEntry& e = tlb_[user_index(false)][tlb_slot(address)];
+        if (e.write_tag == (address & ~0xfffull) && (address & 0xfff) <= 0x1000 - sizeof(T)) [[likely]] {
+            std::memcpy(reinterpret_cast<void*>(address + e.addend), &value, sizeof(T));
+            return;
+        }
+        check_canonical(s, address, sizeof(T));
+        slow_write(address, &value, sizeof(T), false);
     }
     // Reads/writes 1, 2, 4 or 8 bytes, zero-extended.
     [[nodiscard]] uint64_t read_sized(unsigned s, uint64_t offset, unsigned bytes) {
