@@ -65,7 +65,7 @@ int run_command_line(int argc, char** argv) {
 
     strata::MachineConfig config;
     ValueFlag kernel{"--kernel", {}}, initrd{"--initrd", {}}, cmdline{"--cmdline", {}};
-    ValueFlag memory{"--memory", {}}, cpus{"--cpus", {}}, accel{"--accel", {}};
+    ValueFlag memory{"--memory", {}}, cpus{"--cpus", {}}, accel{"--accel", {}}, unpack{"--kernel-unpack", {}};
 
     CLI::App* run = app.add_subcommand("run", "Boot a guest kernel and run it until it stops");
     run->footer(kRunFooter);
@@ -80,6 +80,8 @@ int run_command_line(int argc, char** argv) {
     add(cpus, "Number of vCPUs, 1 to 254; default 1. APs start through INIT-SIPI-SIPI");
     add(accel, "CPU engine: kvm (hardware-assisted), soft (Strata's own CPU), or auto (default: kvm where the "
                "host runs guest kernel mode natively)");
+    add(unpack, "Where a bzImage's compressed kernel is unpacked: host (default; LZ4 payloads, then booted as a "
+                "vmlinux without KASLR) or guest (its own decompressor, the unmodified boot path)");
     run->add_flag("--test-devices", config.test_devices,
                   "Add the test devices kvm-unit-tests uses: isa-debug-exit at port 0xf4, pc-testdev, pci-testdev");
 
@@ -99,7 +101,7 @@ int run_command_line(int argc, char** argv) {
         return usage_error(parse_error_message(e));
     }
 
-    for (const ValueFlag* flag : {&kernel, &initrd, &cmdline, &memory, &cpus, &accel})
+    for (const ValueFlag* flag : {&kernel, &initrd, &cmdline, &memory, &cpus, &accel, &unpack})
         if (flag->values.size() > 1) return usage_error(once_message(*flag));
     auto value_of = [](const ValueFlag& flag, std::string fallback) {
         return flag.values.empty() ? fallback : flag.values.front();
@@ -126,6 +128,11 @@ int run_command_line(int argc, char** argv) {
     else if (engine == "soft") config.accel = strata::Accel::Soft;
     else if (engine == "auto") config.accel = strata::Accel::Auto;
     else return usage_error(fmt::format("--accel: '{}' is not an engine (expected auto, kvm or soft)", engine));
+
+    std::string where = value_of(unpack, "host");
+    if (where == "host") config.kernel_unpack = strata::KernelUnpack::Host;
+    else if (where == "guest") config.kernel_unpack = strata::KernelUnpack::Guest;
+    else return usage_error(fmt::format("--kernel-unpack: '{}' is not a place (expected host or guest)", where));
 
     config.console_in = STDIN_FILENO;
     config.console_out = STDOUT_FILENO;

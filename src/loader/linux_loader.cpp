@@ -11,6 +11,7 @@
 #include "loader/boot_cpu.hpp"
 #include "loader/boot_params.hpp"
 #include "loader/elf.hpp"
+#include "loader/kernel_payload.hpp"
 #include "memory/e820.hpp"
 #include "memory/pc_layout.hpp"
 
@@ -101,8 +102,11 @@ Result<CpuState> finish(GuestMemory& memory, BootParams& params, std::span<const
     return long_mode_entry(memory, entry, pc::kZeroPage);
 }
 
+Result<CpuState> load_vmlinux(GuestMemory& memory, std::span<const uint8_t> image, std::span<const uint8_t> initrd,
+                              std::string_view cmdline, uint64_t acpi_rsdp_addr, const BootParams* header);
+
 Result<CpuState> load_bzimage(GuestMemory& memory, std::span<const uint8_t> image, std::span<const uint8_t> initrd,
-                              std::string_view cmdline, uint64_t acpi_rsdp_addr) {
+                              std::string_view cmdline, uint64_t acpi_rsdp_addr, KernelUnpack unpack) {
     if (image.size() < kHeaderEndBase + 4)
         return fail("image of {} bytes ends before the setup header magic at 0x202", image.size());
     uint32_t magic = static_cast<uint32_t>(load_le(image.subspan(kHeaderEndBase, 4)));
@@ -152,6 +156,13 @@ Result<CpuState> load_bzimage(GuestMemory& memory, std::span<const uint8_t> imag
     if (hdr.init_size < kernel_size)
         return fail("init_size {:#x} is smaller than the {:#x}-byte protected-mode kernel it must hold", hdr.init_size,
                     kernel_size);
+    auto payload = kernel.subspan(hdr.payload_offset, hdr.payload_length);
+    if (unpack == KernelUnpack::Host && payload_format(payload) == PayloadFormat::Lz4Legacy) {
+        auto vmlinux = unpack_lz4_legacy(payload, low_ram_end(memory));
+        if (!vmlinux) return std::unexpected(vmlinux.error());
+        auto state = load_vmlinux(memory, *vmlinux, initrd, cmdline, acpi_rsdp_addr, &params);
+        return state ? state : context(state.error(), "unpacked payload");
+    }
 
     // A relocatable kernel may sit anywhere suitably aligned; its decompressor then runs from
     // max(align_up(load, kernel_alignment), pref_address) (= LOAD_PHYSICAL_ADDR) and needs init_size
@@ -182,8 +193,9 @@ Result<CpuState> load_bzimage(GuestMemory& memory, std::span<const uint8_t> imag
                   acpi_rsdp_addr);
 }
 
+// `header`: the setup header of the bzImage this vmlinux was unpacked from, if it was.
 Result<CpuState> load_vmlinux(GuestMemory& memory, std::span<const uint8_t> image, std::span<const uint8_t> initrd,
-                              std::string_view cmdline, uint64_t acpi_rsdp_addr) {
+                              std::string_view cmdline, uint64_t acpi_rsdp_addr, const BootParams* header) {
     auto elf = parse_elf(image);
     if (!elf) return std::unexpected(elf.error());
     if (elf->elf_class != ElfClass::Elf64 || elf->machine != ElfMachine::X86_64)
@@ -201,6 +213,14 @@ Result<CpuState> load_vmlinux(GuestMemory& memory, std::span<const uint8_t> imag
     });
     if (!inside) return fail("entry point {:#x} (e_entry {:#x}) is outside every loaded segment", entry, elf->entry);
 
+    if (header) {
+        // The bzImage's own header, as its decompressor would have handed it on; the kernel's
+        // room is init_size from where it runs, as on the guest path.
+        BootParams params = *header;
+        params.hdr.code32_start = static_cast<uint32_t>(elf->load_start);
+        uint64_t end = std::max(elf->load_end, elf->load_start + params.hdr.init_size);
+        return finish(memory, params, initrd, cmdline, end, entry, acpi_rsdp_addr);
+    }
     // No setup code to copy a header from: synthesize the fields the kernel reads (boot.rst).
     BootParams params{};
     params.hdr.boot_flag = kBootFlag;
@@ -222,13 +242,13 @@ bool is_bzimage(std::span<const uint8_t> kernel) {
 }
 
 Result<CpuState> load_linux(GuestMemory& memory, std::span<const uint8_t> kernel, std::span<const uint8_t> initrd,
-                            std::string_view cmdline, uint64_t acpi_rsdp_addr) {
+                            std::string_view cmdline, uint64_t acpi_rsdp_addr, KernelUnpack unpack) {
     if (is_elf(kernel)) {
-        auto state = load_vmlinux(memory, kernel, initrd, cmdline, acpi_rsdp_addr);
+        auto state = load_vmlinux(memory, kernel, initrd, cmdline, acpi_rsdp_addr, nullptr);
         return state ? state : context(state.error(), "vmlinux");
     }
     if (is_bzimage(kernel)) {
-        auto state = load_bzimage(memory, kernel, initrd, cmdline, acpi_rsdp_addr);
+        auto state = load_bzimage(memory, kernel, initrd, cmdline, acpi_rsdp_addr, unpack);
         return state ? state : context(state.error(), "bzImage");
     }
     return fail("kernel: image of {} bytes is neither a bzImage (no \"HdrS\" at 0x202, no 0xAA55 at 0x1fe) nor an "

@@ -3,7 +3,7 @@
 //
 // State: none; everything lands in guest memory at the addresses of memory/pc_layout.hpp.
 // Features: bzImage (protocol >= 2.12, XLF_KERNEL_64) loaded at 1 MiB when relocatable, else at
-//           pref_address; ELF64 vmlinux loaded at p_paddr with a synthesized setup header; initrd
+//           pref_address, or its LZ4 payload unpacked on the host and loaded as a vmlinux; ELF64 vmlinux loaded at p_paddr with a synthesized setup header; initrd
 //           page-aligned as high as allowed below min(initrd_addr_max, end of low RAM) and above the
 //           kernel's init_size; e820 map from build_e820; optional ACPI RSDP address (2.14).
 // Missing: the 16-bit and 32-bit entry points, setup_data (DTB, random seed), EFI handover,
@@ -22,6 +22,12 @@
 
 namespace strata {
 
+// Where a bzImage's compressed kernel is unpacked: by its own decompressor in the guest (the
+// unmodified boot path), or on the host (kernel_payload.hpp) when Strata knows its format (LZ4),
+// the result then entered as an ELF vmlinux at its link address with the bzImage's setup header
+// (no KASLR: the guest's decompressor is what randomizes). Other formats take the guest path.
+enum class KernelUnpack { Guest, Host };
+
 // True when `kernel` looks like a bzImage: "HdrS" at 0x202 or the 0xAA55 boot flag at 0x1fe.
 [[nodiscard]] bool is_bzimage(std::span<const uint8_t> kernel);
 
@@ -32,6 +38,6 @@ namespace strata {
 // Every failure names the image part and the cause.
 [[nodiscard]] Result<CpuState> load_linux(GuestMemory& memory, std::span<const uint8_t> kernel,
                                           std::span<const uint8_t> initrd, std::string_view cmdline,
-                                          uint64_t acpi_rsdp_addr = 0);
+                                          uint64_t acpi_rsdp_addr = 0, KernelUnpack unpack = KernelUnpack::Guest);
 
 }  // namespace strata

@@ -130,7 +130,7 @@ Result<CpuState> Machine::load_guest() {
         if (!config_.cmdline.empty()) cmdline += " " + config_.cmdline;
         entry = load_multiboot(memory_, *kernel, cmdline, modules);
     } else {
-        entry = load_linux(memory_, *kernel, initrd, config_.cmdline, kAcpiRsdpAddress);
+        entry = load_linux(memory_, *kernel, initrd, config_.cmdline, kAcpiRsdpAddress, config_.kernel_unpack);
     }
     if (!entry) return context(entry.error(), fmt::format("kernel '{}'", config_.kernel_path));
     return entry;

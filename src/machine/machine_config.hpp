@@ -5,6 +5,7 @@
 #include <string>
 
 #include "base/checked.hpp"
+#include "loader/linux_loader.hpp"
 
 namespace strata {
 
@@ -17,6 +18,7 @@ struct MachineConfig {
     uint64_t memory = 512 * MiB;
     unsigned cpus = 1;
     Accel accel = Accel::Auto;
+    KernelUnpack kernel_unpack = KernelUnpack::Host;  // a bzImage's payload: see loader/linux_loader.hpp
     bool test_devices = false;     // isa-debug-exit, pc-testdev, pci-testdev
     int console_in = 0;            // COM1's input and output
     int console_out = 1;

@@ -19,7 +19,7 @@ namespace strata::e2e {
 namespace {
 
 const std::vector<std::string> kRunFlags{"--kernel", "--initrd", "--cmdline", "--memory",
-                                         "--cpus",   "--accel",  "--test-devices"};
+                                         "--cpus",   "--accel",  "--kernel-unpack", "--test-devices"};
 
 size_t line_count(const std::string& text) {
     size_t lines = static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
@@ -62,7 +62,7 @@ INSTANTIATE_TEST_SUITE_P(Values, BadFlagValue,
                                            BadFlag{"--memory", "1048577"}, BadFlag{"--memory", "100K"},
                                            BadFlag{"--cpus", "0"}, BadFlag{"--cpus", "abc"},
                                            BadFlag{"--cpus", "0x10"}, BadFlag{"--cpus", "255"},
-                                           BadFlag{"--accel", "bogus"}),
+                                           BadFlag{"--accel", "bogus"}, BadFlag{"--kernel-unpack", "cloud"}),
                          [](const auto& param_info) {
                              std::string name = param_info.param.flag.substr(2) + "_" + param_info.param.value;
                              std::ranges::replace_if(name, [](char c) { return !std::isalnum(c); }, '_');

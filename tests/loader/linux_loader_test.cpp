@@ -9,6 +9,7 @@
 #include "base/checked.hpp"
 #include "loader/acpi_tables.hpp"
 #include "loader/boot_cpu.hpp"
+#include "loader/kernel_payload.hpp"
 #include "loader/test_images.hpp"
 #include "memory/e820.hpp"
 #include "memory/pc_layout.hpp"
@@ -339,6 +340,20 @@ TEST(LinuxLoaderRealKernel, LoadsAHostKernel) {
     ASSERT_TRUE(state) << path << ": " << state.error().message;
     EXPECT_TRUE(state->efer & efer::LMA);
     EXPECT_GE(state->rip, pc::kKernelLoad);
+
+    // Its LZ4 payload unpacked on the host: the ELF vmlinux runs from its physical entry
+    // (startup_64 at LOAD_PHYSICAL_ADDR) instead of the decompressor at code32_start + 0x200.
+    uint32_t payload_offset = static_cast<uint32_t>(test::get_le(kernel, 0x248, 4));
+    size_t setup_size = ((kernel[0x1f1] == 0 ? 4u : kernel[0x1f1]) + 1u) * 512u;
+    if (setup_size + payload_offset + 4 <= kernel.size() &&
+        payload_format(std::span(kernel).subspan(setup_size + payload_offset)) == PayloadFormat::Lz4Legacy) {
+        auto unpacked = load_linux(*memory, kernel, pattern(1 * MiB, 3), "console=ttyS0", 0, KernelUnpack::Host);
+        ASSERT_TRUE(unpacked) << path << ": " << unpacked.error().message;
+        EXPECT_EQ(unpacked->rip, guest_le(*memory, pc::kZeroPage + 0x214, 4)) << "code32_start is the ELF's start";
+        EXPECT_EQ(unpacked->rip % (2 * MiB), 0u) << "startup_64 sits at the start of the 2 MiB-aligned kernel";
+        EXPECT_NE(unpacked->rip, state->rip);
+        EXPECT_EQ(guest_le(*memory, pc::kZeroPage + 0x202, 4), 0x53726448u) << "the bzImage's header is passed on";
+    }
 
     // Its first 100,000 bytes are a truncated kernel, refused before anything runs.
     auto truncated = load_linux(*memory, std::span(kernel).first(100'000), {}, "console=ttyS0");
