@@ -32,6 +32,7 @@ struct BlockLink {
 
 struct Block {
     static constexpr unsigned kMaxInstructions = 64;
+    static_assert(kMaxInstructions < 256, "Insn::index is a byte");
     uint64_t phys = 0;           // first byte
     uint64_t second_page = ~0ull; // guest-physical page of the last instruction's tail, if it crosses
     std::atomic<uint32_t>* page_word[2] = {nullptr, nullptr};

@@ -52,7 +52,14 @@ struct LazyFlags {
         carry_in = carry;
         overridden = 0;
     }
-    void set_logic(unsigned bytes, uint64_t result) { set(CcOp::Logic, bytes, result, 0, 0); }
+    // The logic kind needs its result only (CF = OF = AF = 0): src1, src2 and carry_in are left
+    // as they are, unread while op is Logic.
+    void set_logic(unsigned bytes, uint64_t result) {
+        op = CcOp::Logic;
+        size = static_cast<uint8_t>(bytes);
+        dst = result;
+        overridden = 0;
+    }
     // Sets the arithmetic flags in `which` to those of `bits` and keeps the others as they are,
     // without computing them.
     void override(uint64_t which, uint64_t bits) {

@@ -46,48 +46,28 @@ CodeMode Interpreter::code_mode(const Cpu& cpu) {
     return cpu.code_bits == 32 ? CodeMode::Legacy32 : CodeMode::Legacy16;
 }
 
-void Interpreter::step(unsigned max_instructions) {
-    Cpu& c = cpu_;
-    if (tracing_) [[unlikely]] {
-        max_instructions = 1;
-        trace();
-    }
-    try {
-        // Some vCPU decoded from a page we may hold a write permission for: drop them all.
-        if (uint64_t epoch = c.code_pages->epoch(); epoch != epoch_) {
-            epoch_ = epoch;
-            c.flush_tlb_writes();
-        }
-        if (!c.code64 && c.rip > c.seg[CS].limit) raise_gp();
-        uint64_t linear = c.code64 ? c.rip : (c.seg[CS].base + c.rip) & 0xffff'ffffull;
-        Block* block = find_block(linear);
-        if (!block) return;
-        // The shadow of STI / MOV SS covers one instruction (SDM vol. 3A §6.8.3): that one runs
-        // alone, so that the run loop can take an interrupt right after it.
-        bool shadowed = c.interrupt_shadow != 0;
-        run_block(*block, (shadowed || (c.flags.other & rflags::TF)) ? 1 : max_instructions);
-        if (shadowed) c.interrupt_shadow = 0;
-    } catch (const GuestFault& fault) {
-        c.end_block = false;
-        deliver_fault(c, fault);
-    }
+// A link or a jump-cache entry holds while its tag, its TLB generation and its block's pages
+// are unchanged; both were filled from a translation that was right then.
+bool Interpreter::holds(const BlockLink& link, uint64_t tag) const {
+    return link.tag == tag && link.generation == jump_generation(cpu_, link.generation & 1) && link.block->valid();
 }
 
-Block* Interpreter::find_block(uint64_t linear) {
-    Cpu& c = cpu_;
-    uint64_t tag = jump_tag(linear, c.exec_key);
-    // A link or a jump-cache entry holds while its tag, its TLB generation and its block's
-    // pages are unchanged; both were filled from a translation that was right then.
-    auto holds = [&c, tag](const BlockLink& link) {
-        return link.tag == tag && link.generation == jump_generation(c, link.generation & 1) && link.block->valid();
-    };
+// The common case inline (the last block's first link: a loop, a fall-through, a call's
+// return), the rest out of line so that this path saves no registers.
+inline Block* Interpreter::find_block(uint64_t linear) {
+    uint64_t tag = jump_tag(linear, cpu_.exec_key);
     Block* last = last_;
-    if (last) {
-        if (holds(last->links[0])) [[likely]] return last_ = last->links[0].block;
-        if (holds(last->links[1])) {
-            std::swap(last->links[0], last->links[1]);
-            return last_ = last->links[0].block;
-        }
+    if (last && holds(last->links[0], tag)) [[likely]] return last_ = last->links[0].block;
+    return find_block_slow(linear, tag);
+}
+
+Block* Interpreter::find_block_slow(uint64_t linear, uint64_t tag) {
+    Cpu& c = cpu_;
+    auto holds = [this, tag](const BlockLink& link) { return this->holds(link, tag); };
+    Block* last = last_;
+    if (last && holds(last->links[1])) {
+        std::swap(last->links[0], last->links[1]);
+        return last_ = last->links[0].block;
     }
     BlockLink found;
     JumpEntry& jump = jumps_[jump_slot(linear)];
@@ -178,6 +158,7 @@ void Interpreter::build(Block& block, uint64_t linear, const Cpu::Fetch& fetch) 
                 block.seen_word[1] = pages.mark(*second);
             }
             insn.end = insn.length;
+            insn.index = static_cast<uint8_t>(block.count);
             ++block.count;
             break;
         }
@@ -187,6 +168,7 @@ void Interpreter::build(Block& block, uint64_t linear, const Cpu::Fetch& fetch) 
             if (block.count == 0) raise_gp();
             break;
         }
+        insn.index = static_cast<uint8_t>(block.count);
         insn.offset = static_cast<uint16_t>(rip - cpu_.rip);
         insn.end = static_cast<uint16_t>(insn.offset + insn.length);
         ++block.count;
@@ -198,7 +180,7 @@ void Interpreter::build(Block& block, uint64_t linear, const Cpu::Fetch& fetch) 
     }
 }
 
-void Interpreter::run_block(const Block& block, unsigned max_instructions) {
+inline void Interpreter::run_block(const Block& block, unsigned max_instructions) {
     Cpu& c = cpu_;
     bool single_step = (c.flags.other & rflags::TF) != 0;
     const Insn* insn = block.insns;
@@ -210,7 +192,7 @@ void Interpreter::run_block(const Block& block, unsigned max_instructions) {
         c.next_rip = (c.rip + insn->length) & c.ip_mask;
         insn->thread(c, *insn);
         if (c.end_block) {
-            instructions_ += static_cast<uint64_t>(c.block_exit - insn) + 1;
+            instructions_ += c.block_exit->index + 1u;
             c.end_block = false;
         } else {
             instructions_ += block.count;
@@ -233,6 +215,33 @@ void Interpreter::run_block(const Block& block, unsigned max_instructions) {
     if (single_step && (c.flags.other & rflags::TF)) {
         c.dr6 |= 1u << 14;  // BS
         deliver_event(c, vec::DB, EventKind::Trap);
+    }
+}
+
+void Interpreter::step(unsigned max_instructions) {
+    Cpu& c = cpu_;
+    if (tracing_) [[unlikely]] {
+        max_instructions = 1;
+        trace();
+    }
+    try {
+        // Some vCPU decoded from a page we may hold a write permission for: drop them all.
+        if (uint64_t epoch = c.code_pages->epoch(); epoch != epoch_) {
+            epoch_ = epoch;
+            c.flush_tlb_writes();
+        }
+        if (!c.code64 && c.rip > c.seg[CS].limit) raise_gp();
+        uint64_t linear = c.code64 ? c.rip : (c.seg[CS].base + c.rip) & 0xffff'ffffull;
+        Block* block = find_block(linear);
+        if (!block) return;
+        // The shadow of STI / MOV SS covers one instruction (SDM vol. 3A §6.8.3): that one runs
+        // alone, so that the run loop can take an interrupt right after it.
+        bool shadowed = c.interrupt_shadow != 0;
+        run_block(*block, (shadowed || (c.flags.other & rflags::TF)) ? 1 : max_instructions);
+        if (shadowed) c.interrupt_shadow = 0;
+    } catch (const GuestFault& fault) {
+        c.end_block = false;
+        deliver_fault(c, fault);
     }
 }
 

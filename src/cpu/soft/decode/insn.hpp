@@ -64,6 +64,7 @@ struct Insn {
     uint8_t modrm = 0;       // the whole ModRM byte (the x87's last-opcode register FOP keeps it)
     uint8_t nops = 0;        // explicit operands
     uint8_t opcode_map = 0;  // ZydisOpcodeMap
+    uint8_t index = 0;       // in a block: its position (Block::kMaxInstructions is below 256)
     uint16_t offset = 0;     // in a block: bytes from the block's first instruction to this one
     uint16_t end = 0;        // offset + length
     Operand op[4];
