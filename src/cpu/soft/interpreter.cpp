@@ -218,7 +218,7 @@ inline void Interpreter::run_block(const Block& block, unsigned max_instructions
     }
 }
 
-void Interpreter::step(unsigned max_instructions) {
+[[gnu::always_inline]] inline void Interpreter::step(unsigned max_instructions) {
     Cpu& c = cpu_;
     if (tracing_) [[unlikely]] {
         max_instructions = 1;
@@ -242,6 +242,16 @@ void Interpreter::step(unsigned max_instructions) {
     } catch (const GuestFault& fault) {
         c.end_block = false;
         deliver_fault(c, fault);
+    }
+}
+
+void Interpreter::step() { step(Block::kMaxInstructions); }
+void Interpreter::step_instruction() { step(1); }
+
+void Interpreter::run_slice(unsigned blocks, const std::atomic<uint32_t>& events, const std::atomic<bool>& kicked) {
+    for (unsigned i = 0; i < blocks && !cpu_.halted; ++i) {
+        step(Block::kMaxInstructions);
+        if (events.load(std::memory_order_relaxed) != 0 || kicked.load(std::memory_order_relaxed)) break;
     }
 }
 

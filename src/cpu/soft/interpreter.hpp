@@ -4,6 +4,7 @@
 // replace run_block() and keep the rest.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 
@@ -18,9 +19,13 @@ public:
     explicit Interpreter(Cpu& cpu) : cpu_(cpu), tracing_(tracing()) {}
 
     // Runs one block, or delivers the exception it raised; a TripleFault escapes.
-    void step() { step(Block::kMaxInstructions); }
+    void step();
     // Runs exactly one instruction (tests, instruction traces).
-    void step_instruction() { step(1); }
+    void step_instruction();
+    // Runs up to `blocks` blocks, as step() each, and stops early once the vCPU halts or one of
+    // the two words is non-zero (the run loop's events and kicks): one call for the run loop's
+    // slice, so that the step between blocks is no call of its own.
+    void run_slice(unsigned blocks, const std::atomic<uint32_t>& events, const std::atomic<bool>& kicked);
 
     [[nodiscard]] uint64_t instructions() const { return instructions_; }
     [[nodiscard]] uint64_t blocks_run() const { return blocks_run_; }

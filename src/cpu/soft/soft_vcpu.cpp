@@ -133,10 +133,7 @@ bool SoftVcpu::run_once(const Platform& platform) {
             // At least one block runs between looks at the events: an event that cannot be taken
             // yet (an interrupt while RFLAGS.IF is clear) must not stop the guest from reaching
             // the instruction that will let it in.
-            for (unsigned i = 0; i < kBlocksPerSlice && !cpu_.halted; ++i) {
-                interpreter_.step();
-                if (lapic_.has_event() || kicked_.load(std::memory_order_relaxed)) break;
-            }
+            interpreter_.run_slice(kBlocksPerSlice, lapic_.event_word(), kicked_);
         }
     } catch (const TripleFault&) {
         report_triple_fault(platform);

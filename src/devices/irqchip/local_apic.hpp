@@ -179,6 +179,8 @@ public:
     // For the vCPU. has_event() is one relaxed atomic load, cheap enough for every block boundary;
     // pending_events() says which (kEvent* bits).
     [[nodiscard]] bool has_event() const { return events_.load(std::memory_order_relaxed) != 0; }
+    // The word has_event() reads, for a run loop that looks at it between blocks itself.
+    [[nodiscard]] const std::atomic<uint32_t>& event_word() const { return events_; }
     [[nodiscard]] uint32_t pending_events() const;
     // The interrupt the vCPU would take now (an ExtINT first, then the highest IRR vector whose
     // priority class is above the PPR's); nullopt when none.
