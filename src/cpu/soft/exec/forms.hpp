@@ -56,7 +56,7 @@ void set_gpr(Cpu& cpu, unsigned r, T value) {
 
 // Operand 1 of shape S at width T (immediates come sign-extended from Zydis: truncate).
 template <class T, Shape S>
-T source(Cpu& cpu, const Insn& insn) {
+[[gnu::always_inline]] inline T source(Cpu& cpu, const Insn& insn) {
     if constexpr (S == Shape::RegReg || S == Shape::MemReg) return gpr<T>(cpu, insn.op[1].reg);
     else if constexpr (S == Shape::RegImm || S == Shape::MemImm) return static_cast<T>(insn.imm);
     else return cpu.read<T>(insn.mem.seg, effective_address(cpu, insn));
