@@ -40,6 +40,7 @@ struct Block {
     CodeMode mode = CodeMode::Long64;
     uint8_t stack_bits = 64;
     uint16_t count = 0;
+    bool wraps = false;          // its last instruction ends past IP's wrap-around (16/32-bit code)
     Block* next = nullptr;       // hash chain
     Insn* insns = nullptr;       // `count` instructions in the cache's instruction arena, then a sentinel
     BlockLink links[2];          // the last two successors, most recent first

@@ -160,6 +160,7 @@ void Interpreter::build(Block& block, uint64_t linear, const Cpu::Fetch& fetch) 
             insn.end = insn.length;
             insn.index = static_cast<uint8_t>(block.count);
             ++block.count;
+            block.wraps = rip + insn.length > cpu_.ip_mask;
             break;
         }
         // Outside 64-bit mode the instruction must end within CS's limit; otherwise the block
@@ -174,6 +175,12 @@ void Interpreter::build(Block& block, uint64_t linear, const Cpu::Fetch& fetch) 
         ++block.count;
         offset += insn.length;
         rip += insn.length;
+        // Threaded code takes an instruction's RIP as the block's plus an offset, unwrapped: the
+        // instruction after which IP wraps around ends the block, which runs one at a time.
+        if (rip > cpu_.ip_mask) {
+            block.wraps = true;
+            break;
+        }
         // A block goes on past a conditional jump (a superblock with a side exit: the Jcc ends
         // the block when it jumps).
         if (r.status != DecodeStatus::Ok || (r.ends_block && !r.conditional_jump) || offset >= 0x1000) break;
@@ -185,7 +192,7 @@ inline void Interpreter::run_block(const Block& block, unsigned max_instructions
     bool single_step = (c.flags.other & rflags::TF) != 0;
     const Insn* insn = block.insns;
     ++blocks_run_;
-    if (max_instructions >= block.count) [[likely]] {
+    if (max_instructions >= block.count && !block.wraps) [[likely]] {
         // The whole block as threaded code (exec/exec.hpp): the first instruction's threaded
         // form runs them all, up to the sentinel or an instruction that ends the block.
         c.block_rip = c.rip;
@@ -198,12 +205,13 @@ inline void Interpreter::run_block(const Block& block, unsigned max_instructions
             instructions_ += block.count;
         }
     } else {
-        const Insn* end = insn + max_instructions;
-        instructions_ += max_instructions;
+        // One at a time (a single step, an interrupt shadow, an IP that wraps), up to the limit.
+        const Insn* end = insn + std::min<unsigned>(max_instructions, block.count);
         for (; insn != end; ++insn) {
             c.next_rip = (c.rip + insn->length) & c.ip_mask;
             insn->exec(c, *insn);
             c.rip = c.next_rip;
+            ++instructions_;
             if (c.end_block) [[unlikely]] {
                 c.end_block = false;
                 break;

@@ -79,6 +79,20 @@ TEST_F(FlowRealModeTest, ShortJumpWrapsIp) {
     EXPECT_EQ(cpu.rip, 0xfffdu);
 }
 
+// A block ends with the instruction after which IP wraps around: the next one starts at 0.
+TEST_F(FlowRealModeTest, BlocksRunAcrossTheIpWrap) {
+    cpu.rip = 0xfffd;
+    load(cpu.seg[CS].base + 0xfffd, hex_bytes("40 40 40"));  // inc ax ×3, the last at 0xffff
+    load(cpu.seg[CS].base, hex_bytes("43 43 f4"));           // inc bx ×2, hlt
+    interpreter.step();
+    EXPECT_EQ(cpu.rip, 0u);
+    EXPECT_EQ(cpu.gpr[kAx] & 0xffff, 3u);
+    interpreter.step();
+    EXPECT_EQ(cpu.gpr[3] & 0xffff, 2u);
+    EXPECT_EQ(cpu.rip, 3u);
+    EXPECT_TRUE(cpu.halted);
+}
+
 TEST_F(FlowRealModeTest, NearCallAndRetUseSixteenBitStackSlots) {
     cpu.rip = 0x0100;
     step_code("e8 fd ff");  // call 0x100

@@ -144,12 +144,17 @@ void extend_form(Cpu& cpu, const Insn& insn) {
     set_gpr<Dst>(cpu, insn.op[0].reg, static_cast<Dst>(static_cast<Wide>(value)));
 }
 
+template <Handler H, bool kMemory>
+constexpr HandlerPair extend_pair() {
+    return kMemory ? compiled<H>() : compiled_register_only<H>();
+}
+
 template <bool kSigned, class Dst, bool kMemory>
 HandlerPair extend_for_source(unsigned size) {
     switch (size) {
-        case 1: return compiled<&extend_form<Dst, uint8_t, kSigned, kMemory>>();
-        case 2: return compiled<&extend_form<Dst, uint16_t, kSigned, kMemory>>();
-        case 4: return compiled<&extend_form<Dst, uint32_t, kSigned, kMemory>>();
+        case 1: return extend_pair<&extend_form<Dst, uint8_t, kSigned, kMemory>, kMemory>();
+        case 2: return extend_pair<&extend_form<Dst, uint16_t, kSigned, kMemory>, kMemory>();
+        case 4: return extend_pair<&extend_form<Dst, uint32_t, kSigned, kMemory>, kMemory>();
         default: return {};
     }
 }
@@ -173,8 +178,8 @@ void lea_form(Cpu& cpu, const Insn& insn) {
 
 HandlerPair specialize_lea(const Insn& insn) {
     if (!plain_gpr(insn.op[0])) return {};
-    if (insn.op[0].size == 8) return compiled<&lea_form<uint64_t>>();
-    if (insn.op[0].size == 4) return compiled<&lea_form<uint32_t>>();
+    if (insn.op[0].size == 8) return compiled_register_only<&lea_form<uint64_t>>();
+    if (insn.op[0].size == 4) return compiled_register_only<&lea_form<uint32_t>>();
     return {};
 }
 

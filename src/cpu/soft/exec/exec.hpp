@@ -96,26 +96,37 @@ void jump_near(Cpu& cpu, uint64_t target, unsigned osize);
 // instruction's address throughout, as guest faults need it: the next instruction's RIP and
 // next RIP come from its offsets within the block, not from the previous instruction's next
 // RIP, so that no instruction waits for the one before it to store that.
+// kCanEndBlock false: the handler before works on registers only, so it cannot have set
+// end_block (nothing else sets it while a block runs) and the check is left out.
+template <bool kCanEndBlock = true>
 inline void continue_block(Cpu& cpu, const Insn& insn) {
-    if (cpu.end_block) [[unlikely]] {
-        cpu.rip = cpu.next_rip;
-        cpu.block_exit = &insn;
-        return;
+    if constexpr (kCanEndBlock) {
+        if (cpu.end_block) [[unlikely]] {
+            cpu.rip = cpu.next_rip;
+            cpu.block_exit = &insn;
+            return;
+        }
     }
+    // No wrap-around to apply: a block whose IP would wrap does not run as threaded code.
     const Insn& next = (&insn)[1];
-    cpu.rip = (cpu.block_rip + next.offset) & cpu.ip_mask;
-    cpu.next_rip = (cpu.block_rip + next.end) & cpu.ip_mask;
+    cpu.rip = cpu.block_rip + next.offset;
+    cpu.next_rip = cpu.block_rip + next.end;
     next.thread(cpu, next);
 }
-template <Handler H>
+template <Handler H, bool kCanEndBlock = true>
 void threaded(Cpu& cpu, const Insn& insn) {
     H(cpu, insn);
-    continue_block(cpu, insn);
+    continue_block<kCanEndBlock>(cpu, insn);
 }
 // The handler H with its own threaded form (for the handlers worth one: exec/forms.hpp, Jcc).
 template <Handler H>
 constexpr HandlerPair compiled() {
     return {H, &threaded<H>};
+}
+// The same for a handler that only reads and writes registers and flags: it never ends a block.
+template <Handler H>
+constexpr HandlerPair compiled_register_only() {
+    return {H, &threaded<H, false>};
 }
 // The sentinel after a block's last instruction.
 void end_of_block(Cpu& cpu, const Insn& insn);

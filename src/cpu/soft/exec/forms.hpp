@@ -67,8 +67,8 @@ template <class T, Shape S>
 template <template <class, Shape> class Form, class T>
 HandlerPair form_for_shape(Shape s) {
     switch (s) {
-        case Shape::RegReg: return compiled<&Form<T, Shape::RegReg>::run>();
-        case Shape::RegImm: return compiled<&Form<T, Shape::RegImm>::run>();
+        case Shape::RegReg: return compiled_register_only<&Form<T, Shape::RegReg>::run>();
+        case Shape::RegImm: return compiled_register_only<&Form<T, Shape::RegImm>::run>();
         case Shape::RegMem: return compiled<&Form<T, Shape::RegMem>::run>();
         case Shape::MemReg: return compiled<&Form<T, Shape::MemReg>::run>();
         case Shape::MemImm: return compiled<&Form<T, Shape::MemImm>::run>();
@@ -144,10 +144,10 @@ struct Unary {
     static HandlerPair specialize(const Insn& insn) {
         if (insn.nops < 1 || !plain_gpr(insn.op[0]) || (insn.prefixes & prefix::Lock)) return {};
         switch (insn.op[0].size) {
-            case 1: return compiled<&run<uint8_t>>();
-            case 2: return compiled<&run<uint16_t>>();
-            case 4: return compiled<&run<uint32_t>>();
-            case 8: return compiled<&run<uint64_t>>();
+            case 1: return compiled_register_only<&run<uint8_t>>();
+            case 2: return compiled_register_only<&run<uint16_t>>();
+            case 4: return compiled_register_only<&run<uint32_t>>();
+            case 8: return compiled_register_only<&run<uint64_t>>();
             default: return {};
         }
     }

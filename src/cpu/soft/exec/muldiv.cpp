@@ -97,7 +97,8 @@ void imul_form(Cpu& cpu, const Insn& insn) {
 template <class T>
 HandlerPair imul_for(bool memory, bool immediate) {
     if (memory) return immediate ? compiled<&imul_form<T, true, true>>() : compiled<&imul_form<T, true, false>>();
-    return immediate ? compiled<&imul_form<T, false, true>>() : compiled<&imul_form<T, false, false>>();
+    return immediate ? compiled_register_only<&imul_form<T, false, true>>()
+                     : compiled_register_only<&imul_form<T, false, false>>();
 }
 
 HandlerPair specialize_imul(const Insn& insn) {

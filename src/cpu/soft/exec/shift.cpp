@@ -272,8 +272,10 @@ HandlerPair specialize_shift(const Insn& insn) {
     bool by_cl = count.kind == OpKind::Gpr && count.reg == 1 && !count.high8 && count.size == 1;
     if (!by_cl && count.kind != OpKind::Imm) return {};
     if (dst.size == 4)
-        return by_cl ? compiled<&shift_form<kKind, uint32_t, true>>() : compiled<&shift_form<kKind, uint32_t, false>>();
-    return by_cl ? compiled<&shift_form<kKind, uint64_t, true>>() : compiled<&shift_form<kKind, uint64_t, false>>();
+        return by_cl ? compiled_register_only<&shift_form<kKind, uint32_t, true>>()
+                     : compiled_register_only<&shift_form<kKind, uint32_t, false>>();
+    return by_cl ? compiled_register_only<&shift_form<kKind, uint64_t, true>>()
+                 : compiled_register_only<&shift_form<kKind, uint64_t, false>>();
 }
 
 }  // namespace
