@@ -149,19 +149,10 @@ TEST_F(FormsTest, MultiplyFormsMatchTheGenericHandler) {
 }
 
 TEST_F(FormsTest, UnaryFormsMatchTheGenericHandlers) {
-    expect_same_as_generic("ff c0");           // inc eax
-    expect_same_as_generic("48 ff c0");        // inc rax
-    expect_same_as_generic("66 ff c0");        // inc ax
-    expect_same_as_generic("fe c1");           // inc cl
-    expect_same_as_generic("48 ff c9");        // dec rcx
-    expect_same_as_generic("66 41 ff ca");     // dec r10w
-    expect_same_as_generic("40 fe ce");        // dec sil
-    expect_same_as_generic("f7 d8");           // neg eax
-    expect_same_as_generic("48 f7 d8");        // neg rax
-    expect_same_as_generic("f6 db");           // neg bl
-    expect_same_as_generic("f7 d1");           // not ecx
-    expect_same_as_generic("48 f7 d1");        // not rcx
-    expect_same_as_generic("66 f7 d2");        // not dx
+    // INC eax, rax, ax, cl; DEC rcx, r10w, sil; NEG eax, rax, bl; NOT ecx, rcx, dx.
+    for (const char* hex : {"ff c0", "48 ff c0", "66 ff c0", "fe c1", "48 ff c9", "66 41 ff ca", "40 fe ce", "f7 d8",
+                            "48 f7 d8", "f6 db", "f7 d1", "48 f7 d1", "66 f7 d2"})
+        expect_same_as_generic(hex);
 }
 
 TEST_F(FormsTest, MemoryFaultsAreTheSame) {
