@@ -168,12 +168,8 @@ public:
     [[nodiscard, gnu::always_inline]] T read(unsigned s, uint64_t offset) {
         if (!code64) return read_linear<T>(legacy_linear(s, offset, sizeof(T), Access::Read));
         uint64_t address = offset + (s >= FS ? seg[s].base : 0);
-        const TlbEntry& e = tlb_[user_index(false)][tlb_slot(address)];
         T value;
-        if (e.read_tag == (address & ~0xfffull) && (address & 0xfff) <= 0x1000 - sizeof(T)) [[likely]] {
-            std::memcpy(&value, reinterpret_cast<const void*>(address + e.addend), sizeof(T));
-            return value;
-        }
+        if (read_hit(address, value, false)) [[likely]] return value;
         check_canonical(s, address, sizeof(T));
         slow_read(address, &value, sizeof(T), false);
         return value;
@@ -182,11 +178,7 @@ public:
     [[gnu::always_inline]] void write(unsigned s, uint64_t offset, T value) {
         if (!code64) return write_linear<T>(legacy_linear(s, offset, sizeof(T), Access::Write), value);
         uint64_t address = offset + (s >= FS ? seg[s].base : 0);
-        const TlbEntry& e = tlb_[user_index(false)][tlb_slot(address)];
-        if (e.write_tag == (address & ~0xfffull) && (address & 0xfff) <= 0x1000 - sizeof(T)) [[likely]] {
-            std::memcpy(reinterpret_cast<void*>(address + e.addend), &value, sizeof(T));
-            return;
-        }
+        if (write_hit(address, value, false)) [[likely]] return;
         check_canonical(s, address, sizeof(T));
         slow_write(address, &value, sizeof(T), false);
     }
@@ -212,22 +204,14 @@ public:
     // descriptor-table, IDT and TSS accesses are, SDM vol. 3A §4.6.1).
     template <class T>
     [[nodiscard]] T read_linear(uint64_t address, bool supervisor = false) {
-        const TlbEntry& e = tlb_[user_index(supervisor)][tlb_slot(address)];
         T value;
-        if (e.read_tag == (address & ~0xfffull) && (address & 0xfff) <= 0x1000 - sizeof(T)) [[likely]] {
-            std::memcpy(&value, reinterpret_cast<const void*>(address + e.addend), sizeof(T));
-            return value;
-        }
+        if (read_hit(address, value, supervisor)) [[likely]] return value;
         slow_read(address, &value, sizeof(T), supervisor);
         return value;
     }
     template <class T>
     void write_linear(uint64_t address, T value, bool supervisor = false) {
-        const TlbEntry& e = tlb_[user_index(supervisor)][tlb_slot(address)];
-        if (e.write_tag == (address & ~0xfffull) && (address & 0xfff) <= 0x1000 - sizeof(T)) [[likely]] {
-            std::memcpy(reinterpret_cast<void*>(address + e.addend), &value, sizeof(T));
-            return;
-        }
+        if (write_hit(address, value, supervisor)) [[likely]] return;
         slow_write(address, &value, sizeof(T), supervisor);
     }
     // A host pointer to `size` bytes at `address` for an atomic read-modify-write (LOCK, XCHG),
@@ -290,6 +274,22 @@ public:
 private:
     [[nodiscard]] unsigned user_index(bool supervisor) const { return (cpl == 3 && !supervisor) ? 1 : 0; }
     static unsigned tlb_slot(uint64_t address) { return static_cast<unsigned>(address >> 12) & (kTlbEntries - 1); }
+    // The TLB's fast path: the access when its page is cached for it and it does not cross the
+    // page; false sends it to slow_read/slow_write.
+    template <class T>
+    [[gnu::always_inline]] bool read_hit(uint64_t address, T& value, bool supervisor) const {
+        const TlbEntry& e = tlb_[user_index(supervisor)][tlb_slot(address)];
+        if (e.read_tag != (address & ~0xfffull) || (address & 0xfff) > 0x1000 - sizeof(T)) return false;
+        std::memcpy(&value, reinterpret_cast<const void*>(address + e.addend), sizeof(T));
+        return true;
+    }
+    template <class T>
+    [[gnu::always_inline]] bool write_hit(uint64_t address, T value, bool supervisor) {
+        const TlbEntry& e = tlb_[user_index(supervisor)][tlb_slot(address)];
+        if (e.write_tag != (address & ~0xfffull) || (address & 0xfff) > 0x1000 - sizeof(T)) return false;
+        std::memcpy(reinterpret_cast<void*>(address + e.addend), &value, sizeof(T));
+        return true;
+    }
     [[nodiscard]] uint64_t legacy_linear(unsigned s, uint64_t offset, unsigned size, Access access) const;
     void slow_read(uint64_t address, void* out, unsigned size, bool supervisor);
     void slow_write(uint64_t address, const void* in, unsigned size, bool supervisor);

@@ -63,15 +63,14 @@ inline Block* Interpreter::find_block(uint64_t linear) {
 
 Block* Interpreter::find_block_slow(uint64_t linear, uint64_t tag) {
     Cpu& c = cpu_;
-    auto holds = [this, tag](const BlockLink& link) { return this->holds(link, tag); };
     Block* last = last_;
-    if (last && holds(last->links[1])) {
+    if (last && holds(last->links[1], tag)) {
         std::swap(last->links[0], last->links[1]);
         return last_ = last->links[0].block;
     }
     BlockLink found;
     JumpEntry& jump = jumps_[jump_slot(linear)];
-    if (holds(jump)) {
+    if (holds(jump, tag)) {
         found = jump;
     } else {
         ++jump_misses_;
@@ -137,6 +136,16 @@ void Interpreter::build(Block& block, uint64_t linear, const Cpu::Fetch& fetch) 
     CodeMode mode = code_mode(cpu_);
     unsigned offset = static_cast<unsigned>(linear & 0xfff);
     uint64_t rip = cpu_.rip;
+    // Counts in the instruction decoded at `rip`, with its place in the block; true when IP wraps
+    // around after it. Threaded code takes an instruction's RIP as the block's plus its offset,
+    // unwrapped: such an instruction ends the block, which then runs one instruction at a time.
+    auto append = [&block, &rip, this](Insn& insn) {
+        insn.index = static_cast<uint8_t>(block.count);
+        insn.offset = static_cast<uint16_t>(rip - cpu_.rip);
+        insn.end = static_cast<uint16_t>(insn.offset + insn.length);
+        ++block.count;
+        return rip + insn.length > cpu_.ip_mask;
+    };
     while (block.count < Block::kMaxInstructions) {
         Insn& insn = block.insns[block.count];
         std::span<const uint8_t> bytes(fetch.host + (offset - (linear & 0xfff)), 0x1000 - offset);
@@ -157,10 +166,7 @@ void Interpreter::build(Block& block, uint64_t linear, const Cpu::Fetch& fetch) 
                 block.page_word[1] = second;
                 block.seen_word[1] = pages.mark(*second);
             }
-            insn.end = insn.length;
-            insn.index = static_cast<uint8_t>(block.count);
-            ++block.count;
-            block.wraps = rip + insn.length > cpu_.ip_mask;
+            block.wraps = append(insn);
             break;
         }
         // Outside 64-bit mode the instruction must end within CS's limit; otherwise the block
@@ -169,15 +175,10 @@ void Interpreter::build(Block& block, uint64_t linear, const Cpu::Fetch& fetch) 
             if (block.count == 0) raise_gp();
             break;
         }
-        insn.index = static_cast<uint8_t>(block.count);
-        insn.offset = static_cast<uint16_t>(rip - cpu_.rip);
-        insn.end = static_cast<uint16_t>(insn.offset + insn.length);
-        ++block.count;
+        bool wraps = append(insn);
         offset += insn.length;
         rip += insn.length;
-        // Threaded code takes an instruction's RIP as the block's plus an offset, unwrapped: the
-        // instruction after which IP wraps around ends the block, which runs one at a time.
-        if (rip > cpu_.ip_mask) {
+        if (wraps) {
             block.wraps = true;
             break;
         }

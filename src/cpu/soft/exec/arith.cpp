@@ -75,14 +75,6 @@ struct Dec {
     }
 };
 
-// The generic form of a one-operand instruction (memory, locked, high-byte registers).
-template <class Op>
-void unary_handler(Cpu& cpu, const Insn& insn) {
-    unsigned size = insn.op[0].size;
-    uint64_t old = modify_operand(cpu, insn, 0, [](uint64_t d) { return Op::compute(d); });
-    Op::flags(cpu, size, Op::compute(old) & LazyFlags::mask(size), old);
-}
-
 // --- Decimal adjustments (legacy modes only) ---
 
 void require_legacy_mode(const Cpu& cpu) {
@@ -202,9 +194,9 @@ void bind_arith(HandlerTable& table) {
     table.bind(ZYDIS_MNEMONIC_SUB, &binary_handler<Sub>, &Binary<Sub>::specialize);
     table.bind(ZYDIS_MNEMONIC_SBB, compiled<&sbb_handler>());
     table.bind(ZYDIS_MNEMONIC_CMP, &binary_handler<Cmp>, &Binary<Cmp>::specialize);
-    table.bind(ZYDIS_MNEMONIC_NEG, &unary_handler<Neg>, &Unary<Neg>::specialize);
-    table.bind(ZYDIS_MNEMONIC_INC, &unary_handler<Inc>, &Unary<Inc>::specialize);
-    table.bind(ZYDIS_MNEMONIC_DEC, &unary_handler<Dec>, &Unary<Dec>::specialize);
+    table.bind(ZYDIS_MNEMONIC_NEG, &Unary<Neg>::generic, &Unary<Neg>::specialize);
+    table.bind(ZYDIS_MNEMONIC_INC, &Unary<Inc>::generic, &Unary<Inc>::specialize);
+    table.bind(ZYDIS_MNEMONIC_DEC, &Unary<Dec>::generic, &Unary<Dec>::specialize);
     table.bind(ZYDIS_MNEMONIC_DAA, &daa_handler);
     table.bind(ZYDIS_MNEMONIC_DAS, &das_handler);
     table.bind(ZYDIS_MNEMONIC_AAA, &aaa_handler);

@@ -131,7 +131,7 @@ struct Binary {
 };
 
 // A one-operand instruction on a register (INC, DEC, NEG, NOT): reg = Op::compute(reg), then
-// Op::flags(cpu, size, result, old). Memory and locked forms keep the family's generic handler.
+// Op::flags(cpu, size, result, old); generic() is the form for everything else.
 template <class Op>
 struct Unary {
     template <class T>
@@ -140,6 +140,12 @@ struct Unary {
         auto result = static_cast<T>(Op::compute(old));
         set_gpr<T>(cpu, insn.op[0].reg, result);
         Op::flags(cpu, sizeof(T), result, old);
+    }
+    // The generic form (memory, locked, high-byte registers).
+    static void generic(Cpu& cpu, const Insn& insn) {
+        unsigned size = insn.op[0].size;
+        uint64_t old = modify_operand(cpu, insn, 0, [](uint64_t d) { return Op::compute(d); });
+        Op::flags(cpu, size, Op::compute(old) & LazyFlags::mask(size), old);
     }
     static HandlerPair specialize(const Insn& insn) {
         if (insn.nops < 1 || !plain_gpr(insn.op[0]) || (insn.prefixes & prefix::Lock)) return {};

@@ -36,9 +36,6 @@ struct Not {
     static void flags(Cpu&, unsigned, uint64_t, uint64_t) {}
 };
 
-void not_handler(Cpu& cpu, const Insn& insn) {
-    modify_operand(cpu, insn, 0, [](uint64_t d) { return Not::compute(d); });
-}
 
 }  // namespace
 
@@ -46,7 +43,7 @@ void bind_logic(HandlerTable& table) {
     table.bind(ZYDIS_MNEMONIC_AND, &binary_handler<And>, &Binary<And>::specialize);
     table.bind(ZYDIS_MNEMONIC_OR, &binary_handler<Or>, &Binary<Or>::specialize);
     table.bind(ZYDIS_MNEMONIC_XOR, &binary_handler<Xor>, &Binary<Xor>::specialize);
-    table.bind(ZYDIS_MNEMONIC_NOT, &not_handler, &Unary<Not>::specialize);
+    table.bind(ZYDIS_MNEMONIC_NOT, &Unary<Not>::generic, &Unary<Not>::specialize);
     table.bind(ZYDIS_MNEMONIC_TEST, &binary_handler<Test>, &Binary<Test>::specialize);
 }
 
