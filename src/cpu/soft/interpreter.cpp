@@ -186,6 +186,9 @@ void Interpreter::build(Block& block, uint64_t linear, const Cpu::Fetch& fetch) 
         // the block when it jumps).
         if (r.status != DecodeStatus::Ok || (r.ends_block && !r.conditional_jump) || offset >= 0x1000) break;
     }
+    // An instruction followed by a RIP-free one goes on to it without storing its RIP.
+    for (unsigned i = 0; i + 1 < block.count; ++i)
+        if (block.insns[i + 1].rip_free) block.insns[i].thread = block.insns[i].thread_no_rip;
 }
 
 inline void Interpreter::run_block(const Block& block, unsigned max_instructions) {

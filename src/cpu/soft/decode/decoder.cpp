@@ -141,7 +141,7 @@ HandlerForm decode_form(const ZydisDecodedInstruction& in, const Insn& out) {
 HandlerTable::HandlerTable() {
     handlers_.fill({});
     specializers_.fill(nullptr);
-    threads_.fill(nullptr);
+    threads_.fill({});
 }
 
 Decoder::Decoder() {
@@ -167,6 +167,7 @@ DecodeResult Decoder::decode(CodeMode mode, unsigned stack_bits, std::span<const
     if (!ZYAN_SUCCESS(status)) {
         out.exec = [](Cpu&, const Insn&) { raise_ud(); };
         out.thread = &threaded_indirect;
+        out.thread_no_rip = &threaded_indirect_no_rip;
         out.length = 1;
         return {DecodeStatus::Invalid, true};
     }
@@ -244,6 +245,8 @@ DecodeResult Decoder::decode(CodeMode mode, unsigned stack_bits, std::span<const
     }
     out.exec = handler;
     out.thread = found.exec ? found.thread : &threaded_indirect;
+    out.thread_no_rip = found.exec ? found.thread_no_rip : &threaded_indirect_no_rip;
+    out.rip_free = found.exec && found.rip_free;
     return {DecodeStatus::Ok, changes_decoding(in), conditional_jump(in.mnemonic)};
 }
 

@@ -26,15 +26,18 @@ enum class CodeMode : uint8_t { Real16, Legacy16, Legacy32, Compat16, Compat32, 
 enum class HandlerForm : uint8_t { Default, SegmentRegister, ControlRegister, DebugRegister, Far, Vector };
 inline constexpr unsigned kHandlerForms = 6;
 
-// An instruction's handler and its threaded form (exec/exec.hpp: the handler, then a tail call
-// to the next instruction's threaded form).
+// An instruction's handler and its threaded forms (exec/exec.hpp: the handler, then a tail call
+// to the next instruction's threaded form, storing that one's RIP or, when it is RIP-free, not).
 struct HandlerPair {
     Handler exec = nullptr;
     Handler thread = nullptr;
+    Handler thread_no_rip = nullptr;
+    bool rip_free = false;  // Insn::rip_free
 };
 
-// The threaded form of any handler: calls insn.exec, then goes on (exec/common.cpp).
+// The threaded forms of any handler: call insn.exec, then go on (exec/common.cpp).
 void threaded_indirect(Cpu& cpu, const Insn& insn);
+void threaded_indirect_no_rip(Cpu& cpu, const Insn& insn);
 
 // A faster handler with the same semantics for a decoded instruction's operand shape, or
 // {nullptr, nullptr} to keep the generic one (exec/forms.hpp).
@@ -48,7 +51,7 @@ public:
     // A handler with a threaded form of its own (exec/exec.hpp compiled<H>()).
     void bind(ZydisMnemonic mnemonic, HandlerPair pair) {
         bind(mnemonic, pair.exec);
-        threads_[mnemonic] = pair.thread;
+        threads_[mnemonic] = pair;
     }
     void bind(ZydisMnemonic mnemonic, HandlerForm form, Handler handler) {
         handlers_[mnemonic][static_cast<unsigned>(form)] = handler;
@@ -68,15 +71,18 @@ public:
         if (form == HandlerForm::Default) {
             if (specializers_[mnemonic])
                 if (HandlerPair pair = specializers_[mnemonic](insn); pair.exec) return pair;
-            if (threads_[mnemonic]) return {find(mnemonic, form), threads_[mnemonic]};
+            if (HandlerPair pair = threads_[mnemonic]; pair.thread) {
+                pair.exec = find(mnemonic, form);
+                return pair;
+            }
         }
-        return {find(mnemonic, form), &threaded_indirect};
+        return {find(mnemonic, form), &threaded_indirect, &threaded_indirect_no_rip};
     }
 
 private:
     std::array<std::array<Handler, kHandlerForms>, ZYDIS_MNEMONIC_MAX_VALUE + 1> handlers_{};
     std::array<Specializer, ZYDIS_MNEMONIC_MAX_VALUE + 1> specializers_{};
-    std::array<Handler, ZYDIS_MNEMONIC_MAX_VALUE + 1> threads_{};  // Default form only
+    std::array<HandlerPair, ZYDIS_MNEMONIC_MAX_VALUE + 1> threads_{};  // Default form only
 };
 
 // The table with every family bound (exec/families.cpp).

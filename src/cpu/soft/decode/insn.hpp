@@ -54,6 +54,7 @@ constexpr uint8_t Lock = 1 << 0, Rep = 1 << 1, Repne = 1 << 2, OperandSize = 1 <
 struct Insn {
     Handler exec = nullptr;    // the instruction's semantics
     Handler thread = nullptr;  // exec, then on to the block's next instruction (threaded code, exec/exec.hpp)
+    Handler thread_no_rip = nullptr;  // the same, for a next instruction that needs no RIP (see rip_free)
     uint16_t mnemonic = 0;   // ZydisMnemonic
     uint8_t length = 0;      // bytes
     uint8_t osize = 4;       // operand size in bytes (2, 4, 8), as the prefixes and mode make it
@@ -67,6 +68,9 @@ struct Insn {
     uint8_t index = 0;       // in a block: its position (Block::kMaxInstructions is below 256)
     uint16_t offset = 0;     // in a block: bytes from the block's first instruction to this one
     uint16_t end = 0;        // offset + length
+    // Its handler neither reads RIP nor faults nor ends the block (a register-only form): the
+    // instruction before it need not store RIP for it (exec/exec.hpp continue_block).
+    bool rip_free = false;
     Operand op[4];
     MemOperand mem;
     uint64_t imm = 0;        // first immediate, or a branch target relative to next RIP

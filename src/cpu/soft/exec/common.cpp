@@ -17,6 +17,10 @@ void threaded_indirect(Cpu& cpu, const Insn& insn) {
     insn.exec(cpu, insn);
     continue_block(cpu, insn);
 }
+void threaded_indirect_no_rip(Cpu& cpu, const Insn& insn) {
+    insn.exec(cpu, insn);
+    continue_block<true, false>(cpu, insn);
+}
 
 void end_of_block(Cpu&, const Insn&) {}
 

@@ -177,10 +177,11 @@ void lea_form(Cpu& cpu, const Insn& insn) {
 }
 
 HandlerPair specialize_lea(const Insn& insn) {
-    if (!plain_gpr(insn.op[0])) return {};
-    if (insn.op[0].size == 8) return compiled_register_only<&lea_form<uint64_t>>();
-    if (insn.op[0].size == 4) return compiled_register_only<&lea_form<uint32_t>>();
-    return {};
+    if (!plain_gpr(insn.op[0]) || (insn.op[0].size != 4 && insn.op[0].size != 8)) return {};
+    HandlerPair pair = insn.op[0].size == 8 ? compiled_register_only<&lea_form<uint64_t>>()
+                                            : compiled_register_only<&lea_form<uint32_t>>();
+    pair.rip_free = insn.mem.base != MemOperand::kRip;  // a RIP-relative address reads next RIP
+    return pair;
 }
 
 // MOVNTI: a store; the non-temporal hint means nothing to an interpreter.

@@ -98,7 +98,11 @@ void jump_near(Cpu& cpu, uint64_t target, unsigned osize);
 // RIP, so that no instruction waits for the one before it to store that.
 // kCanEndBlock false: the handler before works on registers only, so it cannot have set
 // end_block (nothing else sets it while a block runs) and the check is left out.
-template <bool kCanEndBlock = true>
+// kSetRip false: the next instruction is RIP-free (Insn::rip_free: it cannot fault and reads
+// neither RIP nor next RIP), so its RIP is not stored; it stores the one after it, as every
+// instruction does for its successor, and the sentinel is never RIP-free, so CPU.rip is right
+// again at the block's end and at every instruction that may need it.
+template <bool kCanEndBlock = true, bool kSetRip = true>
 inline void continue_block(Cpu& cpu, const Insn& insn) {
     if constexpr (kCanEndBlock) {
         if (cpu.end_block) [[unlikely]] {
@@ -109,24 +113,27 @@ inline void continue_block(Cpu& cpu, const Insn& insn) {
     }
     // No wrap-around to apply: a block whose IP would wrap does not run as threaded code.
     const Insn& next = (&insn)[1];
-    cpu.rip = cpu.block_rip + next.offset;
-    cpu.next_rip = cpu.block_rip + next.end;
+    if constexpr (kSetRip) {
+        cpu.rip = cpu.block_rip + next.offset;
+        cpu.next_rip = cpu.block_rip + next.end;
+    }
     next.thread(cpu, next);
 }
-template <Handler H, bool kCanEndBlock = true>
+template <Handler H, bool kCanEndBlock = true, bool kSetRip = true>
 void threaded(Cpu& cpu, const Insn& insn) {
     H(cpu, insn);
-    continue_block<kCanEndBlock>(cpu, insn);
+    continue_block<kCanEndBlock, kSetRip>(cpu, insn);
 }
-// The handler H with its own threaded form (for the handlers worth one: exec/forms.hpp, Jcc).
+// The handler H with its threaded forms (for the handlers worth them: exec/forms.hpp, Jcc).
 template <Handler H>
 constexpr HandlerPair compiled() {
-    return {H, &threaded<H>};
+    return {H, &threaded<H>, &threaded<H, true, false>, false};
 }
-// The same for a handler that only reads and writes registers and flags: it never ends a block.
+// The same for a handler that only reads and writes registers and flags: it never ends a block,
+// never faults and, unless its caller says otherwise (RIP-relative LEA), is RIP-free.
 template <Handler H>
 constexpr HandlerPair compiled_register_only() {
-    return {H, &threaded<H, false>};
+    return {H, &threaded<H, false>, &threaded<H, false, false>, true};
 }
 // The sentinel after a block's last instruction.
 void end_of_block(Cpu& cpu, const Insn& insn);
