@@ -1,6 +1,8 @@
 // The soft CPU's mode cache and its exchange with the engine-neutral CpuState.
 #include "cpu/soft/cpu.hpp"
 
+#include <algorithm>
+
 namespace strata::soft {
 
 namespace {
@@ -18,6 +20,7 @@ void Cpu::refresh_mode() {
     long_mode = (efer & efer::LMA) != 0;
     code64 = long_mode && seg[CS].l;
     cpl = !protected_mode ? 0 : v86 ? 3 : seg[SS].dpl;
+    user_tlb_ = cpl == 3 ? 1 : 0;
     code_bits = code64 ? 64 : (seg[CS].db && !v86) ? 32 : 16;
     stack_bits = code64 ? 64 : (seg[SS].db && !v86) ? 32 : 16;
     ip_mask = code_bits == 64 ? ~0ull : code_bits == 32 ? 0xffff'ffffull : 0xffffull;
@@ -27,7 +30,7 @@ void Cpu::refresh_mode() {
 
 CpuState Cpu::state() const {
     CpuState s;
-    s.gpr = gpr;
+    std::copy_n(gpr.begin(), s.gpr.size(), s.gpr.begin());
     s.rip = rip;
     s.rflags = rflags();
     s.es = seg[ES];
@@ -94,7 +97,7 @@ CpuState Cpu::state() const {
 }
 
 void Cpu::set_state(const CpuState& s) {
-    gpr = s.gpr;
+    std::copy_n(s.gpr.begin(), s.gpr.size(), gpr.begin());
     rip = s.rip;
     set_rflags(s.rflags);
     seg[ES] = s.es;

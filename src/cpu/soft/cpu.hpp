@@ -65,7 +65,10 @@ public:
     static constexpr unsigned kTlbEntries = 1024;
 
     // --- Registers ---
-    std::array<uint64_t, 16> gpr{};
+    // RAX..R15 by number, then kNoRegister: always 0, what an absent base or index register of
+    // a memory operand reads (exec/exec.hpp effective_address adds both without a test).
+    static constexpr unsigned kNoRegister = 16;
+    std::array<uint64_t, 17> gpr{};
     uint64_t rip = 0xfff0;
     LazyFlags flags;
     std::array<SegmentState, 6> seg{};
@@ -272,21 +275,26 @@ public:
     }
 
 private:
-    [[nodiscard]] unsigned user_index(bool supervisor) const { return (cpl == 3 && !supervisor) ? 1 : 0; }
+    // The TLB of an access: 1 for user accesses (CPL 3, not a system access), else 0.
+    [[nodiscard]] unsigned user_index(bool supervisor) const { return supervisor ? 0 : user_tlb_; }
     static unsigned tlb_slot(uint64_t address) { return static_cast<unsigned>(address >> 12) & (kTlbEntries - 1); }
+    // The page of an access's last byte. The TLB slot is chosen by its first byte's page, and a
+    // slot only ever holds a tag of a page that maps to it, which the next page never does: so
+    // comparing this with the slot's tag is both the hit test and the page-crossing test.
+    static uint64_t last_page(uint64_t address, unsigned size) { return (address + size - 1) & ~0xfffull; }
     // The TLB's fast path: the access when its page is cached for it and it does not cross the
     // page; false sends it to slow_read/slow_write.
     template <class T>
     [[gnu::always_inline]] bool read_hit(uint64_t address, T& value, bool supervisor) const {
         const TlbEntry& e = tlb_[user_index(supervisor)][tlb_slot(address)];
-        if (e.read_tag != (address & ~0xfffull) || (address & 0xfff) > 0x1000 - sizeof(T)) return false;
+        if (e.read_tag != last_page(address, sizeof(T))) return false;
         std::memcpy(&value, reinterpret_cast<const void*>(address + e.addend), sizeof(T));
         return true;
     }
     template <class T>
     [[gnu::always_inline]] bool write_hit(uint64_t address, T value, bool supervisor) {
         const TlbEntry& e = tlb_[user_index(supervisor)][tlb_slot(address)];
-        if (e.write_tag != (address & ~0xfffull) || (address & 0xfff) > 0x1000 - sizeof(T)) return false;
+        if (e.write_tag != last_page(address, sizeof(T))) return false;
         std::memcpy(reinterpret_cast<void*>(address + e.addend), &value, sizeof(T));
         return true;
     }
@@ -296,6 +304,7 @@ private:
 
     friend class Mmu;
     TlbEntry tlb_[2][kTlbEntries];
+    unsigned user_tlb_ = 0;  // cpl == 3, kept by refresh_mode(): one load on the TLB hit path
     bool large_pages_cached_ = false;
     uint64_t tlb_generation_ = 0;
     uint64_t global_tlb_generation_ = 0;  // some entry came from a 2/4 MiB page (INVLPG must drop all of it)

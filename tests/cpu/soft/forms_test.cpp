@@ -5,6 +5,7 @@
 // shapes the forms leave out (AH-BH, LOCK).
 #include <Zydis/Zydis.h>
 
+#include <algorithm>
 #include <random>
 
 #include "cpu/soft/decode/decoder.hpp"
@@ -34,7 +35,7 @@ protected:
         } catch (const GuestFault& fault) {
             out.fault = fault.vector;
         }
-        out.gpr = cpu.gpr;
+        std::copy_n(cpu.gpr.begin(), out.gpr.size(), out.gpr.begin());
         out.rflags = cpu.rflags();
         for (unsigned i = 0; i < memory.size(); ++i) out.memory[i] = read64(kData + 8 * i);
         return out;

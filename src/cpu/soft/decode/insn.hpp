@@ -36,8 +36,8 @@ struct Operand {
 };
 
 struct MemOperand {
-    static constexpr uint8_t kNone = 0xff;
-    static constexpr uint8_t kRip = 16;
+    static constexpr uint8_t kNone = 16;  // Cpu::kNoRegister: reads as 0
+    static constexpr uint8_t kRip = 17;
     uint8_t seg = 3;            // DS by default
     uint8_t base = kNone;       // 0-15, kRip, or kNone
     uint8_t index = kNone;

@@ -117,7 +117,7 @@ void mov(Cpu& cpu, const Insn& insn) {
 
 template <class T, Shape S>
 struct MovForm {
-    static void run(Cpu& cpu, const Insn& insn) {
+    [[gnu::always_inline]] static void run(Cpu& cpu, const Insn& insn) {
         T value = source<T, S>(cpu, insn);
         if constexpr (memory_destination(S)) cpu.write<T>(insn.mem.seg, effective_address(cpu, insn), value);
         else set_gpr<T>(cpu, insn.op[0].reg, value);
@@ -138,7 +138,7 @@ void lea(Cpu& cpu, const Insn& insn) { write_operand(cpu, insn, 0, effective_add
 
 // MOVZX, MOVSX, MOVSXD and LEA into a 32- or 64-bit register, compiled for their widths.
 template <class Dst, class Src, bool kSigned, bool kMemory>
-void extend_form(Cpu& cpu, const Insn& insn) {
+[[gnu::always_inline]] inline void extend_form(Cpu& cpu, const Insn& insn) {
     Src value = kMemory ? cpu.read<Src>(insn.mem.seg, effective_address(cpu, insn)) : gpr<Src>(cpu, insn.op[1].reg);
     using Wide = std::conditional_t<kSigned, std::make_signed_t<Src>, Src>;
     set_gpr<Dst>(cpu, insn.op[0].reg, static_cast<Dst>(static_cast<Wide>(value)));

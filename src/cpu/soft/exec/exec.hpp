@@ -21,13 +21,15 @@ namespace strata::soft {
 [[noreturn]] void panic_operand(const Insn& insn, unsigned n);
 
 // The offset (within its segment) of the instruction's memory operand, wrapped to the address size.
-inline uint64_t effective_address(const Cpu& cpu, const Insn& insn) {
+// An absent base or index is MemOperand::kNone, which reads Cpu::kNoRegister (0).
+inline constexpr uint64_t kAddressMasks[9] = {0, 0, 0xffff, 0, 0xffff'ffff, 0, 0, 0, ~0ull};
+[[gnu::always_inline]] inline uint64_t effective_address(const Cpu& cpu, const Insn& insn) {
+    static_assert(MemOperand::kNone == Cpu::kNoRegister);
     const MemOperand& m = insn.mem;
-    uint64_t address = static_cast<uint64_t>(m.disp);
-    if (m.base == MemOperand::kRip) address += cpu.next_rip;
-    else if (m.base != MemOperand::kNone) address += cpu.gpr[m.base];
-    if (m.index != MemOperand::kNone) address += cpu.gpr[m.index] * m.scale;
-    return address & LazyFlags::mask(insn.asize);
+    uint64_t address = static_cast<uint64_t>(m.disp) + cpu.gpr[m.index] * m.scale;
+    if (m.base == MemOperand::kRip) [[unlikely]] address += cpu.next_rip;
+    else address += cpu.gpr[m.base];
+    return address & kAddressMasks[insn.asize];
 }
 
 // Operand n's value, zero-extended (registers, memory, immediates; segment selectors).

@@ -105,7 +105,7 @@ template <class Op>
 struct Binary {
     template <class T, Shape S>
     struct Form {
-        static void run(Cpu& cpu, const Insn& insn) {
+        [[gnu::always_inline]] static void run(Cpu& cpu, const Insn& insn) {
             T src = source<T, S>(cpu, insn);
             T dst, result;
             if constexpr (memory_destination(S)) {
@@ -135,7 +135,7 @@ struct Binary {
 template <class Op>
 struct Unary {
     template <class T>
-    static void run(Cpu& cpu, const Insn& insn) {
+    [[gnu::always_inline]] static void run(Cpu& cpu, const Insn& insn) {
         T old = gpr<T>(cpu, insn.op[0].reg);
         auto result = static_cast<T>(Op::compute(old));
         set_gpr<T>(cpu, insn.op[0].reg, result);
