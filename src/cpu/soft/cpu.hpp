@@ -185,6 +185,22 @@ public:
         check_canonical(s, address, sizeof(T));
         slow_write(address, &value, sizeof(T), false);
     }
+    // The accesses of the compiled forms' fast paths (exec/exec.hpp threaded_fast): in 64-bit
+    // mode, when the access hits the TLB, the value read / the host address to write (a write
+    // permission is only cached for a dirty, writable RAM page no block was decoded from, which
+    // is readable too); otherwise false / nullptr, and nothing has happened.
+    template <class T>
+    [[nodiscard, gnu::always_inline]] bool read_if_cached(unsigned s, uint64_t offset, T& value) const {
+        return code64 && read_hit(offset + (s >= FS ? seg[s].base : 0), value, false);
+    }
+    template <class T>
+    [[nodiscard, gnu::always_inline]] void* write_pointer_if_cached(unsigned s, uint64_t offset) const {
+        if (!code64) return nullptr;
+        uint64_t address = offset + (s >= FS ? seg[s].base : 0);
+        const TlbEntry& e = tlb_[user_tlb_][tlb_slot(address)];
+        if (e.write_tag != last_page(address, sizeof(T))) return nullptr;
+        return reinterpret_cast<void*>(address + e.addend);
+    }
     // Reads/writes 1, 2, 4 or 8 bytes, zero-extended.
     [[nodiscard]] uint64_t read_sized(unsigned s, uint64_t offset, unsigned bytes) {
         switch (bytes) {

@@ -122,6 +122,19 @@ struct MovForm {
         if constexpr (memory_destination(S)) cpu.write<T>(insn.mem.seg, effective_address(cpu, insn), value);
         else set_gpr<T>(cpu, insn.op[0].reg, value);
     }
+    [[gnu::always_inline]] static bool run_cached(Cpu& cpu, const Insn& insn) {
+        T value;
+        if constexpr (memory_destination(S)) {
+            void* host = cpu.write_pointer_if_cached<T>(insn.mem.seg, effective_address(cpu, insn));
+            if (!host) return false;
+            value = source<T, S>(cpu, insn);
+            std::memcpy(host, &value, sizeof(T));
+        } else {
+            if (!cpu.read_if_cached<T>(insn.mem.seg, effective_address(cpu, insn), value)) return false;
+            set_gpr<T>(cpu, insn.op[0].reg, value);
+        }
+        return true;
+    }
 };
 HandlerPair specialize_mov(const Insn& insn) { return select_form<MovForm>(insn); }
 
@@ -144,17 +157,30 @@ template <class Dst, class Src, bool kSigned, bool kMemory>
     set_gpr<Dst>(cpu, insn.op[0].reg, static_cast<Dst>(static_cast<Wide>(value)));
 }
 
-template <Handler H, bool kMemory>
+// Its fast path (exec/exec.hpp threaded_fast).
+template <class Dst, class Src, bool kSigned>
+[[gnu::always_inline]] inline bool extend_cached(Cpu& cpu, const Insn& insn) {
+    Src value;
+    if (!cpu.read_if_cached<Src>(insn.mem.seg, effective_address(cpu, insn), value)) return false;
+    using Wide = std::conditional_t<kSigned, std::make_signed_t<Src>, Src>;
+    set_gpr<Dst>(cpu, insn.op[0].reg, static_cast<Dst>(static_cast<Wide>(value)));
+    return true;
+}
+
+template <class Dst, class Src, bool kSigned, bool kMemory>
 constexpr HandlerPair extend_pair() {
-    return kMemory ? compiled<H>() : compiled_register_only<H>();
+    if constexpr (kMemory)
+        return compiled_fast<&extend_form<Dst, Src, kSigned, true>, &extend_cached<Dst, Src, kSigned>>();
+    else
+        return compiled_register_only<&extend_form<Dst, Src, kSigned, false>>();
 }
 
 template <bool kSigned, class Dst, bool kMemory>
 HandlerPair extend_for_source(unsigned size) {
     switch (size) {
-        case 1: return extend_pair<&extend_form<Dst, uint8_t, kSigned, kMemory>, kMemory>();
-        case 2: return extend_pair<&extend_form<Dst, uint16_t, kSigned, kMemory>, kMemory>();
-        case 4: return extend_pair<&extend_form<Dst, uint32_t, kSigned, kMemory>, kMemory>();
+        case 1: return extend_pair<Dst, uint8_t, kSigned, kMemory>();
+        case 2: return extend_pair<Dst, uint16_t, kSigned, kMemory>();
+        case 4: return extend_pair<Dst, uint32_t, kSigned, kMemory>();
         default: return {};
     }
 }

@@ -137,6 +137,25 @@ template <Handler H>
 constexpr HandlerPair compiled_register_only() {
     return {H, &threaded<H, false>, &threaded<H, false, false>, true};
 }
+// A handler H with a fast form F (exec/forms.hpp): F does the whole instruction when its memory
+// access hits the TLB in 64-bit mode (Cpu::read_if_cached, write_pointer_if_cached) and returns
+// false before changing anything otherwise; the threaded code then tail-calls H's. F calls
+// nothing, so the common path needs no stack frame, and it cannot end the block (it never writes
+// a code page: those are never writable through the TLB).
+using FastHandler = bool (*)(Cpu& cpu, const Insn& insn);
+template <Handler H, bool kSetRip>
+[[gnu::noinline]] void threaded_slow(Cpu& cpu, const Insn& insn) {
+    threaded<H, true, kSetRip>(cpu, insn);
+}
+template <Handler H, FastHandler F, bool kSetRip = true>
+void threaded_fast(Cpu& cpu, const Insn& insn) {
+    if (!F(cpu, insn)) [[unlikely]] return threaded_slow<H, kSetRip>(cpu, insn);  // out of line: no frame here
+    continue_block<false, kSetRip>(cpu, insn);
+}
+template <Handler H, FastHandler F>
+constexpr HandlerPair compiled_fast() {
+    return {H, &threaded_fast<H, F>, &threaded_fast<H, F, false>, false};
+}
 // The sentinel after a block's last instruction.
 void end_of_block(Cpu& cpu, const Insn& insn);
 

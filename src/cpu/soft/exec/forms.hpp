@@ -12,6 +12,7 @@
 // does the atomic update or the #UD).
 #pragma once
 
+#include <cstring>
 #include <optional>
 
 #include "cpu/soft/exec/alu.hpp"
@@ -69,9 +70,9 @@ HandlerPair form_for_shape(Shape s) {
     switch (s) {
         case Shape::RegReg: return compiled_register_only<&Form<T, Shape::RegReg>::run>();
         case Shape::RegImm: return compiled_register_only<&Form<T, Shape::RegImm>::run>();
-        case Shape::RegMem: return compiled<&Form<T, Shape::RegMem>::run>();
-        case Shape::MemReg: return compiled<&Form<T, Shape::MemReg>::run>();
-        case Shape::MemImm: return compiled<&Form<T, Shape::MemImm>::run>();
+        case Shape::RegMem: return compiled_fast<&Form<T, Shape::RegMem>::run, &Form<T, Shape::RegMem>::run_cached>();
+        case Shape::MemReg: return compiled_fast<&Form<T, Shape::MemReg>::run, &Form<T, Shape::MemReg>::run_cached>();
+        case Shape::MemImm: return compiled_fast<&Form<T, Shape::MemImm>::run, &Form<T, Shape::MemImm>::run_cached>();
     }
     return {};
 }
@@ -125,6 +126,31 @@ struct Binary {
                 if constexpr (Op::kWrites) set_gpr<T>(cpu, insn.op[0].reg, result);
             }
             Op::flags(cpu, sizeof(T), result, dst, src);
+        }
+        // The memory shapes when the access hits the TLB (exec/exec.hpp threaded_fast).
+        [[gnu::always_inline]] static bool run_cached(Cpu& cpu, const Insn& insn) {
+            T src, dst;
+            if constexpr (S == Shape::RegMem) {
+                if (!cpu.read_if_cached<T>(insn.mem.seg, effective_address(cpu, insn), src)) return false;
+                dst = gpr<T>(cpu, insn.op[0].reg);
+            } else {
+                src = source<T, S>(cpu, insn);
+                if constexpr (Op::kWrites) {
+                    void* host = cpu.write_pointer_if_cached<T>(insn.mem.seg, effective_address(cpu, insn));
+                    if (!host) return false;
+                    std::memcpy(&dst, host, sizeof(T));
+                    auto result = static_cast<T>(Op::compute(dst, src));
+                    std::memcpy(host, &result, sizeof(T));
+                    Op::flags(cpu, sizeof(T), result, dst, src);
+                    return true;
+                } else if (!cpu.read_if_cached<T>(insn.mem.seg, effective_address(cpu, insn), dst)) {
+                    return false;
+                }
+            }
+            auto result = static_cast<T>(Op::compute(dst, src));
+            if constexpr (Op::kWrites && S == Shape::RegMem) set_gpr<T>(cpu, insn.op[0].reg, result);
+            Op::flags(cpu, sizeof(T), result, dst, src);
+            return true;
         }
     };
     static HandlerPair specialize(const Insn& insn) { return select_form<Form>(insn); }
