@@ -114,6 +114,13 @@ public:
     uint64_t block_rip = 0;  // where the running block was entered: its instructions' RIPs are offsets from it
     bool end_block = false;  // the instruction changed something decoding depends on, or jumped out of the block
     const Insn* block_exit = nullptr;  // the instruction after which end_block stopped the block
+    // A block that jumps back to its own start loops inside its threaded code (exec/control.cpp
+    // loop_back) up to loop_budget more times; loop_instructions counts what those loops ran.
+    unsigned loop_budget = 0;
+    uint64_t loop_instructions = 0;
+    // The code-page epoch (CodePages::epoch) this vCPU's cached write permissions were checked
+    // against: when another vCPU makes a page code, it changes, and they are dropped.
+    uint64_t code_epoch = ~0ull;
     uint8_t interrupt_shadow = 0;  // 1: STI, 2: MOV SS / POP SS — blocks interrupts for one instruction
     bool nmi_masked = false;
     bool halted = false;

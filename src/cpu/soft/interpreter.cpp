@@ -7,12 +7,17 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "cpu/soft/exec/exec.hpp"
 #include "cpu/soft/interrupts.hpp"
 #include "cpu/soft/mmu/code_pages.hpp"
 
 namespace strata::soft {
 
 namespace {
+
+// How many times a block that jumps back to its start may loop inside its threaded code before
+// the run loop looks at events again (up to 64 x 64 instructions).
+constexpr unsigned kLoopBudget = 64;
 
 FILE* trace_file() {
     static FILE* file = [] {
@@ -131,7 +136,10 @@ void Interpreter::build(Block& block, uint64_t linear, const Cpu::Fetch& fetch) 
     uint64_t epoch = pages.epoch();
     block.page_word[0] = word;
     block.seen_word[0] = pages.mark(*word);
-    if (pages.epoch() != epoch) cpu_.flush_tlb_writes();  // this page may be written through our TLB
+    if (uint64_t now = pages.epoch(); now != epoch) {  // this page may be written through our TLB
+        cpu_.code_epoch = now;  // read before the flush: a later change is seen at the next check
+        cpu_.flush_tlb_writes();
+    }
 
     CodeMode mode = code_mode(cpu_);
     unsigned offset = static_cast<unsigned>(linear & 0xfff);
@@ -189,6 +197,15 @@ void Interpreter::build(Block& block, uint64_t linear, const Cpu::Fetch& fetch) 
     // An instruction followed by a RIP-free one goes on to it without storing its RIP.
     for (unsigned i = 0; i + 1 < block.count; ++i)
         if (block.insns[i + 1].rip_free) block.insns[i].thread = block.insns[i].thread_no_rip;
+    // A relative jump back to the block's first instruction (its target is the next RIP plus
+    // imm, the block's start is the next RIP minus end) loops inside the threaded code. Not for
+    // a block whose last instruction crosses into a page that is checked at every lookup.
+    if (block.second_page != ~0ull || block.wraps) return;
+    for (unsigned i = 0; i < block.count; ++i) {
+        Insn& insn = block.insns[i];
+        if (insn.op[0].kind == OpKind::Imm && insn.osize != 2 && insn.imm == 0 - uint64_t{insn.end})
+            if (Handler loop = loop_back_form(insn)) insn.thread = loop;
+    }
 }
 
 inline void Interpreter::run_block(const Block& block, unsigned max_instructions) {
@@ -201,7 +218,10 @@ inline void Interpreter::run_block(const Block& block, unsigned max_instructions
         // form runs them all, up to the sentinel or an instruction that ends the block.
         c.block_rip = c.rip;
         c.next_rip = (c.rip + insn->length) & c.ip_mask;
+        c.loop_budget = kLoopBudget;
+        c.loop_instructions = 0;
         insn->thread(c, *insn);
+        instructions_ += c.loop_instructions;
         if (c.end_block) {
             instructions_ += c.block_exit->index + 1u;
             c.end_block = false;
@@ -238,8 +258,8 @@ inline void Interpreter::run_block(const Block& block, unsigned max_instructions
     }
     try {
         // Some vCPU decoded from a page we may hold a write permission for: drop them all.
-        if (uint64_t epoch = c.code_pages->epoch(); epoch != epoch_) {
-            epoch_ = epoch;
+        if (uint64_t epoch = c.code_pages->epoch(); epoch != c.code_epoch) {
+            c.code_epoch = epoch;
             c.flush_tlb_writes();
         }
         if (!c.code64 && c.rip > c.seg[CS].limit) raise_gp();

@@ -89,7 +89,6 @@ private:
     std::unique_ptr<JumpEntry[]> jumps_ = std::make_unique<JumpEntry[]>(kJumpEntries);
     Block* last_ = nullptr;            // the block run last (its links are filled in next)
     bool tracing_;
-    uint64_t epoch_ = ~0ull;
     uint64_t instructions_ = 0;
     uint64_t blocks_run_ = 0;
     uint64_t jump_misses_ = 0;

@@ -411,6 +411,52 @@ TEST_F(FlowUserModeTest, BlockRunsPastAnUntakenJccAndStopsAtATakenOne) {
     EXPECT_EQ(interpreter.instructions() - before, 2u);
 }
 
+// A block whose jump goes back to its own first instruction loops inside one interpreter step
+// (exec/control.cpp loop_back): ten iterations of `inc rax; dec rcx; jnz` then the `jmp $` after
+// it, every instruction counted.
+TEST_F(FlowUserModeTest, ALoopBackToTheBlockStartRunsWithinOneStep) {
+    load(kCodeAddress, hex_bytes("48 ff c0 48 ff c9 75 f8 eb fe"));  // 1: inc rax; dec rcx; jnz 1b; jmp $
+    cpu.gpr[0] = 0;
+    cpu.gpr[1] = 10;
+    uint64_t before = interpreter.instructions();
+    interpreter.step();
+    EXPECT_EQ(cpu.gpr[0], 10u);
+    EXPECT_EQ(cpu.gpr[1], 0u);
+    EXPECT_EQ(cpu.rip, kCodeAddress + 8) << "the jmp $ ended the block";
+    EXPECT_EQ(interpreter.instructions() - before, 31u);
+}
+
+// A long loop leaves the block now and then (so that the run loop can take events) and carries
+// on where it was: the result and the count of instructions are those of every iteration.
+TEST_F(FlowUserModeTest, ALongLoopBackLeavesTheBlockAndResumes) {
+    load(kCodeAddress, hex_bytes("48 ff c0 48 ff c9 75 f8 eb fe"));
+    cpu.gpr[0] = 0;
+    cpu.gpr[1] = 100000;
+    uint64_t before = interpreter.instructions();
+    interpreter.step();
+    EXPECT_GT(cpu.gpr[1], 0u) << "one step ran the whole loop";
+    EXPECT_EQ(cpu.rip, kCodeAddress) << "it left at the loop's head";
+    unsigned steps = 1;
+    for (; steps < 100000 && cpu.rip != kCodeAddress + 8; ++steps) interpreter.step();
+    EXPECT_EQ(cpu.gpr[0], 100000u);
+    EXPECT_EQ(cpu.gpr[1], 0u);
+    EXPECT_EQ(interpreter.instructions() - before, 300001u);
+    EXPECT_GT(steps, 100u);
+}
+
+// A loop that rewrites its own code sees the new bytes at the next iteration: the store into
+// `mov eax, imm32` makes each iteration add the previous counter.
+TEST_F(FlowUserModeTest, ALoopThatRewritesItsOwnCodeRunsTheNewBytes) {
+    // 1: mov eax, 0; add ebx, eax; mov [rip-12], ecx (the mov's imm32); inc ecx; cmp ecx, 5;
+    // jne 1b; jmp $
+    load(kCodeAddress, hex_bytes("b8 00 00 00 00 01 c3 89 0d f4 ff ff ff ff c1 83 f9 05 75 ec eb fe"));
+    cpu.gpr[1] = 1;
+    cpu.gpr[3] = 0;
+    for (unsigned i = 0; i < 100 && cpu.rip != kCodeAddress + 20; ++i) interpreter.step();
+    EXPECT_EQ(cpu.rip, kCodeAddress + 20);
+    EXPECT_EQ(cpu.gpr[3], 0u + 1 + 2 + 3) << "iterations ran the immediate the one before stored";
+}
+
 // An instruction the soft CPU lacks is said on stderr when it runs — with its bytes and address
 // — not when a block that merely contains it is decoded; the guest gets #UD.
 TEST_F(FlowUserModeTest, UnimplementedInstructionIsReportedWhenItRunsNotWhenDecoded) {

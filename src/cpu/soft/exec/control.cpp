@@ -12,6 +12,7 @@
 #include <Zydis/Zydis.h>
 
 #include "cpu/soft/exec/exec.hpp"
+#include "cpu/soft/mmu/code_pages.hpp"
 
 namespace strata::soft {
 
@@ -33,6 +34,35 @@ struct Jcc {
         if (cpu.flags.condition<kCc>()) jump_near(cpu, relative_target(cpu, insn), insn.osize);
     }
 };
+
+// A relative JMP or Jcc back to its block's first instruction (Interpreter::build finds them):
+// taken, it goes straight on to that instruction as threaded code, up to Cpu::loop_budget times
+// per run of the block, while no other vCPU has made a page code (Cpu::code_epoch); then it ends
+// the block as any jump does. Its target is the block's own entry, fetched from when the block
+// was entered: no limit or canonical check can fail for it.
+constexpr unsigned kAlways = 16;
+template <unsigned kCc>  // a condition 0-15 (Jcc), or kAlways (JMP)
+void loop_back(Cpu& cpu, const Insn& insn) {
+    bool taken;
+    if constexpr (kCc == kAlways) taken = true;
+    else taken = cpu.flags.condition<kCc>();
+    if (!taken) return continue_block<false>(cpu, insn);
+    if (cpu.loop_budget != 0 && cpu.code_pages->epoch() == cpu.code_epoch) [[likely]] {
+        --cpu.loop_budget;
+        cpu.loop_instructions += insn.index + 1u;
+        const Insn& first = (&insn)[-static_cast<ptrdiff_t>(insn.index)];
+        cpu.rip = cpu.block_rip;
+        cpu.next_rip = cpu.block_rip + first.end;
+        return first.thread(cpu, first);
+    }
+    jump_near(cpu, relative_target(cpu, insn), insn.osize);
+    continue_block(cpu, insn);  // ends the block
+}
+
+template <unsigned... kCc>
+constexpr std::array<Handler, sizeof...(kCc)> loop_back_forms(std::integer_sequence<unsigned, kCc...>) {
+    return {&loop_back<kCc>...};
+}
 
 // JCXZ/JECXZ/JRCXZ: the count register is CX, ECX or RCX by the address size.
 void jrcxz(Cpu& cpu, const Insn& insn) {
@@ -110,6 +140,15 @@ void leave(Cpu& cpu, const Insn& insn) {
 }
 
 }  // namespace
+
+Handler loop_back_form(const Insn& insn) {
+    static constexpr auto kForms = loop_back_forms(std::make_integer_sequence<unsigned, kAlways + 1>{});
+    if (insn.op[0].kind != OpKind::Imm) return nullptr;
+    if (insn.mnemonic == ZYDIS_MNEMONIC_JMP) return kForms[kAlways];
+    for (unsigned cc = 0; cc < kConditionalJumps.size(); ++cc)
+        if (insn.mnemonic == kConditionalJumps[cc]) return kForms[cc];
+    return nullptr;
+}
 
 void bind_control(HandlerTable& table) {
     table.bind(ZYDIS_MNEMONIC_JMP, compiled<&jmp>());

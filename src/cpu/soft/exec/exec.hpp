@@ -156,6 +156,9 @@ template <Handler H, FastHandler F>
 constexpr HandlerPair compiled_fast() {
     return {H, &threaded_fast<H, F>, &threaded_fast<H, F, false>, false};
 }
+// The threaded form of a relative JMP or Jcc whose target is its block's first instruction
+// (exec/control.cpp), or nullptr for other instructions.
+Handler loop_back_form(const Insn& insn);
 // The sentinel after a block's last instruction.
 void end_of_block(Cpu& cpu, const Insn& insn);
 
