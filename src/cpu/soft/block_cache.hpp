@@ -28,6 +28,7 @@ struct BlockLink {
     uint64_t tag = 0;
     uint64_t generation = 0;
     struct Block* block = nullptr;
+    uint64_t code_writes = 0;  // CodePages::writes() read before the block was last found valid
 };
 
 struct Block {

@@ -52,9 +52,15 @@ CodeMode Interpreter::code_mode(const Cpu& cpu) {
 }
 
 // A link or a jump-cache entry holds while its tag, its TLB generation and its block's pages
-// are unchanged; both were filled from a translation that was right then.
-bool Interpreter::holds(const BlockLink& link, uint64_t tag) const {
-    return link.tag == tag && link.generation == jump_generation(cpu_, link.generation & 1) && link.block->valid();
+// are unchanged; both were filled from a translation that was right then. While no code was
+// written anywhere since the block was last found valid, its pages are unchanged too.
+bool Interpreter::holds(BlockLink& link, uint64_t tag) {
+    if (link.tag != tag || link.generation != jump_generation(cpu_, link.generation & 1)) return false;
+    uint64_t writes = cpu_.code_pages->writes();
+    if (link.code_writes == writes) [[likely]] return true;
+    if (!link.block->valid()) return false;
+    link.code_writes = writes;  // read before valid(): a write after it changes the count
+    return true;
 }
 
 // The common case inline (the last block's first link: a loop, a fall-through, a call's
@@ -74,6 +80,7 @@ Block* Interpreter::find_block_slow(uint64_t linear, uint64_t tag) {
         return last_ = last->links[0].block;
     }
     BlockLink found;
+    uint64_t writes = c.code_pages->writes();  // before the block found below is checked or built
     JumpEntry& jump = jumps_[jump_slot(linear)];
     if (holds(jump, tag)) {
         found = jump;
@@ -95,7 +102,7 @@ Block* Interpreter::find_block_slow(uint64_t linear, uint64_t tag) {
         // A block whose last instruction crosses into the next page has that page checked at
         // every lookup: it is never linked.
         if (block->second_page != ~0ull) return block;
-        found = jump = {tag, jump_generation(c, fetch.global), block};
+        found = jump = {tag, jump_generation(c, fetch.global), block, writes};
     }
     if (last) {
         last->links[1] = last->links[0];

@@ -74,7 +74,7 @@ private:
     // the block cache; nullptr when the code is not in RAM (run_uncached has run it).
     Block* find_block(uint64_t linear);
     Block* find_block_slow(uint64_t linear, uint64_t tag);
-    [[nodiscard]] bool holds(const BlockLink& link, uint64_t tag) const;
+    [[nodiscard]] bool holds(BlockLink& link, uint64_t tag);
 
     void step(unsigned max_instructions);
     void trace() const;

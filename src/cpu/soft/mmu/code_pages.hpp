@@ -7,6 +7,8 @@
 // unchanged. A write to a marked page adds one (clearing bit 0 and moving the generation); the
 // next decode marks it again. Marking a page also advances `epoch`, which tells every vCPU to drop
 // the write permissions its TLB caches, so that the next write to the page takes the slow path.
+// A count of the writes that invalidated anything lets a block's validity be known without its
+// page words while nothing was written.
 #pragma once
 
 #include <atomic>
@@ -38,14 +40,21 @@ public:
     void written(uint64_t phys) {
         if (auto* page = word(phys)) written(*page);
     }
-    static void written(std::atomic<uint32_t>& page) {
-        if (page.load(std::memory_order_relaxed) & 1) page.fetch_add(1, std::memory_order_acq_rel);
+    void written(std::atomic<uint32_t>& page) {
+        if (page.load(std::memory_order_relaxed) & 1) {
+            page.fetch_add(1, std::memory_order_acq_rel);
+            writes_.fetch_add(1, std::memory_order_acq_rel);
+        }
     }
     [[nodiscard]] bool is_code(uint64_t phys) const {
         auto* page = word(phys);
         return page && (page->load(std::memory_order_relaxed) & 1);
     }
     [[nodiscard]] uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
+    // Counts the writes that invalidated blocks, on any page: a block found valid when it read
+    // some count is still valid while the count is the same (the interpreter's links check this
+    // one shared, cache-hot word before the block's own page words).
+    [[nodiscard]] uint64_t writes() const { return writes_.load(std::memory_order_acquire); }
 
 private:
     struct Window {
@@ -55,6 +64,7 @@ private:
     std::vector<Window> windows_;
     std::vector<std::unique_ptr<std::atomic<uint32_t>[]>> storage_;
     std::atomic<uint64_t> epoch_{0};
+    std::atomic<uint64_t> writes_{0};
 };
 
 }  // namespace strata::soft

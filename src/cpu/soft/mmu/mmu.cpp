@@ -192,7 +192,7 @@ public:
 // self-modifying code takes effect at the next one.
 void Cpu::code_written(uint64_t phys) {
     if (auto* page = code_pages->word(phys); page && (page->load(std::memory_order_relaxed) & 1)) {
-        CodePages::written(*page);
+        code_pages->written(*page);
         end_block = true;
     }
 }
