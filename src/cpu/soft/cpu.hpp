@@ -202,11 +202,7 @@ public:
     }
     template <class T>
     [[nodiscard, gnu::always_inline]] void* write_pointer_if_cached(unsigned s, uint64_t offset) const {
-        if (!code64) return nullptr;
-        uint64_t address = offset + (s >= FS ? seg[s].base : 0);
-        const TlbEntry& e = tlb_[user_tlb_][tlb_slot(address)];
-        if (e.write_tag != last_page(address, sizeof(T))) return nullptr;
-        return reinterpret_cast<void*>(address + e.addend);
+        return code64 ? cached_write(offset + (s >= FS ? seg[s].base : 0), sizeof(T), false) : nullptr;
     }
     // Reads/writes 1, 2, 4 or 8 bytes, zero-extended.
     [[nodiscard]] uint64_t read_sized(unsigned s, uint64_t offset, unsigned bytes) {
@@ -305,20 +301,29 @@ private:
     // slot only ever holds a tag of a page that maps to it, which the next page never does: so
     // comparing this with the slot's tag is both the hit test and the page-crossing test.
     static uint64_t last_page(uint64_t address, unsigned size) { return (address + size - 1) & ~0xfffull; }
-    // The TLB's fast path: the access when its page is cached for it and it does not cross the
-    // page; false sends it to slow_read/slow_write.
+    // The TLB's fast path: the host address of `size` bytes at `address` when their page is
+    // cached for the access and they do not cross it, else nullptr.
+    [[nodiscard, gnu::always_inline]] const void* cached_read(uint64_t address, unsigned size, bool supervisor) const {
+        const TlbEntry& e = tlb_[user_index(supervisor)][tlb_slot(address)];
+        return e.read_tag == last_page(address, size) ? reinterpret_cast<const void*>(address + e.addend) : nullptr;
+    }
+    [[nodiscard, gnu::always_inline]] void* cached_write(uint64_t address, unsigned size, bool supervisor) const {
+        const TlbEntry& e = tlb_[user_index(supervisor)][tlb_slot(address)];
+        return e.write_tag == last_page(address, size) ? reinterpret_cast<void*>(address + e.addend) : nullptr;
+    }
+    // The access through it; false sends it to slow_read/slow_write.
     template <class T>
     [[gnu::always_inline]] bool read_hit(uint64_t address, T& value, bool supervisor) const {
-        const TlbEntry& e = tlb_[user_index(supervisor)][tlb_slot(address)];
-        if (e.read_tag != last_page(address, sizeof(T))) return false;
-        std::memcpy(&value, reinterpret_cast<const void*>(address + e.addend), sizeof(T));
+        const void* host = cached_read(address, sizeof(T), supervisor);
+        if (!host) return false;
+        std::memcpy(&value, host, sizeof(T));
         return true;
     }
     template <class T>
     [[gnu::always_inline]] bool write_hit(uint64_t address, T value, bool supervisor) {
-        const TlbEntry& e = tlb_[user_index(supervisor)][tlb_slot(address)];
-        if (e.write_tag != last_page(address, sizeof(T))) return false;
-        std::memcpy(reinterpret_cast<void*>(address + e.addend), &value, sizeof(T));
+        void* host = cached_write(address, sizeof(T), supervisor);
+        if (!host) return false;
+        std::memcpy(host, &value, sizeof(T));
         return true;
     }
     [[nodiscard]] uint64_t legacy_linear(unsigned s, uint64_t offset, unsigned size, Access access) const;

@@ -210,7 +210,7 @@ void Interpreter::build(Block& block, uint64_t linear, const Cpu::Fetch& fetch) 
     if (block.second_page != ~0ull || block.wraps) return;
     for (unsigned i = 0; i < block.count; ++i) {
         Insn& insn = block.insns[i];
-        if (insn.op[0].kind == OpKind::Imm && insn.osize != 2 && insn.imm == 0 - uint64_t{insn.end})
+        if (insn.osize != 2 && insn.imm == 0 - uint64_t{insn.end})
             if (Handler loop = loop_back_form(insn)) insn.thread = loop;
     }
 }

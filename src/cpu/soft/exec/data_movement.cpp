@@ -150,11 +150,15 @@ void movsx(Cpu& cpu, const Insn& insn) {
 void lea(Cpu& cpu, const Insn& insn) { write_operand(cpu, insn, 0, effective_address(cpu, insn)); }
 
 // MOVZX, MOVSX, MOVSXD and LEA into a 32- or 64-bit register, compiled for their widths.
+template <class Dst, class Src, bool kSigned>
+void set_extended(Cpu& cpu, const Insn& insn, Src value) {
+    using Wide = std::conditional_t<kSigned, std::make_signed_t<Src>, Src>;
+    set_gpr<Dst>(cpu, insn.op[0].reg, static_cast<Dst>(static_cast<Wide>(value)));
+}
 template <class Dst, class Src, bool kSigned, bool kMemory>
 [[gnu::always_inline]] inline void extend_form(Cpu& cpu, const Insn& insn) {
     Src value = kMemory ? cpu.read<Src>(insn.mem.seg, effective_address(cpu, insn)) : gpr<Src>(cpu, insn.op[1].reg);
-    using Wide = std::conditional_t<kSigned, std::make_signed_t<Src>, Src>;
-    set_gpr<Dst>(cpu, insn.op[0].reg, static_cast<Dst>(static_cast<Wide>(value)));
+    set_extended<Dst, Src, kSigned>(cpu, insn, value);
 }
 
 // Its fast path (exec/exec.hpp threaded_fast).
@@ -162,8 +166,7 @@ template <class Dst, class Src, bool kSigned>
 [[gnu::always_inline]] inline bool extend_cached(Cpu& cpu, const Insn& insn) {
     Src value;
     if (!cpu.read_if_cached<Src>(insn.mem.seg, effective_address(cpu, insn), value)) return false;
-    using Wide = std::conditional_t<kSigned, std::make_signed_t<Src>, Src>;
-    set_gpr<Dst>(cpu, insn.op[0].reg, static_cast<Dst>(static_cast<Wide>(value)));
+    set_extended<Dst, Src, kSigned>(cpu, insn, value);
     return true;
 }
 

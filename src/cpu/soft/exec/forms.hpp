@@ -129,26 +129,24 @@ struct Binary {
         }
         // The memory shapes when the access hits the TLB (exec/exec.hpp threaded_fast).
         [[gnu::always_inline]] static bool run_cached(Cpu& cpu, const Insn& insn) {
-            T src, dst;
+            T src, dst, result;
             if constexpr (S == Shape::RegMem) {
                 if (!cpu.read_if_cached<T>(insn.mem.seg, effective_address(cpu, insn), src)) return false;
                 dst = gpr<T>(cpu, insn.op[0].reg);
-            } else {
+                result = static_cast<T>(Op::compute(dst, src));
+                if constexpr (Op::kWrites) set_gpr<T>(cpu, insn.op[0].reg, result);
+            } else if constexpr (Op::kWrites) {
+                void* host = cpu.write_pointer_if_cached<T>(insn.mem.seg, effective_address(cpu, insn));
+                if (!host) return false;
                 src = source<T, S>(cpu, insn);
-                if constexpr (Op::kWrites) {
-                    void* host = cpu.write_pointer_if_cached<T>(insn.mem.seg, effective_address(cpu, insn));
-                    if (!host) return false;
-                    std::memcpy(&dst, host, sizeof(T));
-                    auto result = static_cast<T>(Op::compute(dst, src));
-                    std::memcpy(host, &result, sizeof(T));
-                    Op::flags(cpu, sizeof(T), result, dst, src);
-                    return true;
-                } else if (!cpu.read_if_cached<T>(insn.mem.seg, effective_address(cpu, insn), dst)) {
-                    return false;
-                }
+                std::memcpy(&dst, host, sizeof(T));
+                result = static_cast<T>(Op::compute(dst, src));
+                std::memcpy(host, &result, sizeof(T));
+            } else {
+                if (!cpu.read_if_cached<T>(insn.mem.seg, effective_address(cpu, insn), dst)) return false;
+                src = source<T, S>(cpu, insn);
+                result = static_cast<T>(Op::compute(dst, src));
             }
-            auto result = static_cast<T>(Op::compute(dst, src));
-            if constexpr (Op::kWrites && S == Shape::RegMem) set_gpr<T>(cpu, insn.op[0].reg, result);
             Op::flags(cpu, sizeof(T), result, dst, src);
             return true;
         }

@@ -272,8 +272,7 @@ void Cpu::slow_write(uint64_t address, const void* in, unsigned size, bool super
 uint8_t* Cpu::rmw_pointer(uint64_t address, unsigned size) {
     if ((address & 0xfff) + size > 0x1000) return nullptr;
     // A cached write permission is a dirty RAM page no block was decoded from: nothing to walk.
-    const TlbEntry& e = tlb_[user_index(false)][tlb_slot(address)];
-    if (e.write_tag == (address & ~0xfffull)) return reinterpret_cast<uint8_t*>(address + e.addend);
+    if (void* host = cached_write(address, size, false)) return static_cast<uint8_t*>(host);
     auto [phys, host] = Mmu::translate(*this, address, Access::Write, false);
     if (host) code_written(phys);
     return host;
@@ -281,8 +280,7 @@ uint8_t* Cpu::rmw_pointer(uint64_t address, unsigned size) {
 
 const uint8_t* Cpu::read_pointer(uint64_t address, unsigned size) {
     if ((address & 0xfff) + size > 0x1000) return nullptr;
-    const TlbEntry& e = tlb_[user_index(false)][tlb_slot(address)];
-    if (e.read_tag == (address & ~0xfffull)) return reinterpret_cast<const uint8_t*>(address + e.addend);
+    if (const void* host = cached_read(address, size, false)) return static_cast<const uint8_t*>(host);
     return Mmu::translate(*this, address, Access::Read, false).second;
 }
 
