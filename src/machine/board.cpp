@@ -82,13 +82,13 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
         return *irq;
     };
 
-    // The HPET: LegacyReplacement timers on IRQ0 (GSI 0, which reaches IOAPIC pin 2 as the MADT
+    // override says) and IRQ8; its other routes are GSIs 20-23 (no ISA device, no PCI INTx). The
     // override says) and IRQ8; its other routes are the IOAPIC inputs no ISA device uses. The
     // PIT's and RTC's interrupts pass through it, which cuts them off in LegacyReplacement mode.
     Hpet::Wiring hpet_wiring;
     hpet_wiring.irq0 = &line(pc::kIrqPit);
     hpet_wiring.irq8 = &line(pc::kIrqRtc);
-    for (unsigned gsi = pc::kFirstPciGsi; gsi < pc::kIoApicPins; ++gsi) hpet_wiring.ioapic[gsi] = &line(gsi);
+    for (unsigned gsi = pc::kFirstHpetGsi; gsi < pc::kIoApicPins; ++gsi) hpet_wiring.ioapic[gsi] = &line(gsi);
     board->hpet_ = std::make_shared<Hpet>(timers, hpet_wiring);
     place(board->mmio_, pc::kHpet, Hpet::kWindowSize, board->hpet_, "HPET");
 

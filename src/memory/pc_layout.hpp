@@ -27,6 +27,24 @@ constexpr uint64_t kKernelLoad = 0x100000;       // 1 MiB: protected-mode kernel
 // --- Guest-physical MMIO (inside the hole between 3 GiB and 4 GiB) ---
 constexpr uint64_t kPciMmioStart = 0xc000'0000;  // 32-bit PCI BAR window
 constexpr uint64_t kPciMmioEnd = 0xfe00'0000;
+// The 64-bit PCI window (64-bit prefetchable BARs) starts at the first 1 GiB boundary at or
+// above the end of RAM and 4 GiB, and spans up to kPciMmio64MaxSize, below 2^kPhysicalAddressBits
+// (what CPUID 0x80000008 reports); pci_mmio64_window() gives it for a RAM end.
+constexpr unsigned kPhysicalAddressBits = 40;
+constexpr uint64_t kPciMmio64MaxSize = 32ull << 30;
+struct AddressWindow {
+    uint64_t base = 0;
+    uint64_t size = 0;  // 0: there is no such window
+};
+constexpr AddressWindow pci_mmio64_window(uint64_t ram_end) {
+    constexpr uint64_t kGranule = 1ull << 30;
+    constexpr uint64_t kLimit = 1ull << kPhysicalAddressBits;
+    uint64_t base = ram_end < (4ull << 30) ? (4ull << 30) : ram_end;
+    base = (base + kGranule - 1) & ~(kGranule - 1);
+    if (base >= kLimit) return {};
+    uint64_t size = kLimit - base < kPciMmio64MaxSize ? kLimit - base : kPciMmio64MaxSize;
+    return {base, size};
+}
 constexpr uint64_t kIoApic = 0xfec0'0000;
 constexpr uint64_t kHpet = 0xfed0'0000;          // HPET timer block (1 KiB), where PC chipsets put it
 constexpr uint64_t kLocalApic = 0xfee0'0000;
@@ -49,6 +67,8 @@ constexpr uint16_t kPortAcpiPm = 0x600;          // PM1a_EVT 0x600, PM1a_CNT 0x6
 constexpr uint16_t kPortPciConfig = 0xcf8;       // 0xcf8..0xcff, with the reset register at 0xcf9
 constexpr uint16_t kPortTestDevIrq = 0x2000;     // pc-testdev IRQ lines 0x2000..0x2017
 constexpr uint16_t kPortPciTestDevIo = 0xc000;   // pci-testdev's I/O BAR
+constexpr uint16_t kPciIoStart = 0xc000;         // the PCI I/O window for BARs: 0xc000..0xffff
+constexpr uint32_t kPciIoEnd = 0x1'0000;
 
 // --- Interrupt lines (ISA IRQ = GSI under the default routing) ---
 constexpr unsigned kIrqPit = 0;
@@ -58,6 +78,12 @@ constexpr unsigned kIrqRtc = 8;
 constexpr unsigned kIrqAcpiSci = 9;
 constexpr unsigned kIrqMouse = 12;
 constexpr unsigned kIoApicPins = 24;
-constexpr unsigned kFirstPciGsi = 16;            // GSIs 16-23: IOAPIC only, no ISA device (HPET routes)
+constexpr unsigned kFirstPciGsi = 16;            // GSIs 16-23: IOAPIC only, no ISA device
+// PCI INTx: the four GSIs 16-19, level-triggered and active low (each line is shared, wired-OR),
+// with the usual swizzle: slot S's pin P (0 = INTA# ... 3 = INTD#) on GSI 16 + (S + P) mod 4. The
+// DSDT's _PRT and the MP table's interrupt entries say the same. The HPET routes to GSIs 20-23.
+constexpr unsigned kPciIntxGsis = 4;
+constexpr unsigned pci_intx_gsi(unsigned slot, unsigned pin) { return kFirstPciGsi + (slot + pin) % kPciIntxGsis; }
+constexpr unsigned kFirstHpetGsi = kFirstPciGsi + kPciIntxGsis;
 
 }  // namespace strata::pc

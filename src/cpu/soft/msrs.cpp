@@ -4,12 +4,13 @@
 
 #include "base/machine_clock.hpp"
 #include "devices/irqchip/local_apic.hpp"
+#include "memory/pc_layout.hpp"
 
 namespace strata::soft {
 
 namespace {
 
-constexpr unsigned kPhysicalAddressBits = 40;  // CPUID 0x80000008 EAX[7:0]
+constexpr unsigned kPhysicalAddressBits = pc::kPhysicalAddressBits;  // CPUID 0x80000008 EAX[7:0]
 constexpr uint64_t kPhysicalMask = (1ull << kPhysicalAddressBits) - 1;
 
 // IA32_MTRRCAP: 8 variable ranges, fixed ranges, write-combining; no SMRR (SDM vol. 3A §11.11.1).
