@@ -37,7 +37,10 @@ const Bus::Range* Bus::find(uint64_t address, uint64_t length) const {
 bool Bus::read(uint64_t address, std::span<uint8_t> data) const {
     const Range* range = find(address, data.size());
     if (!range) {
-        std::ranges::fill(data, uint8_t{0xff});
+        if (fallback_)
+            fallback_->read(address, data);
+        else
+            std::ranges::fill(data, uint8_t{0xff});
         return false;
     }
     range->device->read(address - range->base, data);
@@ -46,7 +49,10 @@ bool Bus::read(uint64_t address, std::span<uint8_t> data) const {
 
 bool Bus::write(uint64_t address, std::span<const uint8_t> data) const {
     const Range* range = find(address, data.size());
-    if (!range) return false;
+    if (!range) {
+        if (fallback_) fallback_->write(address, data);
+        return false;
+    }
     range->device->write(address - range->base, data);
     return true;
 }

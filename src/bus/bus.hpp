@@ -1,6 +1,8 @@
 // A port-I/O or MMIO bus: a map from address ranges to devices that rejects overlaps
 // (Firecracker's habit). The board fills it before any vCPU runs; afterwards it is read-only and
-// lookups need no lock.
+// lookups need no lock. What no range claims goes to the fallback device, when there is one, at
+// its absolute address: on a PC that is the PCI host, whose BARs the guest moves at run time (the
+// subtractive decode of a PC's chipset, where what no fixed device claims goes to PCI).
 #pragma once
 
 #include <cstdint>
@@ -23,9 +25,12 @@ public:
     [[nodiscard]] Result<void> add(uint64_t base, uint64_t size, std::shared_ptr<BusDevice> device,
                                    std::string device_name);
 
-    // Dispatches an access. An access must lie wholly inside one device's range; otherwise it is
-    // unclaimed: reads return all ones (as a PC's floating bus does) and writes are dropped.
-    // Returns whether a device claimed it.
+    // Where unclaimed accesses go (offset = the address itself); before any vCPU runs.
+    void set_fallback(std::shared_ptr<BusDevice> device) { fallback_ = std::move(device); }
+
+    // Dispatches an access. An access must lie wholly inside one device's range; otherwise it goes
+    // to the fallback device, or without one it is unclaimed: reads return all ones (as a PC's
+    // floating bus does) and writes are dropped. Returns whether a range claimed it.
     bool read(uint64_t address, std::span<uint8_t> data) const;
     bool write(uint64_t address, std::span<const uint8_t> data) const;
 
@@ -44,6 +49,7 @@ public:
 private:
     std::string name_;
     std::map<uint64_t, Range> ranges_;  // keyed by base
+    std::shared_ptr<BusDevice> fallback_;
 };
 
 }  // namespace strata

@@ -9,8 +9,10 @@
 #include "bus/bus.hpp"
 #include "bus/irq_line.hpp"
 #include "bus/machine_control.hpp"
+#include "bus/msi.hpp"
 #include "devices/irqchip/apic_bus.hpp"
 #include "cpu/cpu_state.hpp"
+#include "memory/guest_dma.hpp"
 #include "memory/guest_memory.hpp"
 
 namespace strata {
@@ -38,6 +40,14 @@ public:
     // With in-kernel interrupt controllers: the interrupt line of global system interrupt `gsi` (ISA IRQ n is GSI n, except that the
     // PIT's IRQ0 arrives at IOAPIC pin 2 as on every PC); nullptr past the last pin.
     [[nodiscard]] virtual IrqLine* irq_line(unsigned gsi) = 0;
+
+    // Where message-signalled interrupts (PCI MSI and MSI-X) go: the engine's local APICs,
+    // whichever kind they are. Valid as long as the engine.
+    [[nodiscard]] virtual MsiController& msi() = 0;
+
+    // What must hear of devices' writes to guest memory (the soft engine's predecoded code), or
+    // nullptr when nothing must (KVM sees guest memory as the hardware does).
+    [[nodiscard]] virtual MemoryWriteObserver* dma_observer() { return nullptr; }
 
     // Sets the boot CPU's entry state; the others wait for INIT-SIPI-SIPI.
     [[nodiscard]] virtual Result<void> set_boot_state(const CpuState& state) = 0;

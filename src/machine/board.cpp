@@ -137,21 +137,25 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
 
         auto pci_testdev = std::make_shared<PciTestDev>();
         if (auto r = pci->add_device(1, pci_testdev); !r) return std::unexpected(r.error());
-        // No firmware assigns BARs, so the board does: memory BARs from the 32-bit window, I/O
-        // BARs from 0xc000.
-        uint64_t next_mmio = pc::kPciMmioStart;
-        uint64_t next_io = pc::kPortPciTestDevIo;
-        for (unsigned bar = 0; bar < PciDevice::kBarCount; ++bar) {
-            auto need = pci_testdev->bar_request(bar);
-            if (!need) continue;
-            uint64_t& next = need->io ? next_io : next_mmio;
-            uint64_t address = align_up(next, need->size);
-            if (auto r = pci_testdev->set_bar_address(bar, address); !r) return std::unexpected(r.error());
-            next = address + need->size;
-            Bus& bus = need->io ? board->pio_ : board->mmio_;
-            place(bus, address, need->size, pci_testdev->bar_device(bar), fmt::format("pci-testdev BAR{}", bar));
-        }
     }
+
+    // No firmware assigns BARs, so the board does, from the windows the ACPI tables describe; the
+    // PCI host decodes them wherever the guest moves them later, for what no fixed device claims.
+    pc::AddressWindow mmio64 = pc::pci_mmio64_window(memory.end());
+    PciHost::Windows windows{.io_start = pc::kPciIoStart,
+                             .io_end = pc::kPciIoEnd,
+                             .mmio_start = pc::kPciMmioStart,
+                             .mmio_end = pc::kPciMmioEnd,
+                             .mmio64_start = mmio64.base,
+                             .mmio64_end = mmio64.base + mmio64.size};
+    for (unsigned i = 0; i < pc::kPciIntxGsis; ++i)
+        board->pci_intx_.push_back(std::make_unique<WiredOrLine>(line(pc::kFirstPciGsi + i)));
+    auto intx = [&board](unsigned slot, unsigned pin) -> IrqLine& {
+        return board->pci_intx_[pc::pci_intx_gsi(slot, pin) - pc::kFirstPciGsi]->add_input();
+    };
+    if (auto r = pci->assign_resources(windows, intx); !r) return std::unexpected(r.error());
+    board->pio_.set_fallback(pci->io_space());
+    board->mmio_.set_fallback(pci->memory_space());
     if (!placed) return std::unexpected(placed.error());
     return board;
 }

@@ -18,6 +18,7 @@
 #include "base/machine_clock.hpp"
 #include "bus/bus.hpp"
 #include "bus/machine_control.hpp"
+#include "bus/wired_or_line.hpp"
 #include "cpu/engine.hpp"
 #include "machine/machine_config.hpp"
 
@@ -55,6 +56,8 @@ private:
     std::unique_ptr<GsiRouter> gsi_;
     // Declared before the RTC's line and the buses: the PIT and RTC interrupt through it.
     std::shared_ptr<Hpet> hpet_;
+    // PCI INTx: GSIs 16-19, each shared by the pins the swizzle puts on it.
+    std::vector<std::unique_ptr<WiredOrLine>> pci_intx_;
     class RtcWakeLine;
     // Declared first so it outlives the RTC (owned by the bus), whose timer drives it.
     std::unique_ptr<RtcWakeLine> rtc_irq_;

@@ -69,5 +69,23 @@ TEST(Bus, UnclaimedReadsFloatHighAndStraddlingAccessesAreUnclaimed) {
     EXPECT_FALSE(bus.read(~0ull, bytes));
 }
 
+TEST(Bus, FallbackTakesWhatNoRangeClaimsAtItsAbsoluteAddress) {
+    Bus bus("mmio");
+    auto fixed = std::make_shared<RecordingDevice>();
+    auto fallback = std::make_shared<RecordingDevice>();
+    ASSERT_TRUE(bus.add(0x1000, 0x100, fixed, "fixed"));
+    bus.set_fallback(fallback);
+    uint8_t value = 0;
+    EXPECT_TRUE(bus.read(0x1010, std::span(&value, 1)));
+    EXPECT_FALSE(bus.read(0x2345, std::span(&value, 1))) << "not claimed by a range";
+    EXPECT_EQ(value, 0x45u);
+    uint8_t data[2] = {1, 2};
+    EXPECT_FALSE(bus.write(0x10ff, data)) << "straddles the fixed range's end";
+    EXPECT_EQ(fixed->reads, (std::vector<uint64_t>{0x10}));
+    EXPECT_TRUE(fixed->writes.empty());
+    EXPECT_EQ(fallback->reads, (std::vector<uint64_t>{0x2345}));
+    EXPECT_EQ(fallback->writes, (std::vector<uint64_t>{0x10ff}));
+}
+
 }  // namespace
 }  // namespace strata

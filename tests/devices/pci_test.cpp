@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
+
+#include "bus/wired_or_line.hpp"
 
 #include "fakes.hpp"
 
@@ -93,9 +96,9 @@ TEST_F(Pci, BarSizingAndBoardAssignment) {
     ASSERT_TRUE(memory_bar && io_bar);
     EXPECT_FALSE(testdev->bar_request(2));
     EXPECT_EQ(memory_bar->size, 4096u);
-    EXPECT_FALSE(memory_bar->io);
+    EXPECT_FALSE(memory_bar->io());
     EXPECT_EQ(io_bar->size, 256u);
-    EXPECT_TRUE(io_bar->io);
+    EXPECT_TRUE(io_bar->io());
     EXPECT_FALSE(testdev->set_bar_address(0, 0xc000'0800)) << "misaligned";
     EXPECT_FALSE(testdev->set_bar_address(1, 0x1'0000)) << "outside I/O space";
     EXPECT_FALSE(testdev->set_bar_address(2, 0x1000)) << "no such BAR";
@@ -122,6 +125,158 @@ TEST_F(Pci, BarSizingAndBoardAssignment) {
     config_write(1, 0x3c, 0x0b, 1);
     EXPECT_EQ(config_read(1, 0x3c, 1), 0x0bu);
     EXPECT_EQ(config_read(1, 0x3d, 1), 0x00u) << "no interrupt pin";
+}
+
+// A function with a 64-bit prefetchable memory BAR (0-1), an I/O BAR (2), INTA# and one
+// capability, its BAR regions recording what reaches them.
+class RecordingRegion final : public BusDevice {
+public:
+    void read(uint64_t offset, std::span<uint8_t> data) override {
+        for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(offset + i);
+    }
+    void write(uint64_t offset, std::span<const uint8_t> data) override { writes.push_back({offset, data[0]}); }
+    std::vector<std::pair<uint64_t, uint8_t>> writes;
+};
+
+class ScratchCapability final : public PciCapability {
+public:
+    PciCapabilityId id() const override { return PciCapabilityId::VendorSpecific; }
+    uint8_t size() const override { return 8; }
+    void read(uint8_t offset, std::span<uint8_t> data) override {
+        for (size_t i = 0; i < data.size(); ++i) data[i] = bytes[offset + i];
+    }
+    void write(uint8_t offset, std::span<const uint8_t> data) override {
+        for (size_t i = 0; i < data.size(); ++i) bytes[offset + i] = data[i];
+    }
+    std::array<uint8_t, 8> bytes{0, 0, 8, 0xaa, 0xbb, 0xcc, 0xdd, 0xee};
+};
+
+class TestFunction final : public PciDevice {
+public:
+    TestFunction() : PciDevice(0x1af4, 0x1234, 0xff'00'00) {
+        declare_bar(0, PciBarKind::Memory64, 0x4000, true);
+        declare_bar(2, PciBarKind::Io, 0x20);
+        set_interrupt_pin(1);
+        capability_offset = add_capability(scratch);
+        add_capability(second);
+    }
+    std::shared_ptr<BusDevice> bar_device(unsigned index) const override {
+        return index == 0 ? memory : index == 2 ? io : nullptr;
+    }
+    void bar_moved(unsigned index, std::optional<PciBarMapping> mapping) override { moves.push_back({index, mapping}); }
+    using PciDevice::set_intx;
+
+    std::shared_ptr<RecordingRegion> memory = std::make_shared<RecordingRegion>();
+    std::shared_ptr<RecordingRegion> io = std::make_shared<RecordingRegion>();
+    std::shared_ptr<ScratchCapability> scratch = std::make_shared<ScratchCapability>();
+    std::shared_ptr<ScratchCapability> second = std::make_shared<ScratchCapability>();
+    uint8_t capability_offset = 0;
+    std::vector<std::pair<unsigned, std::optional<PciBarMapping>>> moves;
+};
+
+struct PciDecoding : Pci {
+    std::shared_ptr<TestFunction> function = std::make_shared<TestFunction>();
+    std::array<testing::FakeIrqLine, 4> lines;
+    void SetUp() override {
+        ASSERT_TRUE(host.add_device(2, function));
+        PciHost::Windows windows{.io_start = 0xc000, .io_end = 0x1'0000, .mmio_start = 0xc000'0000,
+                                 .mmio_end = 0xfe00'0000, .mmio64_start = 0x8'0000'0000, .mmio64_end = 0x9'0000'0000};
+        ASSERT_TRUE(host.assign_resources(windows, [this](unsigned slot, unsigned pin) -> IrqLine& {
+            return lines[(slot + pin) % 4];
+        }));
+    }
+    uint64_t memory_read(uint64_t at) { return in(*host.memory_space(), at, 1); }
+};
+
+TEST_F(PciDecoding, SixtyFourBitBarSizingAndPlacement) {
+    EXPECT_EQ(config_read(2, 0x10, 4), 0x0000'000cu) << "64-bit prefetchable, low half of 0x8'0000'0000";
+    EXPECT_EQ(config_read(2, 0x14, 4), 0x8u);
+    EXPECT_EQ(function->bar_address(0), 0x8'0000'0000u);
+    EXPECT_FALSE(function->bar_request(1)) << "the upper half is not a BAR of its own";
+    config_write(2, 0x10, 0xffff'ffff, 4);
+    config_write(2, 0x14, 0xffff'ffff, 4);
+    EXPECT_EQ(config_read(2, 0x10, 4), 0xffff'c00cu);
+    EXPECT_EQ(config_read(2, 0x14, 4), 0xffff'ffffu);
+    EXPECT_FALSE(function->mapping(0)) << "the sizing pattern decodes nothing";
+    EXPECT_EQ(config_read(2, 0x18, 4), 0xc001u) << "I/O BAR from the I/O window";
+    EXPECT_EQ(config_read(2, 0x3d, 1), 1u);
+}
+
+TEST_F(PciDecoding, AccessesFollowTheBarWhenTheGuestMovesIt) {
+    EXPECT_EQ(memory_read(0x8'0000'0005), 5u);
+    config_write(2, 0x10, 0xd000'0000, 4);
+    config_write(2, 0x14, 0, 4);
+    EXPECT_EQ(memory_read(0x8'0000'0005), 0xffu) << "nothing at the old address";
+    EXPECT_EQ(memory_read(0xd000'0007), 7u);
+    out(*host.memory_space(), 0xd000'0010, 0x42, 1);
+    ASSERT_EQ(function->memory->writes.size(), 1u);
+    EXPECT_EQ(function->memory->writes[0], (std::pair<uint64_t, uint8_t>{0x10, 0x42}));
+    EXPECT_EQ(in(*host.memory_space(), 0xd000'3ffe, 2), 0xfffeu) << "the BAR's last two bytes";
+    EXPECT_EQ(in(*host.memory_space(), 0xd000'3fff, 2), 0xffffu) << "an access must lie wholly inside the BAR";
+    EXPECT_EQ(memory_read(0xd000'4000), 0xffu);
+    ASSERT_FALSE(function->moves.empty());
+    auto [bar, mapping] = function->moves.back();
+    EXPECT_EQ(bar, 0u);
+    ASSERT_TRUE(mapping);
+    EXPECT_EQ(mapping->address, 0xd000'0000u);
+}
+
+TEST_F(PciDecoding, CommandRegisterEnablesDecoding) {
+    EXPECT_EQ(in(*host.io_space(), 0xc003, 1), 3u);
+    config_write(2, 0x04, 0x0002, 2);  // memory only
+    EXPECT_EQ(in(*host.io_space(), 0xc003, 1), 0xffu) << "I/O decoding off";
+    EXPECT_EQ(memory_read(0x8'0000'0001), 1u);
+    config_write(2, 0x04, 0x0000, 2);
+    EXPECT_EQ(memory_read(0x8'0000'0001), 0xffu) << "memory decoding off";
+    EXPECT_FALSE(function->moves.back().second);
+    config_write(2, 0x04, 0x0003, 2);
+    EXPECT_EQ(memory_read(0x8'0000'0001), 1u);
+    EXPECT_EQ(in(*host.io_space(), 0xc003, 1), 3u);
+}
+
+TEST_F(PciDecoding, CapabilityListLinksEveryCapability) {
+    EXPECT_TRUE(config_read(2, 0x06, 2) & 0x10) << "Capabilities List";
+    uint64_t first = config_read(2, 0x34, 1);
+    EXPECT_EQ(first, 0x40u);
+    EXPECT_EQ(config_read(2, static_cast<unsigned>(first), 1), 0x09u);
+    uint64_t second = config_read(2, static_cast<unsigned>(first + 1), 1);
+    EXPECT_EQ(second, 0x48u);
+    EXPECT_EQ(config_read(2, static_cast<unsigned>(second + 1), 1), 0u) << "end of list";
+    // A dword across the header bytes and the body: the list bytes from the device, the rest
+    // from the capability; writes do not move the list.
+    EXPECT_EQ(config_read(2, 0x40, 4), 0xaa08'4809u);
+    config_write(2, 0x40, 0x1122'3344, 4);
+    EXPECT_EQ(config_read(2, 0x40, 4), 0x1122'4809u);
+    EXPECT_EQ(function->scratch->bytes[3], 0x11u);
+}
+
+TEST_F(PciDecoding, IntxFollowsTheConditionAndIntxDisable) {
+    testing::FakeIrqLine& line = lines[(2 + 0) % 4];
+    function->set_intx(true);
+    EXPECT_TRUE(line.level());
+    EXPECT_TRUE(config_read(2, 0x06, 2) & 0x08) << "Interrupt Status";
+    config_write(2, 0x04, 0x0403, 2);  // INTx Disable
+    EXPECT_FALSE(line.level());
+    EXPECT_TRUE(config_read(2, 0x06, 2) & 0x08) << "the condition still shows";
+    config_write(2, 0x04, 0x0003, 2);
+    EXPECT_TRUE(line.level());
+    function->set_intx(false);
+    EXPECT_FALSE(line.level());
+    EXPECT_EQ(line.levels(), (std::vector<bool>{true, false, true, false}));
+}
+
+TEST(WiredOrLine, OutputHighWhileAnyInputIs) {
+    testing::FakeIrqLine output;
+    WiredOrLine line(output);
+    IrqLine& a = line.add_input();
+    IrqLine& b = line.add_input();
+    a.raise();
+    b.raise();
+    a.lower();
+    EXPECT_TRUE(output.level()) << "b still asserts";
+    a.lower();
+    b.lower();
+    EXPECT_EQ(output.levels(), (std::vector<bool>{true, false}));
 }
 
 // kvm-unit-tests' lib/pci-testdev.c pci_testdev_all() against one BAR region.

@@ -172,10 +172,9 @@ Result<void> KvmEngine::set_gsi_routing() {
         if (gsi == 2) continue;
         add(gsi, KVM_IRQCHIP_IOAPIC, gsi == 0 ? 2 : gsi);
     }
-    FlexArray<kvm_irq_routing_entry> routing(entries.size());
-    std::memcpy(routing.entries(), entries.data(), entries.size() * sizeof(kvm_irq_routing_entry));
-    if (ioctl_retry(vm_.get(), kSetGsiRouting, routing.get()) < 0) return fail_errno("KVM_SET_GSI_ROUTING");
-    return {};
+    // The table also carries the MSI routes of devices' vectors: KvmMsi owns it from here on.
+    msi_ = std::make_unique<KvmMsi>(vm_.get(), std::move(entries));
+    return msi_->apply();
 }
 
 // There is no firmware, so the 8259s start as PC firmware leaves them (SeaBIOS's pic_reset and
@@ -206,6 +205,8 @@ KvmEngine::~KvmEngine() {
     stop();
     join();
 }
+
+MsiController& KvmEngine::msi() { return *msi_; }
 
 IrqLine* KvmEngine::irq_line(unsigned gsi) { return gsi < lines_.size() ? lines_[gsi].get() : nullptr; }
 

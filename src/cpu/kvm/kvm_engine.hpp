@@ -5,7 +5,8 @@
 // Features: PC GSI routing (IRQ0 → IOAPIC pin 2, as QEMU and kvmtool do), 8259s programmed as
 // firmware leaves them, CPUID policy, INIT-SIPI-SIPI handled by the in-kernel LAPIC (APs start
 // uninitialized), one thread per vCPU.
-// Missing: dirty-page logging (snapshots), irqfd/ioeventfd fast paths, KVM_CAP_SPLIT_IRQCHIP.
+// MSI: KVM_SIGNAL_MSI, and MSI-X vectors as GSI routes with irqfds (kvm_msi.hpp).
+// Missing: dirty-page logging (snapshots), ioeventfd fast paths, KVM_CAP_SPLIT_IRQCHIP.
 #pragma once
 
 #include <array>
@@ -16,6 +17,7 @@
 
 #include "cpu/engine.hpp"
 #include "cpu/kvm/kvm_fd.hpp"
+#include "cpu/kvm/kvm_msi.hpp"
 
 namespace strata::kvm {
 
@@ -40,6 +42,7 @@ public:
     [[nodiscard]] std::string_view name() const override { return "kvm"; }
     [[nodiscard]] unsigned vcpu_count() const override { return static_cast<unsigned>(vcpus_.size()); }
     [[nodiscard]] IrqLine* irq_line(unsigned gsi) override;
+    [[nodiscard]] MsiController& msi() override;
     [[nodiscard]] Result<void> set_boot_state(const CpuState& state) override;
     [[nodiscard]] Result<CpuState> vcpu_state(unsigned index) const override;
     [[nodiscard]] Result<void> set_vcpu_state(unsigned index, const CpuState& state) override;
@@ -58,6 +61,7 @@ private:
 
     Fd kvm_;
     Fd vm_;
+    std::unique_ptr<KvmMsi> msi_;  // the GSI routing table: pin routes and devices' MSI routes
     std::vector<std::unique_ptr<KvmVcpu>> vcpus_;
     std::vector<std::unique_ptr<Line>> lines_;
 };

@@ -15,9 +15,39 @@ namespace strata::soft {
 
 constexpr uint32_t kTscMsr = 0x10;  // IA32_TIME_STAMP_COUNTER
 
+// MSI and MSI-X messages go onto the APIC bus as the IOAPIC's do (SDM vol. 3A §11.11).
+class ApicMsi final : public MsiController {
+public:
+    explicit ApicMsi(ApicBus& bus) : bus_(bus) {}
+    void send(uint64_t address, uint32_t data) override { bus_.send(ApicMessage::from_msi(address, data)); }
+
+private:
+    ApicBus& bus_;
+};
+
+// A device's DMA write is a write to code like a vCPU's: it invalidates blocks decoded from the
+// pages it touched.
+class CodeWriteObserver final : public MemoryWriteObserver {
+public:
+    explicit CodeWriteObserver(CodePages& pages) : pages_(pages) {}
+    void written(uint64_t gpa, uint64_t length) override {
+        if (length == 0) return;
+        uint64_t last = gpa + (length - 1);
+        if (last < gpa) last = ~uint64_t{0};
+        for (uint64_t page = gpa & ~uint64_t{0xfff};; page += 0x1000) {
+            pages_.written(page);
+            if (last - page < 0x1000) break;
+        }
+    }
+
+private:
+    CodePages& pages_;
+};
+
 class SoftEngine final : public CpuEngine {
 public:
-    SoftEngine(const GuestMemory& memory, unsigned cpus, TimerService& timers) : code_pages_(memory) {
+    SoftEngine(const GuestMemory& memory, unsigned cpus, TimerService& timers)
+        : code_pages_(memory), msi_(router_), code_writes_(code_pages_) {
         for (unsigned i = 0; i < cpus; ++i) {
             LocalApicConfig apic{.apic_id = i, .bootstrap = i == 0};
             vcpus_.push_back(std::make_unique<SoftVcpu>(i, cpus, memory, code_pages_, timers, router_, apic));
@@ -44,6 +74,8 @@ public:
     [[nodiscard]] unsigned vcpu_count() const override { return static_cast<unsigned>(vcpus_.size()); }
     [[nodiscard]] IrqLine* irq_line(unsigned) override { return nullptr; }
     [[nodiscard]] LocalApicSet* local_apics() override { return &router_; }
+    [[nodiscard]] MsiController& msi() override { return msi_; }
+    [[nodiscard]] MemoryWriteObserver* dma_observer() override { return &code_writes_; }
 
     [[nodiscard]] Result<void> set_boot_state(const CpuState& state) override {
         forget_code();
@@ -115,6 +147,8 @@ private:
 
     CodePages code_pages_;
     ApicRouter router_;  // before the vCPUs: their local APICs send through it until they are gone
+    ApicMsi msi_;
+    CodeWriteObserver code_writes_;
     std::vector<std::unique_ptr<SoftVcpu>> vcpus_;
 };
 

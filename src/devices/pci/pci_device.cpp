@@ -4,18 +4,21 @@
 #include <bit>
 
 #include "base/bytes.hpp"
+#include "base/checked.hpp"
 
 namespace strata {
 namespace {
 
-constexpr uint32_t kBarIoSpace = 0x1;          // bit 0: I/O space indicator
-constexpr uint32_t kBarPrefetchable = 0x8;     // memory BAR bit 3
+constexpr uint32_t kBarIoSpace = 0x1;       // bit 0: I/O space indicator
+constexpr uint32_t kBarType64 = 0x4;        // memory BAR bits 2:1 = 10b: anywhere in 64-bit space
+constexpr uint32_t kBarPrefetchable = 0x8;  // memory BAR bit 3
 constexpr uint32_t kBarIoAddressMask = ~0x3u;
 constexpr uint32_t kBarMemoryAddressMask = ~0xfu;
 // Writable command bits: I/O, memory, bus master, parity error response, SERR#, INTx disable.
 constexpr uint16_t kCommandWritable = 0x0547;
 
 constexpr uint8_t reg(PciDevice::Reg r) { return static_cast<uint8_t>(r); }
+constexpr uint8_t bar_register(unsigned index) { return static_cast<uint8_t>(reg(PciDevice::Reg::Bar0) + 4 * index); }
 
 }  // namespace
 
@@ -38,61 +41,125 @@ void PciDevice::store(uint8_t offset, uint64_t value, size_t size, uint64_t writ
     }
 }
 
+uint64_t PciDevice::load(uint8_t offset, size_t size) const {
+    return load_le(std::span(config_).subspan(offset, size));
+}
+
+const PciDevice::Capability* PciDevice::capability_body_at(uint64_t offset) const {
+    for (const Capability& c : capabilities_)
+        if (offset >= c.offset + 2u && offset < c.offset + c.handler->size()) return &c;
+    return nullptr;
+}
+
+// An access may cover header bytes and capability bodies alike (lspci reads dwords): each run of
+// bytes inside one capability's body goes to it whole, the rest comes from the header bytes.
 void PciDevice::config_read(uint64_t offset, std::span<uint8_t> data) const {
-    std::lock_guard lock(mutex_);
-    for (size_t i = 0; i < data.size(); ++i) {
+    for (size_t i = 0; i < data.size();) {
         uint64_t at = offset + i;
+        if (const Capability* c = at < kConfigSize ? capability_body_at(at) : nullptr) {
+            size_t run = std::min<size_t>(data.size() - i, c->offset + c->handler->size() - at);
+            c->handler->read(static_cast<uint8_t>(at - c->offset), data.subspan(i, run));
+            i += run;
+            continue;
+        }
+        std::lock_guard lock(mutex_);
         data[i] = at < kConfigSize ? config_[at] : uint8_t{0xff};
+        ++i;
     }
 }
 
 void PciDevice::config_write(uint64_t offset, std::span<const uint8_t> data) {
-    std::lock_guard lock(mutex_);
-    for (size_t i = 0; i < data.size(); ++i) {
+    bool command_written = false;
+    for (size_t i = 0; i < data.size();) {
         uint64_t at = offset + i;
         if (at >= kConfigSize) break;
+        if (const Capability* c = capability_body_at(at)) {
+            size_t run = std::min<size_t>(data.size() - i, c->offset + c->handler->size() - at);
+            c->handler->write(static_cast<uint8_t>(at - c->offset), data.subspan(i, run));
+            i += run;
+            continue;
+        }
+        std::lock_guard lock(mutex_);
         config_[at] = static_cast<uint8_t>((config_[at] & ~writable_[at]) | (data[i] & writable_[at]));
+        command_written |= at == reg(Reg::Command) + 1u;
+        ++i;
+    }
+    if (command_written) {
+        std::lock_guard lock(intx_mutex_);
+        update_intx_line();
     }
 }
 
 uint16_t PciDevice::vendor_id() const {
     std::lock_guard lock(mutex_);
-    return static_cast<uint16_t>(load_le(std::span(config_).subspan(reg(Reg::VendorId), 2)));
+    return static_cast<uint16_t>(load(reg(Reg::VendorId), 2));
 }
 
 uint16_t PciDevice::device_id() const {
     std::lock_guard lock(mutex_);
-    return static_cast<uint16_t>(load_le(std::span(config_).subspan(reg(Reg::DeviceId), 2)));
+    return static_cast<uint16_t>(load(reg(Reg::DeviceId), 2));
+}
+
+uint16_t PciDevice::command() const {
+    std::lock_guard lock(mutex_);
+    return static_cast<uint16_t>(load(reg(Reg::Command), 2));
 }
 
 std::optional<PciBarRequest> PciDevice::bar_request(unsigned index) const {
     std::lock_guard lock(mutex_);
     if (index >= kBarCount || bars_[index].kind == PciBarKind::None) return std::nullopt;
     const Bar& bar = bars_[index];
-    return PciBarRequest{bar.size, bar.kind == PciBarKind::Io, bar.prefetchable};
+    return PciBarRequest{bar.size, bar.kind, bar.prefetchable};
+}
+
+uint64_t PciDevice::bar_value(unsigned index) const {
+    const Bar& bar = bars_[index];
+    uint64_t value = load(bar_register(index), 4);
+    if (bar.kind == PciBarKind::Memory64) value |= load(bar_register(index + 1), 4) << 32;
+    return value & (bar.kind == PciBarKind::Io ? uint64_t{kBarIoAddressMask} : ~uint64_t{0xf});
 }
 
 std::optional<uint64_t> PciDevice::bar_address(unsigned index) const {
     std::lock_guard lock(mutex_);
-    return index < kBarCount ? bars_[index].address : std::nullopt;
+    if (index >= kBarCount || bars_[index].kind == PciBarKind::None) return std::nullopt;
+    return bar_value(index);
+}
+
+// Decoding follows the command register; an address of 0, or one where the BAR would reach the
+// end of its space (the all-ones sizing pattern does), decodes nothing, as QEMU has it.
+std::optional<PciBarMapping> PciDevice::mapping(unsigned index) const {
+    std::lock_guard lock(mutex_);
+    if (index >= kBarCount || bars_[index].kind == PciBarKind::None) return std::nullopt;
+    const Bar& bar = bars_[index];
+    bool io = bar.kind == PciBarKind::Io;
+    auto command = static_cast<uint16_t>(load(reg(Reg::Command), 2));
+    if (!(command & (io ? kCommandIo : kCommandMemory))) return std::nullopt;
+    uint64_t address = bar_value(index);
+    uint64_t limit = io ? 0x1'0000 : bar.kind == PciBarKind::Memory32 ? 0x1'0000'0000 : 0;
+    auto end = checked_add(address, bar.size);
+    if (address == 0 || !end || *end == 0 || (limit != 0 && *end >= limit)) return std::nullopt;
+    return PciBarMapping{io, address, bar.size};
 }
 
 Result<void> PciDevice::set_bar_address(unsigned index, uint64_t address) {
     std::lock_guard lock(mutex_);
     if (index >= kBarCount || bars_[index].kind == PciBarKind::None)
-        return fail("PCI {:04x}:{:04x}: BAR {} does not exist", load_le(std::span(config_).first(2)),
-                    load_le(std::span(config_).subspan(2, 2)), index);
-    Bar& bar = bars_[index];
+        return fail("PCI {:04x}:{:04x}: BAR {} does not exist", load(reg(Reg::VendorId), 2),
+                    load(reg(Reg::DeviceId), 2), index);
+    const Bar& bar = bars_[index];
     bool io = bar.kind == PciBarKind::Io;
+    bool wide = bar.kind == PciBarKind::Memory64;
     uint64_t limit = io ? 0x1'0000 : 0x1'0000'0000;
-    if (address % bar.size != 0 || address >= limit || bar.size > limit - address)
+    if (address % bar.size != 0 || (!wide && (address >= limit || bar.size > limit - address)) ||
+        !checked_add(address, bar.size))
         return fail("PCI BAR {}: address {:#x} is not {:#x}-aligned inside the {} space", index, address, bar.size,
-                    io ? "64 KiB I/O" : "32-bit memory");
-    bar.address = address;
-    uint8_t offset = static_cast<uint8_t>(reg(Reg::Bar0) + 4 * index);
-    uint32_t low_bits = io ? kBarIoSpace : (bar.prefetchable ? kBarPrefetchable : 0);
-    uint32_t writable = static_cast<uint32_t>(~(bar.size - 1)) & (io ? kBarIoAddressMask : kBarMemoryAddressMask);
-    store(offset, static_cast<uint32_t>(address) | low_bits, 4, writable);
+                    io ? "64 KiB I/O" : wide ? "64-bit memory" : "32-bit memory");
+    uint8_t type_bits = io ? 0x3 : 0xf;
+    config_[bar_register(index)] =
+        static_cast<uint8_t>((config_[bar_register(index)] & type_bits) | (address & ~uint64_t{type_bits} & 0xff));
+    for (unsigned i = 1; i < 4; ++i) config_[bar_register(index) + i] = static_cast<uint8_t>(address >> (8 * i));
+    if (wide)
+        for (unsigned i = 0; i < 4; ++i) config_[bar_register(index + 1) + i] = static_cast<uint8_t>(address >> (32 + 8 * i));
     // Firmware enables decoding once it has placed a BAR; the board plays firmware here.
     config_[reg(Reg::Command)] |= static_cast<uint8_t>(io ? kCommandIo : kCommandMemory);
     return {};
@@ -102,19 +169,71 @@ std::shared_ptr<BusDevice> PciDevice::bar_device(unsigned /*index*/) const { ret
 
 void PciDevice::declare_bar(unsigned index, PciBarKind kind, uint64_t size, bool prefetchable) {
     bool io = kind == PciBarKind::Io;
-    if (index >= kBarCount || kind == PciBarKind::None || !std::has_single_bit(size) || size < (io ? 4u : 16u) ||
-        size > (io ? 0x1'0000u : 0x8000'0000u))
+    bool wide = kind == PciBarKind::Memory64;
+    uint64_t max = io ? 0x100 : wide ? (uint64_t{1} << 40) : 0x8000'0000;
+    if (index + (wide ? 1u : 0u) >= kBarCount || kind == PciBarKind::None || !std::has_single_bit(size) ||
+        size < (io ? 4u : 16u) || size > max)
         panic("PciDevice::declare_bar: bad BAR declaration");
     std::lock_guard lock(mutex_);
-    bars_[index] = Bar{kind, size, prefetchable && !io, std::nullopt};
-    uint32_t low_bits = io ? kBarIoSpace : (prefetchable ? kBarPrefetchable : 0);
-    uint32_t writable = static_cast<uint32_t>(~(size - 1)) & (io ? kBarIoAddressMask : kBarMemoryAddressMask);
-    store(static_cast<uint8_t>(reg(Reg::Bar0) + 4 * index), low_bits, 4, writable);
+    if (bars_[index].kind != PciBarKind::None || (wide && bars_[index + 1].kind != PciBarKind::None))
+        panic("PciDevice::declare_bar: BAR declared twice");
+    bars_[index] = Bar{kind, size, prefetchable && !io};
+    uint32_t low_bits = io ? kBarIoSpace : ((prefetchable ? kBarPrefetchable : 0) | (wide ? kBarType64 : 0));
+    uint64_t writable = ~(size - 1) & (io ? uint64_t{kBarIoAddressMask} : ~uint64_t{0xf});
+    store(bar_register(index), low_bits, 4, writable);
+    if (wide) store(bar_register(index + 1), 0, 4, writable >> 32);
 }
 
 void PciDevice::set_interrupt_pin(uint8_t pin) {
     std::lock_guard lock(mutex_);
     store(reg(Reg::InterruptPin), std::min<uint8_t>(pin, 4), 1, 0);
+}
+
+void PciDevice::set_subsystem(uint16_t vendor_id, uint16_t id) {
+    std::lock_guard lock(mutex_);
+    store(reg(Reg::SubsystemVendorId), vendor_id, 2, 0);
+    store(reg(Reg::SubsystemId), id, 2, 0);
+}
+
+uint8_t PciDevice::add_capability(std::shared_ptr<PciCapability> capability) {
+    uint8_t size = capability ? capability->size() : 0;
+    uint8_t offset = next_capability_;
+    if (size < 2 || offset + size > kConfigSize) panic("PciDevice::add_capability: no room for the capability");
+    std::lock_guard lock(mutex_);
+    store(offset, static_cast<uint8_t>(capability->id()), 1, 0);
+    store(static_cast<uint8_t>(offset + 1), 0, 1, 0);
+    if (capabilities_.empty())
+        store(reg(Reg::CapabilitiesPointer), offset, 1, 0);
+    else
+        store(static_cast<uint8_t>(capabilities_.back().offset + 1), offset, 1, 0);
+    config_[reg(Reg::Status)] |= static_cast<uint8_t>(kStatusCapabilities);
+    capabilities_.push_back(Capability{offset, std::move(capability)});
+    next_capability_ = static_cast<uint8_t>(align_up(offset + size, 4));
+    return offset;
+}
+
+void PciDevice::connect_intx(IrqLine& line) {
+    std::lock_guard lock(intx_mutex_);
+    intx_ = &line;
+}
+
+void PciDevice::set_intx(bool asserted) {
+    std::lock_guard lock(intx_mutex_);
+    intx_condition_ = asserted;
+    {
+        std::lock_guard config_lock(mutex_);
+        uint8_t& status = config_[reg(Reg::Status)];
+        status = static_cast<uint8_t>(asserted ? status | kStatusInterrupt : status & ~kStatusInterrupt);
+    }
+    update_intx_line();
+}
+
+void PciDevice::update_intx_line() {
+    bool disabled = command() & kCommandIntxDisable;
+    bool level = intx_condition_ && !disabled;
+    if (level == intx_level_ || !intx_) return;
+    intx_level_ = level;
+    intx_->set_level(level);
 }
 
 }  // namespace strata

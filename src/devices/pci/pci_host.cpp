@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/bytes.hpp"
+#include "base/checked.hpp"
 
 namespace strata {
 namespace {
@@ -22,7 +23,108 @@ public:
 
 }  // namespace
 
-PciHost::PciHost(MachineControl& control) : control_(control) { slots_[0] = std::make_shared<HostBridge>(); }
+// The PCI side of one bus; offsets are absolute addresses.
+class PciHost::Space final : public BusDevice {
+public:
+    Space(PciHost& host, bool io) : host_(host), io_(io) {}
+    void read(uint64_t offset, std::span<uint8_t> data) override { host_.space_access(io_, offset, data, {}); }
+    void write(uint64_t offset, std::span<const uint8_t> data) override { host_.space_access(io_, offset, {}, data); }
+
+private:
+    PciHost& host_;
+    bool io_;
+};
+
+PciHost::PciHost(MachineControl& control)
+    : control_(control), io_space_(std::make_shared<Space>(*this, true)),
+      memory_space_(std::make_shared<Space>(*this, false)) {
+    slots_[0] = std::make_shared<HostBridge>();
+}
+
+std::shared_ptr<BusDevice> PciHost::io_space() { return io_space_; }
+std::shared_ptr<BusDevice> PciHost::memory_space() { return memory_space_; }
+
+// An access no BAR holds wholly reads all ones and writes nothing (a master abort).
+void PciHost::space_access(bool io, uint64_t address, std::span<uint8_t> read, std::span<const uint8_t> write) {
+    uint64_t length = read.empty() ? write.size() : read.size();
+    std::shared_ptr<BusDevice> region;
+    uint64_t offset = 0;
+    {
+        std::shared_lock lock(decoded_mutex_);
+        for (const Decoded& d : decoded_) {
+            if (d.mapping.io != io || address < d.mapping.address) continue;
+            if (!range_within(address - d.mapping.address, length, d.mapping.size)) continue;
+            region = d.region;
+            offset = address - d.mapping.address;
+            break;
+        }
+    }
+    if (!region) {
+        std::ranges::fill(read, uint8_t{0xff});
+        return;
+    }
+    if (!read.empty())
+        region->read(offset, read);
+    else
+        region->write(offset, write);
+}
+
+void PciHost::refresh(unsigned slot) {
+    std::shared_ptr<PciDevice> device = this->device(static_cast<uint8_t>(slot));
+    if (!device) return;
+    struct Change {
+        unsigned bar;
+        std::optional<PciBarMapping> mapping;
+    };
+    std::vector<Change> changes;
+    {
+        std::unique_lock lock(decoded_mutex_);
+        for (unsigned bar = 0; bar < PciDevice::kBarCount; ++bar) {
+            auto now = device->mapping(bar);
+            auto it = std::ranges::find_if(decoded_, [&](const Decoded& d) { return d.slot == slot && d.bar == bar; });
+            std::optional<PciBarMapping> before;
+            if (it != decoded_.end()) before = it->mapping;
+            if (before == now) continue;
+            changes.push_back({bar, now});
+            if (it != decoded_.end()) decoded_.erase(it);
+            if (now) {
+                auto region = device->bar_device(bar);
+                if (region) decoded_.push_back(Decoded{slot, bar, *now, std::move(region)});
+            }
+        }
+    }
+    for (const Change& change : changes) device->bar_moved(change.bar, change.mapping);
+}
+
+Result<void> PciHost::assign_resources(const Windows& windows,
+                                       const std::function<IrqLine&(unsigned slot, unsigned pin)>& intx_line) {
+    uint64_t next_io = windows.io_start;
+    uint64_t next_mmio = windows.mmio_start;
+    uint64_t next_mmio64 = windows.mmio64_start;
+    bool have_mmio64 = windows.mmio64_end > windows.mmio64_start;
+    for (unsigned slot = 1; slot < kSlots; ++slot) {
+        std::shared_ptr<PciDevice> device = this->device(static_cast<uint8_t>(slot));
+        if (!device) continue;
+        for (unsigned bar = 0; bar < PciDevice::kBarCount; ++bar) {
+            auto need = device->bar_request(bar);
+            if (!need) continue;
+            bool wide = need->kind == PciBarKind::Memory64 && have_mmio64;
+            uint64_t& next = need->io() ? next_io : wide ? next_mmio64 : next_mmio;
+            uint64_t end = need->io() ? windows.io_end : wide ? windows.mmio64_end : windows.mmio_end;
+            uint64_t address = align_up(next, need->size);
+            if (address < next || !range_within(address, need->size, end))
+                return fail("PCI slot {} BAR {}: {:#x} bytes do not fit in the {} window", slot, bar, need->size,
+                            need->io() ? "I/O" : wide ? "64-bit memory" : "32-bit memory");
+            if (auto r = device->set_bar_address(bar, address); !r) return r;
+            next = address + need->size;
+        }
+        uint8_t pin = 0;
+        device->config_read(static_cast<uint8_t>(PciDevice::Reg::InterruptPin), std::span(&pin, 1));
+        if (pin >= 1 && pin <= 4) device->connect_intx(intx_line(slot, pin - 1u));
+        refresh(slot);
+    }
+    return {};
+}
 
 Result<void> PciHost::add_device(uint8_t slot, std::shared_ptr<PciDevice> device) {
     std::lock_guard lock(mutex_);
@@ -81,8 +183,13 @@ void PciHost::write(uint64_t offset, std::span<const uint8_t> data) {
             control_.request_stop({StopKind::Reset, 0, "reset through the reset control register (0xcf9)"});
         }
     } else if (offset >= static_cast<uint64_t>(Reg::ConfigData) && offset + data.size() <= kWindowSize) {
-        if (PciDevice* device = selected())
-            device->config_write(register_offset(offset), data);
+        PciDevice* device = selected();
+        if (!device) return;
+        unsigned slot = (config_address_ >> 11) & 0x1f;
+        device->config_write(register_offset(offset), data);
+        // BARs and the command register decide what decodes where.
+        lock.unlock();
+        refresh(slot);
     }
 }
 
