@@ -91,6 +91,9 @@ constexpr uint16_t LegacyDevices = 1u << 0, Has8042 = 1u << 1;
 constexpr uint16_t kC2Unsupported = 101, kC3Unsupported = 1001;  // latencies above 100 / 1000 us
 constexpr uint16_t kResetPort = 0xcf9;
 constexpr uint8_t kResetValue = 0x06;  // reset CPU + full (hard) reset, as PIIX/ICH define 0xCF9
+// The legacy VGA memory hole, 0xa0000-0xbffff, that the root bridge passes on to a VGA device.
+constexpr uint32_t kVgaHoleStart = 0xa'0000, kVgaHoleEnd = 0xc'0000;
+constexpr unsigned kPciSlots = 32;  // device numbers on a bus (PCI 3.0 §3.2.2.3.2)
 
 // §5.2.10 Firmware ACPI Control Structure (no checksum; 64-byte aligned).
 struct [[gnu::packed]] Facs {
@@ -168,15 +171,72 @@ GenericAddress io_register(uint16_t port, uint8_t bits, uint8_t access_size) {
     return {kSystemIo, bits, 0, access_size, port};
 }
 
+void append(aml::Bytes& out, const aml::Bytes& more) { out.insert(out.end(), more.begin(), more.end()); }
+
+// _CRS of the root bridge (ACPI 6.5 §6.2.2, §6.4.3.5): its windows, the bus numbers and address
+// ranges it passes on to bus 0, are producer resources; the configuration ports are the bridge's
+// own (consumed), so the I/O window leaves them out.
+aml::Bytes pci_root_resources(uint64_t ram_end) {
+    using namespace aml;
+    constexpr uint16_t kPciConfigPorts = 8;
+    Bytes crs = word_bus_number(0x00, 0xff);
+    append(crs, io_port(pc::kPortPciConfig, kPciConfigPorts));
+    append(crs, word_io(0x0000, pc::kPortPciConfig - 1));
+    append(crs, word_io(pc::kPortPciConfig + kPciConfigPorts, 0xffff));
+    // The VGA hole (a legacy VGA device decodes it) and the 32-bit BAR window: device registers,
+    // so not cacheable.
+    append(crs, dword_memory(kVgaHoleStart, kVgaHoleEnd - 1, MemoryCaching::NonCacheable));
+    append(crs, dword_memory(static_cast<uint32_t>(pc::kPciMmioStart), static_cast<uint32_t>(pc::kPciMmioEnd - 1),
+                             MemoryCaching::NonCacheable));
+    // The 64-bit window is for 64-bit prefetchable BARs (pc_layout.hpp): Prefetchable makes Linux
+    // put only such BARs there (it never places a non-prefetchable BAR in a prefetchable window).
+    if (auto window = pc::pci_mmio64_window(ram_end); window.size != 0)
+        append(crs, qword_memory(window.base, window.base + window.size - 1, MemoryCaching::Prefetchable));
+    return resource_template(crs);
+}
+
+// _PRT (ACPI 6.5 §6.2.13): one entry per slot and pin, Package {Address, Pin, Source, SourceIndex}.
+// Address is the slot in the high word with 0xFFFF for "any function"; Pin is 0-3 for INTA#-INTD#.
+// Source 0 says the pin is hard-wired to the GSI in SourceIndex, which is then level-triggered and
+// active low, as pc::pci_intx_gsi's lines are. Slot 0 is the host bridge, which raises no INTx.
+aml::Bytes pci_routing_table() {
+    using namespace aml;
+    constexpr unsigned kIntxPins = 4;
+    constexpr uint32_t kAnyFunction = 0xffff;
+    std::vector<Bytes> entries;
+    for (unsigned slot = 1; slot < kPciSlots; ++slot) {
+        for (unsigned pin = 0; pin < kIntxPins; ++pin)
+            entries.push_back(package({integer(uint64_t{slot} << 16 | kAnyFunction), integer(pin), integer(0),
+                                       integer(pc::pci_intx_gsi(slot, pin))}));
+    }
+    return package(entries);
+}
+
+// \_SB.PCI0: the PCI root bridge of segment 0, bus 0, configuration mechanism #1 at 0xcf8
+// (ACPI 6.5 §6.1.5 _HID, §6.1.2 _CID, §6.1.1 _ADR, §6.1.12 _UID, §6.5.6 _SEG, §6.5.5 _BBN).
+// PNP0A08 (PCI Express root bridge) with PNP0A03 (PCI) as the compatible id: Linux's
+// acpi_pci_root driver binds either.
+aml::Bytes pci_root_bridge(uint64_t ram_end) {
+    using namespace aml;
+    Bytes body = name("_HID", eisa_id("PNP0A08"));
+    append(body, name("_CID", eisa_id("PNP0A03")));
+    append(body, name("_ADR", integer(0)));
+    append(body, name("_UID", integer(0)));
+    append(body, name("_SEG", integer(0)));
+    append(body, name("_BBN", integer(0)));
+    append(body, name("_CRS", pci_root_resources(ram_end)));
+    append(body, name("_PRT", pci_routing_table()));
+    return device("PCI0", body);
+}
+
 std::vector<uint8_t> build_dsdt(const AcpiConfig& config) {
     using namespace aml;
     // \_S5: Package {SLP_TYPa, SLP_TYPb, reserved, reserved} (§7.4.2); Linux's poweroff writes
     // SLP_TYPa | SLP_EN to PM1a_CNT.
     Bytes body = name("_S5_", package({integer(kAcpiSlpTypS5), integer(kAcpiSlpTypS5), integer(0), integer(0)}));
+    Bytes devices = pci_root_bridge(config.ram_end);
     if (config.pnp_devices) {
-        Bytes devices;
         Bytes com1 = name("_HID", eisa_id("PNP0501"));
-        auto append = [](Bytes& out, const Bytes& more) { out.insert(out.end(), more.begin(), more.end()); };
         append(com1, name("_UID", integer(1)));
         Bytes com1_resources = io_port(pc::kPortCom1, 8);
         append(com1_resources, irq(pc::kIrqCom1));
@@ -193,8 +253,8 @@ std::vector<uint8_t> build_dsdt(const AcpiConfig& config) {
         Bytes mouse = name("_HID", eisa_id("PNP0F13"));
         append(mouse, name("_CRS", resource_template(irq(pc::kIrqMouse))));
         append(devices, device("PS2M", mouse));
-        append(body, root_scope("_SB_", devices));
     }
+    append(body, root_scope("_SB_", devices));
     std::vector<uint8_t> table;
     append_bytes(table, sdt_header("DSDT", 2));  // revision 2: 64-bit AML integers
     table.insert(table.end(), body.begin(), body.end());

@@ -20,6 +20,19 @@ enum class Op : uint8_t {
 constexpr uint8_t kIrqNoFlagsTag = 0x22, kIoPortTag = 0x47, kEndTag = 0x79;
 constexpr uint8_t kDecode16 = 0x01;
 
+// Large resource descriptors (§6.4.3): bit 7 set, the item name in bits 6:0.
+constexpr uint8_t kDWordAddressTag = 0x87, kWordAddressTag = 0x88, kQWordAddressTag = 0x8a;
+// An address space descriptor's Resource Type byte (§6.4.3.5.1, byte 3).
+enum class ResourceType : uint8_t { Memory = 0, Io = 1, BusNumber = 2 };
+// General flags (byte 4): _MAF bit 3, _MIF bit 2, _DEC bit 1 clear (positive decode), bit 0 clear:
+// ResourceProducer, what ASL compilers write for it (ACPI 6.5 calls the bit ignored for these three
+// descriptors, older revisions consumer/producer).
+constexpr uint8_t kFixedProducerWindow = 1u << 3 | 1u << 2;
+// Type-specific flags (§6.4.3.5.5): I/O _RNG = 3 (EntireRange: ISA and non-ISA ports), and memory
+// _RW (bit 0) read-write with _MEM in bits 2:1; _MTP and _TTP stay 0 (AddressRangeMemory, TypeStatic).
+constexpr uint8_t kIoEntireRange = 0x03;
+constexpr uint8_t kMemoryReadWrite = 0x01;
+
 uint8_t op(Op code) { return static_cast<uint8_t>(code); }
 
 // Room first, then the copy: g++ 12 at -O3 misreads a range insert that reallocates a small
@@ -39,6 +52,34 @@ Bytes with_length(std::initializer_list<uint8_t> opcode, const Bytes& body) {
     append(out, package_length(body.size()));
     append(out, body);
     return out;
+}
+
+// A Word, DWord or QWord address space descriptor of a fixed window (§6.4.3.5.1-3): tag, a 16-bit
+// length of what follows, resource type, general and type-specific flags, then five fields of
+// `width` bytes: granularity, minimum, maximum, translation offset, length.
+Bytes address_space(uint8_t tag, unsigned width, ResourceType type, uint8_t type_flags, uint64_t min, uint64_t max) {
+    // _LEN has the width of the other fields, so a window of the whole space (WordIO 0-0xffff,
+    // a length of 0x10000) cannot be written; none of Strata's windows is one.
+    uint64_t field_max = width == 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * width)) - 1;
+    uint64_t length = max - min + 1;
+    if (max < min || max > field_max || length == 0 || length > field_max)
+        panic(fmt::format("AML address space descriptor: no {}-byte _LEN for the window {:#x}-{:#x}", width, min, max));
+    Bytes out{tag};
+    append_le(out, 3 + 5 * width, 2);
+    out.push_back(static_cast<uint8_t>(type));
+    out.push_back(kFixedProducerWindow);
+    out.push_back(type_flags);
+    // Fixed size and location: _GRA must be 0 and _LEN = _MAX - _MIN + 1 (§6.4.3.5).
+    append_le(out, 0, width);
+    append_le(out, min, width);
+    append_le(out, max, width);
+    append_le(out, 0, width);  // _TRA: the bridge does not translate addresses
+    append_le(out, length, width);
+    return out;
+}
+
+uint8_t memory_flags(MemoryCaching caching) {
+    return static_cast<uint8_t>(static_cast<uint8_t>(caching) << 1 | kMemoryReadWrite);
 }
 
 }  // namespace
@@ -152,6 +193,22 @@ Bytes irq(unsigned line) {
     Bytes out{kIrqNoFlagsTag};
     append_le(out, 1u << (line & 15), 2);
     return out;
+}
+
+Bytes word_bus_number(uint16_t min, uint16_t max) {
+    return address_space(kWordAddressTag, 2, ResourceType::BusNumber, 0, min, max);
+}
+
+Bytes word_io(uint16_t min, uint16_t max) {
+    return address_space(kWordAddressTag, 2, ResourceType::Io, kIoEntireRange, min, max);
+}
+
+Bytes dword_memory(uint32_t min, uint32_t max, MemoryCaching caching) {
+    return address_space(kDWordAddressTag, 4, ResourceType::Memory, memory_flags(caching), min, max);
+}
+
+Bytes qword_memory(uint64_t min, uint64_t max, MemoryCaching caching) {
+    return address_space(kQWordAddressTag, 8, ResourceType::Memory, memory_flags(caching), min, max);
 }
 
 }  // namespace strata::aml

@@ -2,9 +2,14 @@
 // packages, scopes, devices, EISA ids and resource templates.
 //
 // State: none; every function returns the encoded bytes.
-// Features: the terms listed above; package lengths of any size up to 2^28.
-// Missing: methods, operation regions, fields: the DSDT has no code.
-// Spec: ACPI 6.5 §20.2 (AML grammar), §20.2.4 (package length encoding), §6.4 (resource data types).
+// Features: the terms listed above; package lengths of any size up to 2^28; small IO and IRQ
+//           descriptors; Word (bus number, I/O), DWord and QWord (memory) address space
+//           descriptors for the windows a host bridge produces.
+// Missing: methods, operation regions, fields: the DSDT has no code; address space descriptors
+//          that are consumed, relocatable (_MIF/_MAF clear), subtractive or translated, and the
+//          Extended Address Space descriptor.
+// Spec: ACPI 6.5 §20.2 (AML grammar), §20.2.4 (package length encoding), §6.4 (resource data types),
+//       §6.4.3.5 (address space descriptors).
 #pragma once
 
 #include <cstdint>
@@ -35,6 +40,22 @@ using Bytes = std::vector<uint8_t>;
 [[nodiscard]] Bytes io_port(uint16_t base, uint8_t length);
 // IRQNoFlags () { irq }: an edge-triggered, active-high ISA interrupt.
 [[nodiscard]] Bytes irq(unsigned irq);
+
+// Address space descriptors for a window that a bridge decodes and passes on to the devices
+// behind it: ResourceProducer, MinFixed, MaxFixed, PosDecode, granularity 0, no translation, the
+// length max - min + 1 (the "fixed size, fixed location" combination of §6.4.3.5). `min` and
+// `max` are inclusive; max < min panics.
+//
+// WordBusNumber (...): bus numbers [min, max] (§6.4.3.5.3).
+[[nodiscard]] Bytes word_bus_number(uint16_t min, uint16_t max);
+// WordIO (..., EntireRange): I/O ports [min, max] (§6.4.3.5.3; I/O flags §6.4.3.5.5).
+[[nodiscard]] Bytes word_io(uint16_t min, uint16_t max);
+// _MEM, the memory attribute of a memory window (§6.4.3.5.5, memory flags bits 2:1).
+enum class MemoryCaching : uint8_t { NonCacheable = 0, Cacheable = 1, WriteCombining = 2, Prefetchable = 3 };
+// DWordMemory (..., caching, ReadWrite): memory [min, max] below 4 GiB (§6.4.3.5.2).
+[[nodiscard]] Bytes dword_memory(uint32_t min, uint32_t max, MemoryCaching caching);
+// QWordMemory (..., caching, ReadWrite): memory [min, max] anywhere (§6.4.3.5.1).
+[[nodiscard]] Bytes qword_memory(uint64_t min, uint64_t max, MemoryCaching caching);
 
 // Encodes the PkgLength of a body of `body_size` bytes (the length counts its own bytes too).
 [[nodiscard]] Bytes package_length(size_t body_size);

@@ -76,6 +76,7 @@ static_assert(sizeof(InterruptEntry) == 8);
 
 constexpr uint8_t kIntVectored = 0, kIntNmi = 1, kIntExtInt = 3;
 constexpr uint16_t kLevelActiveHigh = 0b1101;  // polarity 01 (high), trigger 11 (level)
+constexpr uint16_t kLevelActiveLow = 0b1111;   // polarity 11 (low), trigger 11 (level)
 constexpr uint8_t kPciBus = 0, kIsaBus = 1;
 constexpr uint8_t kLocalApicVersion = 0x14;  // integrated APIC
 constexpr uint8_t kIoApicVersion = 0x11;
@@ -83,7 +84,11 @@ constexpr uint32_t kCpuSignature = 0x600;    // family 6; guests take the real o
 constexpr uint32_t kCpuFeatures = (1u << 0) | (1u << 9);  // FPU, APIC
 constexpr uint8_t kAllLocalApics = 0xff;
 constexpr unsigned kIsaIrqs = 16;
-constexpr uint64_t kEbdaEnd = 0xa'0000;      // where e820.cpp ends the reserved EBDA
+constexpr unsigned kPciSlots = 32, kPciIntxPins = 4;
+
+// §D.3: a PCI interrupt's source bus IRQ is the device number in bits 6:2 and the pin (0 = INTA#)
+// in bits 1:0.
+constexpr uint8_t pci_source_irq(unsigned slot, unsigned pin) { return static_cast<uint8_t>(slot << 2 | pin); }
 
 std::vector<uint8_t> build_config_table(unsigned cpus) {
     std::vector<uint8_t> table(sizeof(ConfigHeader));
@@ -108,6 +113,13 @@ std::vector<uint8_t> build_config_table(unsigned cpus) {
         add(InterruptEntry{EntryType::IoInterrupt, kIntVectored, flags, kIsaBus, static_cast<uint8_t>(irq), ioapic_id,
                            pin});
     }
+    // Every pin of slots 1-31 (slot 0 is the host bridge, which raises no INTx) on its GSI, the
+    // IOAPIC pin of the same number, level-triggered and active low, as the DSDT's _PRT says.
+    for (unsigned slot = 1; slot < kPciSlots; ++slot) {
+        for (unsigned pin = 0; pin < kPciIntxPins; ++pin)
+            add(InterruptEntry{EntryType::IoInterrupt, kIntVectored, kLevelActiveLow, kPciBus, pci_source_irq(slot, pin),
+                               ioapic_id, static_cast<uint8_t>(pc::pci_intx_gsi(slot, pin))});
+    }
     add(InterruptEntry{EntryType::LocalInterrupt, kIntExtInt, 0, kIsaBus, 0, kAllLocalApics, 0});
     add(InterruptEntry{EntryType::LocalInterrupt, kIntNmi, 0, kIsaBus, 0, kAllLocalApics, 1});
 
@@ -131,9 +143,10 @@ Result<void> write_mptable(GuestMemory& memory, unsigned cpus) {
         return fail("MP table: {} CPUs is outside 1..{} (8-bit APIC ids, the IOAPIC takes id N)", cpus, kMpMaxCpus);
     std::vector<uint8_t> table = build_config_table(cpus);
 
-    // The configuration table may live anywhere (§4.1); keep it next to the pointer while it fits.
-    uint64_t table_addr = pc::kMpTable + sizeof(FloatingPointer);
-    if (!range_within(table_addr, table.size(), kEbdaEnd)) table_addr = pc::kAcpiTablesEnd;
+    // The configuration table may live anywhere (§4.1). The 1008 bytes left in the EBDA after the
+    // pointer hold the header and the ISA entries (204 + 20 per CPU) but not the 124 PCI interrupt
+    // entries (992 bytes) as well, so it goes to the reserved BIOS area, where even 255 CPUs fit.
+    uint64_t table_addr = pc::kMpConfigTable;
     if (!range_within(table_addr, table.size(), kBiosAreaEnd))
         return fail("MP table: configuration table of {} bytes for {} CPUs does not fit at {:#x}", table.size(), cpus,
                     table_addr);

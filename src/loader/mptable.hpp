@@ -1,16 +1,17 @@
 // The Intel MultiProcessor table: how guests without ACPI (or booted with acpi=off) find the CPUs,
-// the IOAPIC and the ISA interrupt routing.
+// the IOAPIC and the ISA and PCI interrupt routing.
 //
 // State: none; the floating pointer goes to pc::kMpTable (the first KiB of the EBDA, which guests
-//        scan), the configuration table right after it when it fits in the EBDA, else at
-//        pc::kAcpiTablesEnd in the reserved BIOS area (more than ~40 CPUs).
+//        scan), the configuration table to pc::kMpConfigTable in the reserved BIOS area (with the
+//        PCI entries it never fits in the rest of that KiB).
 // Features: processor entries (APIC ids 0..N-1, BSP = 0), buses PCI (id 0) and ISA (id 1), one
 //           IOAPIC (id N, version 0x11, at pc::kIoApic), ISA IRQs 0-15 except the cascade IRQ 2 on
-//           the IOAPIC with IRQ0 on pin 2 and the SCI (IRQ 9) level-triggered, ExtINT on LINT0 and
-//           NMI on LINT1 of every local APIC; virtual wire mode (no IMCR).
-// Missing: PCI interrupt entries (guests use ACPI or the PCI interrupt line register), the
-//          extended table (bus hierarchy, address space mapping).
-// Spec: Intel MultiProcessor Specification 1.4, §4 (MP configuration table), appendix D.
+//           the IOAPIC with IRQ0 on pin 2 and the SCI (IRQ 9) level-triggered, every INTx pin of
+//           PCI slots 1-31 on its GSI pc::pci_intx_gsi() (level-triggered, active low), ExtINT on
+//           LINT0 and NMI on LINT1 of every local APIC; virtual wire mode (no IMCR).
+// Missing: the extended table (bus hierarchy, address space mapping).
+// Spec: Intel MultiProcessor Specification 1.4, §4 (MP configuration table), appendix D (PCI
+//       interrupt entries, §D.3).
 #pragma once
 
 #include <cstdint>

@@ -117,7 +117,7 @@ Result<CpuState> Machine::load_guest() {
     // The board places its HPET under both engines; the table tells guests where it is.
     AcpiHpet hpet{.event_timer_block_id = Hpet::kEventTimerBlockId,
                   .minimum_periodic_ticks = Hpet::kMinPeriodicIntervalNs / Hpet::kTickNs};
-    if (auto r = write_acpi_tables(memory_, AcpiConfig{.cpus = config_.cpus, .hpet = hpet}); !r)
+    if (auto r = write_acpi_tables(memory_, AcpiConfig{.cpus = config_.cpus, .ram_end = memory_.end(), .hpet = hpet}); !r)
         return context(r.error(), "ACPI tables");
 
     Result<CpuState> entry;

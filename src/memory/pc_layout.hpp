@@ -19,9 +19,10 @@ constexpr uint64_t kMultibootInfo = 0x10000;     // multiboot info, its mmap, mo
 constexpr uint64_t kMultibootInfoEnd = 0x20000;
 constexpr uint64_t kCmdline = 0x20000;           // kernel command line
 constexpr uint64_t kCmdlineMax = 0x10000;        // bytes, including the terminating NUL
-constexpr uint64_t kMpTable = 0x9fc00;           // MP floating pointer + config table, in the EBDA
+constexpr uint64_t kMpTable = 0x9fc00;           // MP floating pointer, in the EBDA (guests scan it)
 constexpr uint64_t kAcpiTables = 0xe0000;        // RSDP and the tables after it (BIOS area)
 constexpr uint64_t kAcpiTablesEnd = 0xf0000;
+constexpr uint64_t kMpConfigTable = 0xf0000;     // MP configuration table, up to the BIOS area's end
 constexpr uint64_t kKernelLoad = 0x100000;       // 1 MiB: protected-mode kernel
 
 // --- Guest-physical MMIO (inside the hole between 3 GiB and 4 GiB) ---

@@ -78,5 +78,16 @@ TEST_F(Pm, PowerButtonRaisesSciWhenEnabled) {
     EXPECT_EQ(in(pm, 2, 2), 0x100u);
 }
 
+// ACPI 6.5 §4.8.3 (PM1_EN, Table 4.15): GBL_EN is bit 5; ACPICA writes it and reads it back before
+// it uses the global lock. No firmware shares the lock here, so GBL_STS stays clear.
+TEST_F(Pm, GblEnKeepsWhatIsWrittenAndGblStsStaysClear) {
+    out(pm, 2, 0x20, 2);
+    EXPECT_EQ(in(pm, 2, 2), 0x20u);
+    EXPECT_EQ(in(pm, 0, 2) & 0x20, 0u);
+    EXPECT_FALSE(sci.level());
+    out(pm, 2, 0xffff, 2);
+    EXPECT_EQ(in(pm, 2, 2), 0x521u) << "TMR_EN, GBL_EN, PWRBTN_EN, RTC_EN";
+}
+
 }  // namespace
 }  // namespace strata

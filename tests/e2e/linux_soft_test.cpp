@@ -2,13 +2,17 @@
 // busybox-static initramfs of scripts/fetch-guest boots to a shell on the serial console, with
 // one and with two vCPUs, with its LZ4 payload unpacked on the host (the default) and by its own
 // decompressor in the guest (--kernel-unpack guest, the unmodified boot path), runs commands typed into the console and powers off. The guest computes
-// a checksum of data the host checksums too. Needs the guest from scripts/fetch-guest
-// (STRATA_TEST_KERNEL and STRATA_TEST_INITRD, which scripts/test sets); no /dev/kvm.
+// a checksum of data the host checksums too. With --test-devices the guest finds the PCI root
+// bridge the DSDT describes, its windows, and pci-testdev in slot 1. Needs the guest from
+// scripts/fetch-guest (STRATA_TEST_KERNEL and STRATA_TEST_INITRD, which scripts/test sets); no /dev/kvm.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "e2e/process_runner.hpp"
 
@@ -26,6 +30,34 @@ std::string host_sha256(const std::string& printf_arguments) {
     return out.substr(0, out.find(' '));
 }
 
+// The default guest's kernel and initramfs, or null when the environment does not name them.
+struct DefaultGuest {
+    std::string kernel, initrd;
+};
+std::optional<DefaultGuest> default_guest() {
+    const char* kernel = std::getenv("STRATA_TEST_KERNEL");
+    const char* initrd = std::getenv("STRATA_TEST_INITRD");
+    if (!kernel || !initrd || !*kernel || !*initrd) return std::nullopt;
+    return DefaultGuest{kernel, initrd};
+}
+constexpr const char* kNeedsDefaultGuest =
+    "needs the default guest: set STRATA_TEST_KERNEL and STRATA_TEST_INITRD (scripts/test does)";
+
+// Boots `guest` on the soft engine with 256 MiB and the extra `flags`, and types `commands` (one
+// line, ending in poweroff -f) at its shell prompt: the UART holds the bytes until the guest's
+// driver is ready. `name` tells the input files of concurrent tests apart.
+ProcessResult boot_and_type(const DefaultGuest& guest, const std::string& flags, const std::string& commands,
+                            const std::string& name) {
+    std::string input = ::testing::TempDir() + "strata-linux-commands-" + name;
+    FILE* file = std::fopen(input.c_str(), "w");
+    if (!file) return {};
+    std::fputs(commands.c_str(), file);
+    std::fclose(file);
+    std::string shell = "'" STRATA_BINARY "' run --accel soft --memory 256M " + flags + " --kernel '" + guest.kernel +
+                        "' --initrd '" + guest.initrd + "' --cmdline 'console=ttyS0 panic=-1' < '" + input + "'";
+    return run_process({"/bin/sh", "-c", shell}, std::chrono::minutes(10));
+}
+
 struct Boot {
     unsigned cpus;
     const char* unpack;  // --kernel-unpack
@@ -34,32 +66,53 @@ struct Boot {
 class LinuxOnSoftEngine : public ::testing::TestWithParam<Boot> {};
 
 TEST_P(LinuxOnSoftEngine, BootsToAShellThatRunsCommands) {
-    const char* kernel = std::getenv("STRATA_TEST_KERNEL");
-    const char* initrd = std::getenv("STRATA_TEST_INITRD");
-    if (!kernel || !initrd || !*kernel || !*initrd)
-        GTEST_SKIP() << "needs the default guest: set STRATA_TEST_KERNEL and STRATA_TEST_INITRD (scripts/test does)";
+    auto guest = default_guest();
+    if (!guest) GTEST_SKIP() << kNeedsDefaultGuest;
     unsigned cpus = GetParam().cpus;
     std::string unpack = GetParam().unpack;
     const std::string data = "'strata-%s\\n' 1 2 3 4 5 6 7 8 9";
     std::string expected_sum = host_sha256(data);
     ASSERT_EQ(expected_sum.size(), 64u) << "the host's sha256sum did not answer";
 
-    // Typed at the shell prompt: the UART holds the bytes until the guest's driver is ready.
     std::string commands = "echo marker-$((6 * 7)); printf " + data +
                            " | sha256sum; echo cpus=$(grep -c ^processor /proc/cpuinfo); poweroff -f\n";
-    std::string input = ::testing::TempDir() + "strata-linux-commands-" + std::to_string(cpus) + unpack;
-    FILE* file = std::fopen(input.c_str(), "w");
-    ASSERT_NE(file, nullptr);
-    std::fputs(commands.c_str(), file);
-    std::fclose(file);
-    std::string shell = "'" STRATA_BINARY "' run --accel soft --memory 256M --cpus " + std::to_string(cpus) +
-                        " --kernel-unpack " + unpack + " --kernel '" + kernel + "' --initrd '" + initrd +
-                        "' --cmdline 'console=ttyS0 panic=-1' < '" + input + "'";
-    ProcessResult r = run_process({"/bin/sh", "-c", shell}, std::chrono::minutes(10));
+    ProcessResult r = boot_and_type(*guest, "--cpus " + std::to_string(cpus) + " --kernel-unpack " + unpack, commands,
+                                    std::to_string(cpus) + unpack);
     EXPECT_EQ(r.exit_status, 0) << describe(r);
     EXPECT_NE(r.out.find("marker-42"), std::string::npos) << describe(r);
     EXPECT_NE(r.out.find(expected_sum), std::string::npos) << describe(r);
     EXPECT_NE(r.out.find("cpus=" + std::to_string(cpus)), std::string::npos) << describe(r);
+}
+
+// The guest's own view of PCI, through the DSDT's \_SB.PCI0: Linux's acpi_pci_root driver binds
+// it, takes the bus range and windows from its _CRS, and scanning bus 0 finds pci-testdev in slot 1.
+// The commands print their findings after a tag the echoed command line does not contain (the
+// console echoes what is typed), and grep for "ACPI Erro[r]" so that the echo cannot match either.
+TEST(LinuxOnSoftEngineWithPci, FindsTheRootBridgeItsWindowsAndTheTestDevice) {
+    auto guest = default_guest();
+    if (!guest) GTEST_SKIP() << kNeedsDefaultGuest;
+    std::string commands =
+        "d=/sys/bus/pci/devices/0000:00:01.0; echo vendor=$(cat $d/vendor) device=$(cat $d/device); "
+        "dmesg | grep -F -e 'PCI Root Bridge' -e 'root bus resource' | sed 's/^/found: /'; "
+        "echo acpi-errors=$(dmesg | grep -c -e 'ACPI Erro[r]' -e 'ACPI BIOS Erro[r]'); poweroff -f\n";
+    ProcessResult r = boot_and_type(*guest, "--test-devices", commands, "pci");
+    EXPECT_EQ(r.exit_status, 0) << describe(r);
+    EXPECT_NE(r.out.find("vendor=0x1b36 device=0x0005"), std::string::npos) << describe(r);
+    // The lines the guest's dmesg gave (the kernel prints them on the console as well).
+    std::vector<std::string> found;
+    for (size_t at = r.out.find("found: "); at != std::string::npos; at = r.out.find("found: ", at + 1))
+        found.push_back(r.out.substr(at, r.out.find('\n', at) - at));
+    auto dmesg_has = [&](const std::string& text) {
+        return std::ranges::any_of(found, [&](const std::string& line) { return line.find(text) != std::string::npos; });
+    };
+    EXPECT_TRUE(dmesg_has("] ACPI: PCI Root Bridge [PCI0] (domain 0000 [bus 00-ff])")) << describe(r);
+    for (const char* window : {"[bus 00-ff]", "[io  0x0000-0x0cf7 window]", "[io  0x0d00-0xffff window]",
+                               "[mem 0x000a0000-0x000bffff window]", "[mem 0xc0000000-0xfdffffff window]",
+                               "[mem 0x100000000-0x8ffffffff pref window]"})
+        EXPECT_TRUE(dmesg_has(std::string("pci_bus 0000:00: root bus resource ") + window)) << window << "\n" << describe(r);
+    EXPECT_NE(r.out.find("acpi-errors=0"), std::string::npos) << describe(r);
+    EXPECT_EQ(r.out.find("ACPI Error"), std::string::npos) << "on the console too: " << describe(r);
+    EXPECT_EQ(r.out.find("ACPI BIOS Error"), std::string::npos) << describe(r);
 }
 
 INSTANTIATE_TEST_SUITE_P(CpusAndUnpack, LinuxOnSoftEngine,

@@ -12,7 +12,7 @@ constexpr uint64_t kTimerMask = 0xff'ffff;  // 24-bit PM timer (FADT TMR_VAL_EXT
 constexpr unsigned kOverflowBit = 23;
 // Bits of PM1_STS/PM1_EN that exist here; the rest read as zero.
 constexpr uint16_t kStatusMask = AcpiPm::kTmrStatus | AcpiPm::kPwrBtnStatus | AcpiPm::kRtcStatus | AcpiPm::kWakeStatus;
-constexpr uint16_t kEnableMask = AcpiPm::kTmrStatus | AcpiPm::kPwrBtnStatus | AcpiPm::kRtcStatus;
+constexpr uint16_t kEnableMask = AcpiPm::kTmrStatus | AcpiPm::kGblStatus | AcpiPm::kPwrBtnStatus | AcpiPm::kRtcStatus;
 constexpr uint16_t kControlMask = AcpiPm::kSciEnable | AcpiPm::kSlpTypMask;  // SLP_EN is write-only
 
 }  // namespace

@@ -11,7 +11,10 @@
 //           of the counter has toggled since the last look; press_power_button() sets PWRBTN_STS.
 //           SCI = (PM1_STS & PM1_EN) != 0, evaluated on every access and button press.
 //           SLP_TYP == kSlpTypS3 suspends the machine (MachineControl::request_sleep) until
-//           rtc_alarm() with RTC_EN set wakes it, with WAK_STS and RTC_STS set.
+//           rtc_alarm() with RTC_EN set wakes it, with WAK_STS and RTC_STS set. GBL_EN (bit 5 of
+//           PM1_EN) keeps what is written: ACPICA enables it and reads it back before it uses the
+//           FACS global lock (an ACPI Error if it does not stick); GBL_STS never sets, since no
+//           firmware here takes the lock.
 // Missing:  an asynchronous SCI for timer overflow (nothing wakes the device when bit 23 flips;
 //           TMR_STS becomes visible at the next access — Linux does not enable TMR_EN); sleep
 //           states other than S3 and S5 (SLP_EN with another SLP_TYP is ignored); wake by the
@@ -52,6 +55,7 @@ public:
 
     // PM1 status/enable bits (ACPI 6.5 Tables 4.14, 4.15).
     static constexpr uint16_t kTmrStatus = 1u << 0;
+    static constexpr uint16_t kGblStatus = 1u << 5;  // GBL_STS / GBL_EN
     static constexpr uint16_t kPwrBtnStatus = 1u << 8;
     static constexpr uint16_t kRtcStatus = 1u << 10;
     static constexpr uint16_t kWakeStatus = 1u << 15;
