@@ -108,7 +108,8 @@ Result<void> PciHost::assign_resources(const Windows& windows,
         for (unsigned bar = 0; bar < PciDevice::kBarCount; ++bar) {
             auto need = device->bar_request(bar);
             if (!need) continue;
-            bool wide = need->kind == PciBarKind::Memory64 && have_mmio64;
+            // The 64-bit window is prefetchable (the DSDT says so): only prefetchable BARs go there.
+            bool wide = need->kind == PciBarKind::Memory64 && need->prefetchable && have_mmio64;
             uint64_t& next = need->io() ? next_io : wide ? next_mmio64 : next_mmio;
             uint64_t end = need->io() ? windows.io_end : wide ? windows.mmio64_end : windows.mmio_end;
             uint64_t address = align_up(next, need->size);
