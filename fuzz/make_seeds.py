@@ -6,7 +6,8 @@ Usage: python3 fuzz/make_seeds.py
 The seeds are committed; run this again only when a loader's idea of a valid image changes. Each
 seed is small (a few KiB at most) and valid or nearly so, so that the fuzzer starts from inputs that
 get past the magic numbers. The images follow the layouts of tests/loader/test_images.hpp; the
-option bytes at the end of the loader seeds are described in each target's header comment.
+option bytes at the end of the loader and virtqueue seeds are described in each target's header
+comment.
 """
 import os
 import shutil
@@ -127,6 +128,46 @@ def aout(load_end=0, bss_end=0x20_3000, entry=0x20_0080, header_offset=0x40, siz
     return image
 
 
+# --- split virtqueue (virtio 1.2 §2.7): rings, descriptors and tables in the guest's first bytes,
+# then the 36 option bytes of virtqueue_fuzz.cpp ---
+
+VQ_DESC, VQ_AVAIL, VQ_USED, VQ_TABLE, VQ_BUFFERS = 0x0, 0x400, 0x800, 0xC00, 0x1000
+F_NEXT, F_WRITE, F_INDIRECT = 1, 2, 4
+
+
+def virtqueue(descs, heads, size=8, tables=(), avail_flags=0, used_event=0, event_idx=False, indirect=False,
+              raw_size=None, desc_addr=VQ_DESC, avail_addr=VQ_AVAIL, used_addr=VQ_USED, avail_idx=None, capacity=0,
+              max_bytes=0, more=0):
+    """descs: {index: (addr, len, flags, next)}; heads: the available ring's entries; tables:
+    [(address, {index: descriptor})] for indirect tables."""
+    image = bytearray(VQ_BUFFERS)
+
+    def descriptor(at, value):
+        if at + 16 <= len(image):
+            image[at:at + 16] = struct.pack("<QIHH", *value)
+
+    for index, value in descs.items():
+        descriptor(desc_addr + 16 * index, value)
+    for address, entries in tables:
+        for index, value in entries.items():
+            descriptor(address + 16 * index, value)
+    ring_size = raw_size if raw_size is not None else size
+    if avail_addr + 6 + 2 * len(heads) <= len(image):
+        put(image, avail_addr, "<H", avail_flags)
+        for i, head in enumerate(heads):
+            put(image, avail_addr + 4 + 2 * (i % max(ring_size, 1)), "<H", head)
+        if avail_addr + 6 + 2 * ring_size <= len(image):
+            put(image, avail_addr + 4 + 2 * ring_size, "<H", used_event)
+    mode = (size.bit_length() - 1) | event_idx << 4 | indirect << 5 | (raw_size is not None) << 6
+    options = struct.pack("<BHQQQHBIH", mode, raw_size or 0, desc_addr, avail_addr, used_addr,
+                          len(heads) if avail_idx is None else avail_idx, capacity, max_bytes, more)
+    return bytes(image) + options
+
+
+def buffer(n):
+    return VQ_BUFFERS + 0x100 * n
+
+
 def seeds():
     kernel = 0x20_0000  # everything fits the targets' 16 MiB of guest RAM (fuzz_support.hpp)
     yield "bzimage", {
@@ -171,6 +212,42 @@ def seeds():
         "video-mode": flat(flags=4) + multiboot_options(),
         "aout-kludge": aout() + multiboot_options(cmdline_length=12, module_size=0x80, module_string=6, modules=3),
         "aout-load-end": aout(load_end=0x20_0400, bss_end=0) + multiboot_options(cmdline_length=1),
+    }
+    yield "virtqueue", {
+        "single": virtqueue({0: (buffer(0), 64, 0, 0)}, [0]),
+        "read-write-chain": virtqueue({3: (buffer(0), 16, F_NEXT, 7), 7: (buffer(1), 512, F_NEXT | F_WRITE, 1),
+                                       1: (buffer(3), 1, F_WRITE, 0), 2: (buffer(4), 8, F_WRITE, 0)}, [3, 2]),
+        "indirect": virtqueue({2: (VQ_TABLE, 48, F_INDIRECT | F_WRITE, 0)}, [2], indirect=True,
+                              tables=[(VQ_TABLE, {0: (buffer(0), 16, F_NEXT, 2), 2: (buffer(1), 256, F_NEXT | F_WRITE, 1),
+                                                  1: (buffer(4), 1, F_WRITE, 0)})]),
+        "direct-then-indirect": virtqueue({0: (buffer(0), 16, F_NEXT, 4), 4: (VQ_TABLE, 32, F_INDIRECT, 0)}, [0],
+                                          indirect=True, tables=[(VQ_TABLE, {0: (buffer(1), 64, F_NEXT, 1),
+                                                                             1: (buffer(2), 8, F_WRITE, 0)})]),
+        "event-idx": virtqueue({i: (buffer(i), 32, F_WRITE, 0) for i in range(4)}, [0, 1, 2, 3], event_idx=True,
+                               used_event=1, more=2),
+        "no-interrupt": virtqueue({0: (buffer(0), 8, F_WRITE, 0), 1: (buffer(1), 8, 0, 0)}, [0, 1], avail_flags=1),
+        "full-ring": virtqueue({i: (buffer(i), 16, F_WRITE if i % 2 else 0, 0) for i in range(8)}, list(range(8)),
+                               more=4),
+        "zero-length": virtqueue({0: (0xDEAD_0000_0000, 0, F_NEXT, 1), 1: (buffer(0), 8, F_WRITE, 0)}, [0]),
+        "limits": virtqueue({0: (buffer(0), 100, F_NEXT, 1), 1: (buffer(1), 100, F_NEXT | F_WRITE, 2),
+                             2: (buffer(2), 100, F_WRITE, 0)}, [0], capacity=2, max_bytes=250),
+        "big-queue": virtqueue({0: (buffer(0), 16, 0, 0)}, [0], size=32, used_addr=0x900),
+        "self-loop": virtqueue({0: (buffer(0), 8, F_NEXT, 0)}, [0]),
+        "two-cycle": virtqueue({0: (buffer(0), 8, F_NEXT, 1), 1: (buffer(1), 8, F_NEXT, 0)}, [1]),
+        "indirect-loop": virtqueue({0: (VQ_TABLE, 64, F_INDIRECT, 0)}, [0], indirect=True,
+                                   tables=[(VQ_TABLE, {0: (buffer(0), 8, F_NEXT, 1), 1: (buffer(1), 8, F_NEXT, 2),
+                                                       2: (buffer(2), 8, F_NEXT, 1)})]),
+        "nested-indirect": virtqueue({0: (VQ_TABLE, 32, F_INDIRECT, 0)}, [0], indirect=True,
+                                     tables=[(VQ_TABLE, {0: (buffer(0), 8, F_NEXT, 1),
+                                                         1: (VQ_TABLE + 0x100, 16, F_INDIRECT, 0)})]),
+        "indirect-bad-length": virtqueue({0: (VQ_TABLE, 20, F_INDIRECT, 0)}, [0], indirect=True),
+        "next-out-of-range": virtqueue({5: (buffer(0), 8, F_NEXT, 300)}, [5]),
+        "head-out-of-range": virtqueue({}, [8]),
+        "readable-after-writable": virtqueue({0: (buffer(0), 8, F_NEXT | F_WRITE, 1), 1: (buffer(1), 8, 0, 0)}, [0]),
+        "outside-ram": virtqueue({0: (0xFFFF_FFFF_FFFF_FFF0, 0x20, F_NEXT, 1), 1: (0x100_0000 - 4, 8, 0, 0)}, [0]),
+        "idx-too-far": virtqueue({i: (buffer(i), 8, 0, 0) for i in range(8)}, list(range(8)), avail_idx=9),
+        "bad-size": virtqueue({0: (buffer(0), 8, 0, 0)}, [0], raw_size=3),
+        "unaligned-used": virtqueue({0: (buffer(0), 8, 0, 0)}, [0], used_addr=VQ_USED + 2),
     }
     yield "parse_size", {name: text.encode() for name, text in {
         "512M": "512M", "2G": "2G", "bare": "1", "zero": "0", "64KiB": "64KiB", "3T": "3T", "1g": "1g",
