@@ -7,6 +7,7 @@
 
 #include "base/error.hpp"
 #include "bus/bus.hpp"
+#include "bus/io_event.hpp"
 #include "bus/irq_line.hpp"
 #include "bus/machine_control.hpp"
 #include "bus/msi.hpp"
@@ -44,6 +45,9 @@ public:
     // Where message-signalled interrupts (PCI MSI and MSI-X) go: the engine's local APICs,
     // whichever kind they are. Valid as long as the engine.
     [[nodiscard]] virtual MsiController& msi() = 0;
+
+    // The engine's in-kernel path from a guest write to an eventfd, or nullptr.
+    [[nodiscard]] virtual IoEventRegistry* io_events() { return nullptr; }
 
     // What must hear of devices' writes to guest memory (the soft engine's predecoded code), or
     // nullptr when nothing must (KVM sees guest memory as the hardware does).

@@ -18,6 +18,8 @@
 #include "devices/pci/pci_testdev.hpp"
 #include "devices/test/debug_exit.hpp"
 #include "devices/test/pc_testdev.hpp"
+#include "devices/virtio/virtio_pci.hpp"
+#include "devices/virtio/virtio_rng.hpp"
 #include "memory/pc_layout.hpp"
 
 namespace strata {
@@ -138,6 +140,18 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
         auto pci_testdev = std::make_shared<PciTestDev>();
         if (auto r = pci->add_device(1, pci_testdev); !r) return std::unexpected(r.error());
     }
+
+    // Paravirtual devices: virtio-pci functions from slot 2 on, each with its own event loop,
+    // reaching guest memory through the board's GuestDma.
+    board->dma_ = std::make_unique<GuestDma>(memory);
+    if (MemoryWriteObserver* observer = engine.dma_observer()) board->dma_->add_observer(*observer);
+    uint8_t next_slot = 2;
+    auto add_virtio = [&](std::unique_ptr<VirtioDevice> device) -> Result<void> {
+        auto pci_function = VirtioPci::create(std::move(device), *board->dma_, engine.msi(), engine.io_events());
+        if (!pci_function) return std::unexpected(pci_function.error());
+        return pci->add_device(next_slot++, *pci_function);
+    };
+    if (auto r = add_virtio(std::make_unique<VirtioRng>()); !r) return std::unexpected(r.error());
 
     // No firmware assigns BARs, so the board does, from the windows the ACPI tables describe; the
     // PCI host decodes them wherever the guest moves them later, for what no fixed device claims.

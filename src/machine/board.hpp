@@ -5,7 +5,7 @@
 // 0x510-0x511, ACPI PM 0x600-0x60b, PCI config 0xcf8-0xcff (reset control at 0xcf9), HPET at
 // 0xfed00000 (both engines; the PIT's and RTC's interrupts pass through it);
 // with --test-devices also isa-debug-exit 0xf4, pc-testdev 0xe0-0xef, 0x2000-0x2017 and its MMIO
-// at 0xff000000, and pci-testdev in PCI slot 1. The 8259s (0x20, 0xa0, ELCR 0x4d0), the PIT
+// at 0xff000000, and pci-testdev in PCI slot 1; virtio-pci devices from slot 2 (virtio-rng). The 8259s (0x20, 0xa0, ELCR 0x4d0), the PIT
 // (0x40-0x43, port 0x61) and the IOAPIC (0xfec00000) are KVM's in-kernel ones under the kvm
 // engine and Strata's own (devices/irqchip) under the soft engine, whose local APICs are per vCPU.
 #pragma once
@@ -49,6 +49,8 @@ public:
 private:
     Board() = default;
 
+    // What devices reach guest memory through; before the buses, which own the devices.
+    std::unique_ptr<GuestDma> dma_;
     // Strata's own interrupt controllers, when the engine has none in the kernel. Declared
     // before the buses: devices there (the PIT's timer, the RTC's) drive the router's lines.
     std::unique_ptr<Pic8259Pair> pic_;

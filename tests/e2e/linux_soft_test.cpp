@@ -85,16 +85,23 @@ TEST_P(LinuxOnSoftEngine, BootsToAShellThatRunsCommands) {
 }
 
 // The guest's own view of PCI, through the DSDT's \_SB.PCI0: Linux's acpi_pci_root driver binds
-// it, takes the bus range and windows from its _CRS, and scanning bus 0 finds pci-testdev in slot 1.
+// it, takes the bus range and windows from its _CRS, and scanning bus 0 finds pci-testdev in slot 1
+// and the default virtio-rng in slot 2, whose INTA# the _PRT routes to GSI 18 and whose driver
+// (loaded by the initramfs) takes MSI-X vectors and serves /dev/hwrng with the host's randomness.
 // The commands print their findings after a tag the echoed command line does not contain (the
 // console echoes what is typed), and grep for "ACPI Erro[r]" so that the echo cannot match either.
-TEST(LinuxOnSoftEngineWithPci, FindsTheRootBridgeItsWindowsAndTheTestDevice) {
+TEST(LinuxOnSoftEngineWithPci, FindsTheRootBridgeItsWindowsAndItsDevices) {
     auto guest = default_guest();
     if (!guest) GTEST_SKIP() << kNeedsDefaultGuest;
     std::string commands =
         "d=/sys/bus/pci/devices/0000:00:01.0; echo vendor=$(cat $d/vendor) device=$(cat $d/device); "
         "dmesg | grep -F -e 'PCI Root Bridge' -e 'root bus resource' | sed 's/^/found: /'; "
-        "echo acpi-errors=$(dmesg | grep -c -e 'ACPI Erro[r]' -e 'ACPI BIOS Erro[r]'); poweroff -f\n";
+        "echo acpi-errors=$(dmesg | grep -c -e 'ACPI Erro[r]' -e 'ACPI BIOS Erro[r]'); "
+        "v=/sys/bus/pci/devices/0000:00:02.0; echo virtio=$(cat $v/vendor):$(cat $v/device) irq=$(cat $v/irq); "
+        "echo rng=$(cat /sys/class/misc/hw_random/rng_current); "
+        "echo msix=$(grep -c 'PCI-MSI.*virtio0-' /proc/interrupts); "
+        "a=$(head -c 32 /dev/hwrng | od -An -tx1 | tr -d ' \\n'); b=$(head -c 32 /dev/hwrng | od -An -tx1 | tr -d ' \\n'); "
+        "echo random-a=$a; echo random-b=$b; poweroff -f\n";
     ProcessResult r = boot_and_type(*guest, "--test-devices", commands, "pci");
     EXPECT_EQ(r.exit_status, 0) << describe(r);
     EXPECT_NE(r.out.find("vendor=0x1b36 device=0x0005"), std::string::npos) << describe(r);
@@ -113,6 +120,19 @@ TEST(LinuxOnSoftEngineWithPci, FindsTheRootBridgeItsWindowsAndTheTestDevice) {
     EXPECT_NE(r.out.find("acpi-errors=0"), std::string::npos) << describe(r);
     EXPECT_EQ(r.out.find("ACPI Error"), std::string::npos) << "on the console too: " << describe(r);
     EXPECT_EQ(r.out.find("ACPI BIOS Error"), std::string::npos) << describe(r);
+
+    EXPECT_NE(r.out.find("virtio=0x1af4:0x1044 irq=18"), std::string::npos) << describe(r);
+    EXPECT_NE(r.out.find("rng=virtio_rng.0"), std::string::npos) << describe(r);
+    EXPECT_NE(r.out.find("msix=2"), std::string::npos) << "config and request vectors: " << describe(r);
+    auto value_of = [&](const std::string& tag) {
+        size_t at = r.out.rfind(tag + "=");
+        return at == std::string::npos ? std::string() : r.out.substr(at + tag.size() + 1, 64);
+    };
+    std::string a = value_of("random-a"), b = value_of("random-b");
+    EXPECT_EQ(a.find_first_not_of("0123456789abcdef"), std::string::npos) << a;
+    EXPECT_EQ(a.size(), 64u) << describe(r);
+    EXPECT_NE(a, b) << "two reads of /dev/hwrng gave the same 32 bytes";
+    EXPECT_NE(a, std::string(64, '0'));
 }
 
 INSTANTIATE_TEST_SUITE_P(CpusAndUnpack, LinuxOnSoftEngine,

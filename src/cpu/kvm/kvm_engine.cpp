@@ -208,6 +208,30 @@ KvmEngine::~KvmEngine() {
 
 MsiController& KvmEngine::msi() { return *msi_; }
 
+namespace {
+kvm_ioeventfd to_kvm(const IoEvent& event) {
+    kvm_ioeventfd e{};
+    e.addr = event.address;
+    e.len = event.length;
+    e.fd = event.fd;
+    e.flags = event.io ? KVM_IOEVENTFD_FLAG_PIO : 0;
+    return e;
+}
+}  // namespace
+
+Result<void> KvmEngine::IoEvents::add(const IoEvent& event) {
+    kvm_ioeventfd e = to_kvm(event);
+    if (ioctl_retry(vm_.get(), KVM_IOEVENTFD, &e) < 0)
+        return fail_errno("KVM_IOEVENTFD at {:#x}+{}", event.address, event.length);
+    return {};
+}
+
+void KvmEngine::IoEvents::remove(const IoEvent& event) {
+    kvm_ioeventfd e = to_kvm(event);
+    e.flags |= KVM_IOEVENTFD_FLAG_DEASSIGN;
+    ioctl_retry(vm_.get(), KVM_IOEVENTFD, &e);
+}
+
 IrqLine* KvmEngine::irq_line(unsigned gsi) { return gsi < lines_.size() ? lines_[gsi].get() : nullptr; }
 
 Result<void> KvmEngine::set_boot_state(const CpuState& state) { return vcpus_.front()->set_state(state); }

@@ -6,7 +6,8 @@
 // firmware leaves them, CPUID policy, INIT-SIPI-SIPI handled by the in-kernel LAPIC (APs start
 // uninitialized), one thread per vCPU.
 // MSI: KVM_SIGNAL_MSI, and MSI-X vectors as GSI routes with irqfds (kvm_msi.hpp).
-// Missing: dirty-page logging (snapshots), ioeventfd fast paths, KVM_CAP_SPLIT_IRQCHIP.
+// Queue notifications: KVM_IOEVENTFD (IoEventRegistry).
+// Missing: dirty-page logging (snapshots), KVM_CAP_SPLIT_IRQCHIP.
 #pragma once
 
 #include <array>
@@ -43,6 +44,7 @@ public:
     [[nodiscard]] unsigned vcpu_count() const override { return static_cast<unsigned>(vcpus_.size()); }
     [[nodiscard]] IrqLine* irq_line(unsigned gsi) override;
     [[nodiscard]] MsiController& msi() override;
+    [[nodiscard]] IoEventRegistry* io_events() override { return &io_events_; }
     [[nodiscard]] Result<void> set_boot_state(const CpuState& state) override;
     [[nodiscard]] Result<CpuState> vcpu_state(unsigned index) const override;
     [[nodiscard]] Result<void> set_vcpu_state(unsigned index, const CpuState& state) override;
@@ -58,10 +60,21 @@ private:
     [[nodiscard]] Result<void> program_pics_as_firmware();
 
     class Line;
+    // KVM_IOEVENTFD on the VM.
+    class IoEvents final : public IoEventRegistry {
+    public:
+        explicit IoEvents(const Fd& vm) : vm_(vm) {}
+        [[nodiscard]] Result<void> add(const IoEvent& event) override;
+        void remove(const IoEvent& event) override;
+
+    private:
+        const Fd& vm_;
+    };
 
     Fd kvm_;
     Fd vm_;
     std::unique_ptr<KvmMsi> msi_;  // the GSI routing table: pin routes and devices' MSI routes
+    IoEvents io_events_{vm_};
     std::vector<std::unique_ptr<KvmVcpu>> vcpus_;
     std::vector<std::unique_ptr<Line>> lines_;
 };

@@ -1,0 +1,71 @@
+// The boundary between a virtio device type (blk, net, console, rng, vsock) and the transport
+// that carries it (virtio-pci): the device type says what it offers and does the work on its
+// queues; the transport does discovery, feature negotiation, status, queue configuration,
+// notifications and interrupts (virtio 1.2 §2 and §4).
+//
+// Threads: every VirtioDevice call but the configuration-space ones is made on the device's
+// event loop (VirtioContext::loop()); read_config/write_config come from vCPU threads, so what
+// they touch the device synchronizes itself.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "devices/virtio/virtio_spec.hpp"
+#include "devices/virtio/virtqueue.hpp"
+#include "host/event_loop.hpp"
+#include "memory/guest_dma.hpp"
+
+namespace strata {
+
+// What the transport gives a device once the driver has set DRIVER_OK.
+class VirtioContext {
+public:
+    virtual ~VirtioContext() = default;
+    [[nodiscard]] virtual const GuestDma& dma() = 0;
+    [[nodiscard]] virtual uint64_t features() = 0;  // negotiated
+    [[nodiscard]] virtual Virtqueue& queue(unsigned index) = 0;  // index < queue_count()
+    [[nodiscard]] virtual EventLoop& loop() = 0;
+    // A used buffer notification for queue `index`: the device calls it when the queue's
+    // should_interrupt() says so.
+    virtual void interrupt(unsigned index) = 0;
+    // The device configuration changed (§2.5.1: a configuration change notification).
+    virtual void config_changed() = 0;
+    // The device hit an error it cannot recover from (a malformed ring, a back end gone): it sets
+    // DEVICE_NEEDS_RESET, says `why` on stderr once, and gets no more notifications until the
+    // driver resets it (§2.1.1).
+    virtual void fail(std::string_view why) = 0;
+};
+
+class VirtioDevice {
+public:
+    virtual ~VirtioDevice() = default;
+
+    [[nodiscard]] virtual virtio::DeviceType type() const = 0;
+    // A name for messages: "virtio-rng".
+    [[nodiscard]] virtual std::string_view name() const = 0;
+    // The device-type feature bits (0-23) and ring bits it supports; the transport adds
+    // VERSION_1, INDIRECT_DESC and EVENT_IDX, which Virtqueue implements for every device.
+    [[nodiscard]] virtual uint64_t features() const = 0;
+    [[nodiscard]] virtual unsigned queue_count() const = 0;
+    [[nodiscard]] virtual uint16_t max_queue_size(unsigned /*index*/) const { return 256; }
+
+    // The device-specific configuration space (§4.1.4.6), read and written by vCPU threads.
+    [[nodiscard]] virtual uint32_t config_size() const { return 0; }
+    virtual void read_config(uint32_t /*offset*/, std::span<uint8_t> data) {
+        for (uint8_t& b : data) b = 0;
+    }
+    virtual void write_config(uint32_t /*offset*/, std::span<const uint8_t> /*data*/) {}
+
+    // DRIVER_OK: the enabled queues are configured and checked; `context` stays valid until
+    // reset(). A failure puts the device into DEVICE_NEEDS_RESET with its message.
+    [[nodiscard]] virtual Result<void> activate(VirtioContext& context) = 0;
+    // The driver notified queue `index` (only between activate() and reset()).
+    virtual void queue_notified(unsigned index) = 0;
+    // Device reset (§2.4): stop all work, forget the context, drop pending requests.
+    virtual void reset() = 0;
+};
+
+}  // namespace strata
