@@ -128,6 +128,25 @@ def aout(load_end=0, bss_end=0x20_3000, entry=0x20_0080, header_offset=0x40, siz
     return image
 
 
+# --- virtio-pci transport: guest page 0 (a ring), then 12-byte register operations of
+# virtio_pci_fuzz.cpp (kind, width code, offset, value) ---
+def virtio_pci_ops(ops):
+    return b"".join(struct.pack("<BBHQ", kind, width, offset, value) for kind, width, offset, value in ops)
+
+
+def virtio_pci_driver():
+    page = bytearray(4096)
+    # One device-writable 64-byte descriptor at 0x000, avail ring at 0x100 (idx 1), used at 0x200.
+    page[0x000:0x010] = struct.pack("<QIHH", 0x800, 64, 2, 0)
+    page[0x100:0x106] = struct.pack("<HHH", 0, 1, 0)
+    BYTE, WORD, DWORD, QWORD = 0, 1, 2, 3  # width codes
+    ops = [(0, BYTE, 0x14, 1), (0, BYTE, 0x14, 3), (0, DWORD, 0x08, 1), (0, DWORD, 0x0c, 1),
+           (0, BYTE, 0x14, 11), (0, WORD, 0x16, 0), (0, WORD, 0x18, 8), (0, QWORD, 0x20, 0x000),
+           (0, QWORD, 0x28, 0x100), (0, QWORD, 0x30, 0x200), (0, WORD, 0x1c, 1), (0, BYTE, 0x14, 15),
+           (0, WORD, 0x3000, 0), (1, BYTE, 0x1000, 0)]
+    return bytes(page) + virtio_pci_ops(ops)
+
+
 # --- split virtqueue (virtio 1.2 §2.7): rings, descriptors and tables in the guest's first bytes,
 # then the 36 option bytes of virtqueue_fuzz.cpp ---
 
@@ -248,6 +267,11 @@ def seeds():
         "idx-too-far": virtqueue({i: (buffer(i), 8, 0, 0) for i in range(8)}, list(range(8)), avail_idx=9),
         "bad-size": virtqueue({0: (buffer(0), 8, 0, 0)}, [0], raw_size=3),
         "unaligned-used": virtqueue({0: (buffer(0), 8, 0, 0)}, [0], used_addr=VQ_USED + 2),
+    }
+    yield "virtio_pci", {
+        "driver-ok-and-notify": virtio_pci_driver(),
+        "registers-only": bytes(4096) + virtio_pci_ops([(2, 2, 0x04, 0x6), (0, 1, 0x14, 1), (1, 3, 0x00, 0),
+                                                        (0, 2, 0x16, 5), (0, 2, 0x1a, 7), (3, 2, 0x40, 0)]),
     }
     yield "parse_size", {name: text.encode() for name, text in {
         "512M": "512M", "2G": "2G", "bare": "1", "zero": "0", "64KiB": "64KiB", "3T": "3T", "1g": "1g",

@@ -13,7 +13,6 @@ constexpr uint32_t kBarIoSpace = 0x1;       // bit 0: I/O space indicator
 constexpr uint32_t kBarType64 = 0x4;        // memory BAR bits 2:1 = 10b: anywhere in 64-bit space
 constexpr uint32_t kBarPrefetchable = 0x8;  // memory BAR bit 3
 constexpr uint32_t kBarIoAddressMask = ~0x3u;
-constexpr uint32_t kBarMemoryAddressMask = ~0xfu;
 // Writable command bits: I/O, memory, bus master, parity error response, SERR#, INTx disable.
 constexpr uint16_t kCommandWritable = 0x0547;
 
