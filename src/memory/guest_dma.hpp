@@ -13,10 +13,10 @@
 
 #include <cstdint>
 #include <span>
-#include <type_traits>
 #include <vector>
 
 #include "base/error.hpp"
+#include "memory/object_access.hpp"
 #include "memory/guest_memory.hpp"
 
 namespace strata {
@@ -28,7 +28,7 @@ public:
     virtual void written(uint64_t gpa, uint64_t length) = 0;
 };
 
-class GuestDma {
+class GuestDma : public ObjectAccess<GuestDma> {
 public:
     explicit GuestDma(const GuestMemory& memory) : memory_(memory) {}
 
@@ -39,19 +39,6 @@ public:
     [[nodiscard]] Result<void> read(uint64_t gpa, std::span<uint8_t> out) const;
     [[nodiscard]] Result<void> write(uint64_t gpa, std::span<const uint8_t> in) const;
 
-    template <class T>
-        requires std::is_trivially_copyable_v<T>
-    [[nodiscard]] Result<T> read_obj(uint64_t gpa) const {
-        T value;
-        auto r = read(gpa, std::span(reinterpret_cast<uint8_t*>(&value), sizeof(T)));
-        if (!r) return std::unexpected(r.error());
-        return value;
-    }
-    template <class T>
-        requires std::is_trivially_copyable_v<T>
-    [[nodiscard]] Result<void> write_obj(uint64_t gpa, const T& value) const {
-        return write(gpa, std::span(reinterpret_cast<const uint8_t*>(&value), sizeof(T)));
-    }
 
     // The host view of [gpa, gpa + length) to read from, or to write into. Whoever writes through
     // a view calls written() for what it wrote once the bytes are there.

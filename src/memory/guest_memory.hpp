@@ -10,10 +10,10 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
-#include <type_traits>
 #include <vector>
 
 #include "base/error.hpp"
+#include "memory/object_access.hpp"
 
 namespace strata {
 
@@ -24,7 +24,7 @@ struct RamRegion {
     uint64_t file_offset = 0;  // offset of the region in the memfd
 };
 
-class GuestMemory {
+class GuestMemory : public ObjectAccess<GuestMemory> {
 public:
     static constexpr uint64_t kLowRamLimit = 0xC000'0000;     // 3 GiB: start of the MMIO hole
     static constexpr uint64_t kHighRamStart = 0x1'0000'0000;  // 4 GiB
@@ -62,20 +62,6 @@ public:
     // both are RAM (they never are adjacent in the PC layout, so in practice: one region).
     [[nodiscard]] Result<void> read(uint64_t gpa, std::span<uint8_t> out) const;
     [[nodiscard]] Result<void> write(uint64_t gpa, std::span<const uint8_t> in) const;
-
-    template <class T>
-        requires std::is_trivially_copyable_v<T>
-    [[nodiscard]] Result<T> read_obj(uint64_t gpa) const {
-        T value;
-        auto r = read(gpa, std::span(reinterpret_cast<uint8_t*>(&value), sizeof(T)));
-        if (!r) return std::unexpected(r.error());
-        return value;
-    }
-    template <class T>
-        requires std::is_trivially_copyable_v<T>
-    [[nodiscard]] Result<void> write_obj(uint64_t gpa, const T& value) const {
-        return write(gpa, std::span(reinterpret_cast<const uint8_t*>(&value), sizeof(T)));
-    }
 
 private:
     GuestMemory() = default;
