@@ -13,7 +13,7 @@
 namespace strata::kvm {
 
 // One vector: its GSI and the irqfd that raises it. Without an irqfd (the host refused one) the
-// route falls back to KVM_SIGNAL_MSI with the message it was last given.
+// route falls back to KVM_SIGNAL_MSI with its GSI's message in the routing table.
 class KvmMsi::Route final : public MsiRoute {
 public:
     Route(KvmMsi& owner, uint32_t gsi) : owner_(owner), gsi_(gsi) {
@@ -32,23 +32,13 @@ public:
         irqfd.flags = KVM_IRQFD_FLAG_DEASSIGN;
         ::ioctl(owner_.vm_fd_, KVM_IRQFD, &irqfd);
     }
-    void set_message(uint64_t address, uint32_t data) override {
-        {
-            std::lock_guard lock(mutex_);
-            message_ = {address, data};
-        }
-        owner_.set_message(gsi_, {address, data});
-    }
+    void set_message(uint64_t address, uint32_t data) override { owner_.set_message(gsi_, {address, data}); }
     void trigger() override {
         if (eventfd_.valid()) {
             uint64_t one = 1;
             if (::write(eventfd_.get(), &one, sizeof(one)) == sizeof(one)) return;
         }
-        Message m;
-        {
-            std::lock_guard lock(mutex_);
-            m = message_;
-        }
+        Message m = owner_.message(gsi_);
         owner_.send(m.address, m.data);
     }
 
@@ -56,8 +46,6 @@ private:
     KvmMsi& owner_;
     uint32_t gsi_;
     Fd eventfd_;
-    std::mutex mutex_;
-    Message message_;
 };
 
 KvmMsi::KvmMsi(int vm_fd, std::vector<kvm_irq_routing_entry> pin_routes)
@@ -97,6 +85,12 @@ void KvmMsi::set_message(uint32_t gsi, Message message) {
         static std::once_flag reported;
         std::call_once(reported, [&] { fmt::print(stderr, "strata: kvm: MSI routing: {}\n", r.error().message); });
     }
+}
+
+KvmMsi::Message KvmMsi::message(uint32_t gsi) {
+    std::lock_guard lock(mutex_);
+    auto it = messages_.find(gsi);
+    return it == messages_.end() ? Message{} : it->second;
 }
 
 void KvmMsi::send(uint64_t address, uint32_t data) {

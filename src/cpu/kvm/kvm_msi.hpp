@@ -40,6 +40,7 @@ private:
         uint32_t data = 0;
     };
     void set_message(uint32_t gsi, Message message);
+    [[nodiscard]] Message message(uint32_t gsi);
     [[nodiscard]] Result<void> apply_locked();
 
     int vm_fd_;
