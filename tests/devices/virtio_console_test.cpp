@@ -111,7 +111,18 @@ struct VirtioConsoleTest : ::testing::Test {
             write(0x30, ring(q) + 0x2000, 8);
             write(0x1c, 1, 2);
         }
-        if (ready) status(1 | 2 | 8 | 4);
+        if (ready) {
+            status(1 | 2 | 8 | 4);
+            greet();
+        }
+    }
+    // The driver's first output, after which the device delivers input; then nothing written.
+    void greet() {
+        uint16_t used = used_idx(1);
+        offer(1, {{">", false}});
+        ASSERT_TRUE(eventually([&] { return used_idx(1) == used + 1; }));
+        std::lock_guard lock(output_mutex);
+        output.clear();
     }
     // Makes a chain of `buffers` available on `queue` and notifies it; returns the buffers' addresses.
     std::vector<uint64_t> offer(unsigned queue, std::vector<Buffer> buffers, bool notify = true) {
@@ -165,12 +176,12 @@ TEST_F(VirtioConsoleTest, OutputReachesTheCallbackInOrderAcrossBuffersAndChains)
     start();
     offer(1, {{"hello ", false}});
     offer(1, {{"wo", false}, {"r", false}, {"ld", false}});
-    ASSERT_TRUE(eventually([&] { return used_idx(1) == 2; }));
+    ASSERT_TRUE(eventually([&] { return used_idx(1) == 3; }));
     offer(1, {{"!", false}}, false);
     offer(1, {{"\n", false}});
-    ASSERT_TRUE(eventually([&] { return used_idx(1) == 4; }));
+    ASSERT_TRUE(eventually([&] { return used_idx(1) == 5; }));
     EXPECT_EQ(written(), "hello world!\n");
-    for (uint16_t n = 0; n < 4; ++n) EXPECT_EQ(used_length(1, n), 0u) << "transmit buffers come back empty";
+    for (uint16_t n = 0; n < 5; ++n) EXPECT_EQ(used_length(1, n), 0u) << "transmit buffers come back empty";
     EXPECT_FALSE(needs_reset());
 }
 
@@ -218,6 +229,9 @@ TEST_F(VirtioConsoleTest, InputBeforeDriverOkIsDeliveredAfterIt) {
     std::this_thread::sleep_for(10ms);
     EXPECT_EQ(used_idx(0), 0) << "nothing consumed before DRIVER_OK";
     status(1 | 2 | 8 | 4);
+    std::this_thread::sleep_for(10ms);
+    EXPECT_EQ(used_idx(0), 0) << "held until the driver's first output: its port is connected";
+    greet();
     ASSERT_TRUE(eventually([&] { return used_idx(0) == 1; }));
     EXPECT_EQ(used_length(0, 0), 11u);
     EXPECT_EQ(guest_bytes(buffer, 11), "early input");
@@ -235,7 +249,7 @@ TEST_F(VirtioConsoleTest, AWritableBufferOnTransmitqNeedsAReset) {
     start();
     offer(1, {{"text", false}, {"....", true}});
     ASSERT_TRUE(eventually([&] { return needs_reset(); }));
-    EXPECT_EQ(used_idx(1), 0);
+    EXPECT_EQ(used_idx(1), 1) << "only the greeting";
     offer(1, {{"more", false}});
     std::this_thread::sleep_for(10ms);
     EXPECT_EQ(written(), "") << "a failed device does nothing more";

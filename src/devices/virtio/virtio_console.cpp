@@ -64,7 +64,7 @@ void VirtioConsole::deliver_input() {
         std::lock_guard lock(mutex_);
         delivery_posted_ = false;
     }
-    if (context_ && context_->queue(kReceiveQueue).enabled()) queue_notified(kReceiveQueue);
+    if (context_ && guest_wrote_ && context_->queue(kReceiveQueue).enabled()) queue_notified(kReceiveQueue);
 }
 
 Result<uint32_t> VirtioConsole::fill(uint32_t offset, uint32_t max) {
@@ -87,6 +87,7 @@ Result<void> VirtioConsole::serve_receive(Virtqueue& queue) {
         std::lock_guard lock(mutex_);
         return !input_.empty();
     };
+    if (!guest_wrote_) return {};
     bool returned = false;
     // Buffers are taken only while there is input for them; with none left, the driver need not
     // notify (new input comes with its own delivery task).
@@ -140,6 +141,7 @@ Result<void> VirtioConsole::serve_transmit(Virtqueue& queue) {
             auto popped = queue.pop(transmit_chain_);
             if (!popped) return std::unexpected(popped.error());
             if (!*popped) break;
+            guest_wrote_ = true;
             if (transmit_chain_.writable_bytes() > 0)
                 return fail("chain {} has a device-writable buffer, which the driver must not put here (virtio 1.2 "
                             "§5.3.6.2)",
@@ -159,8 +161,11 @@ Result<void> VirtioConsole::serve_transmit(Virtqueue& queue) {
         if (*interrupt) context_->interrupt(kTransmitQueue);
         auto more = queue.enable_notifications();
         if (!more) return std::unexpected(more.error());
-        if (!*more) return {};
+        if (!*more) break;
     }
+    // The first output shows the port connected: input held until now may go.
+    Virtqueue& receive = context_->queue(kReceiveQueue);
+    return receive.enabled() ? serve_receive(receive) : Result<void>{};
 }
 
 }  // namespace strata

@@ -20,6 +20,10 @@
 //           device-writable one on transmitq breaks §5.3.6.2's "MUST NOT": the device does not
 //           guess (dropping output, or taking a buffer it cannot fill) but fails into
 //           DEVICE_NEEDS_RESET, as for a malformed ring.
+//           Input is held until the driver's first transmit buffer: Linux's driver posts its
+//           receive buffers before its port is connected and discards what arrives in between
+//           (virtio_console's in_intr, !guest_connected), so input piped early would be lost;
+//           its first output (the hvc console registered) shows the port is connected.
 // Missing:  MULTIPORT and its control queues (§5.3.6.3), EMERG_WRITE, and resizing after start
 //           (the configuration change for a terminal's SIGWINCH).
 // Threads:  receive() and set_room_notifier() from any thread, read_config() from vCPUs; the
@@ -67,7 +71,10 @@ public:
     void read_config(uint32_t offset, std::span<uint8_t> data) override;
     [[nodiscard]] Result<void> activate(VirtioContext& context) override;
     void queue_notified(unsigned index) override;
-    void reset() override { context_ = nullptr; }
+    void reset() override {
+        context_ = nullptr;
+        guest_wrote_ = false;
+    }
 
     size_t receive(std::span<const uint8_t> bytes) override;
     void set_room_notifier(std::function<void()> notifier) override;
@@ -87,6 +94,7 @@ private:
     const Size size_;
     const size_t input_limit_;
     VirtioContext* context_ = nullptr;  // the loop's
+    bool guest_wrote_ = false;          // the loop's: a transmit buffer came since activate()
     std::atomic<EventLoop*> loop_{nullptr};  // set at the first activate(); the same loop until the end
     DescriptorChain receive_chain_{256};
     DescriptorChain transmit_chain_{256};
