@@ -23,7 +23,7 @@ constexpr unsigned kMaxCpus = 254;
 constexpr const char* kDescription =
     "Strata: a virtual machine monitor for x86-64 Linux hosts.\n"
     "Runs unmodified guests (Linux bzImage or ELF vmlinux, multiboot v1 kernels such as\n"
-    "kvm-unit-tests' .flat files) with COM1 as the console on stdin/stdout.";
+    "kvm-unit-tests' .flat files) with COM1 (or the virtio-console) as the console on stdin/stdout.";
 
 constexpr const char* kRunFooter =
     "Console: when stdin is a terminal it is put in raw mode; Ctrl-A x quits, Ctrl-A h helps.\n"
@@ -66,6 +66,7 @@ int run_command_line(int argc, char** argv) {
     strata::MachineConfig config;
     ValueFlag kernel{"--kernel", {}}, initrd{"--initrd", {}}, cmdline{"--cmdline", {}};
     ValueFlag memory{"--memory", {}}, cpus{"--cpus", {}}, accel{"--accel", {}}, unpack{"--kernel-unpack", {}};
+    ValueFlag console{"--console", {}};
 
     CLI::App* run = app.add_subcommand("run", "Boot a guest kernel and run it until it stops");
     run->footer(kRunFooter);
@@ -82,6 +83,8 @@ int run_command_line(int argc, char** argv) {
                "host runs guest kernel mode natively)");
     add(unpack, "Where a bzImage's compressed kernel is unpacked: host (default; LZ4 payloads, then booted as a "
                 "vmlinux without KASLR) or guest (its own decompressor, the unmodified boot path)");
+    add(console, "Where the terminal goes: serial (default; COM1, the guest's ttyS0) or virtio (the virtio-console, "
+                 "hvc0: pass console=hvc0 in --cmdline; COM1's output still shows)");
     run->add_flag("--test-devices", config.test_devices,
                   "Add the test devices kvm-unit-tests uses: isa-debug-exit at port 0xf4, pc-testdev, pci-testdev");
 
@@ -101,7 +104,7 @@ int run_command_line(int argc, char** argv) {
         return usage_error(parse_error_message(e));
     }
 
-    for (const ValueFlag* flag : {&kernel, &initrd, &cmdline, &memory, &cpus, &accel, &unpack})
+    for (const ValueFlag* flag : {&kernel, &initrd, &cmdline, &memory, &cpus, &accel, &unpack, &console})
         if (flag->values.size() > 1) return usage_error(once_message(*flag));
     auto value_of = [](const ValueFlag& flag, std::string fallback) {
         return flag.values.empty() ? fallback : flag.values.front();
@@ -133,6 +136,11 @@ int run_command_line(int argc, char** argv) {
     if (where == "host") config.kernel_unpack = strata::KernelUnpack::Host;
     else if (where == "guest") config.kernel_unpack = strata::KernelUnpack::Guest;
     else return usage_error(fmt::format("--kernel-unpack: '{}' is not a place (expected host or guest)", where));
+
+    std::string terminal = value_of(console, "serial");
+    if (terminal == "serial") config.console = strata::ConsoleDevice::Serial;
+    else if (terminal == "virtio") config.console = strata::ConsoleDevice::Virtio;
+    else return usage_error(fmt::format("--console: '{}' is not a console device (expected serial or virtio)", terminal));
 
     config.console_in = STDIN_FILENO;
     config.console_out = STDOUT_FILENO;

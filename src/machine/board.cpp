@@ -1,5 +1,6 @@
 #include "machine/board.hpp"
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <array>
@@ -18,6 +19,7 @@
 #include "devices/pci/pci_testdev.hpp"
 #include "devices/test/debug_exit.hpp"
 #include "devices/test/pc_testdev.hpp"
+#include "devices/virtio/virtio_console.hpp"
 #include "devices/virtio/virtio_pci.hpp"
 #include "devices/virtio/virtio_rng.hpp"
 #include "memory/pc_layout.hpp"
@@ -34,6 +36,15 @@ void write_all(int fd, std::span<const uint8_t> bytes) {
         if (n <= 0) return;
         bytes = bytes.subspan(static_cast<size_t>(n));
     }
+}
+
+// The terminal's size for the virtio-console's configuration (VIRTIO_CONSOLE_F_SIZE); 80x24
+// when the console is not a terminal.
+VirtioConsole::Size terminal_size(int fd) {
+    winsize size{};
+    if (::ioctl(fd, TIOCGWINSZ, &size) == 0 && size.ws_col > 0 && size.ws_row > 0)
+        return {.cols = size.ws_col, .rows = size.ws_row};
+    return {};
 }
 
 }  // namespace
@@ -100,10 +111,12 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
         place(board->pio_, pc::kPortSystemControlB, 1, pit->system_control(), "port 0x61 (PIT gate, speaker)");
     }
 
+    // The terminal shows COM1 with either --console: with virtio, the kernel's early messages
+    // (console=ttyS0, earlyprintk) are on COM1 until the hvc driver is loaded.
     int console_out = config.console_out;
-    board->com1_ = std::make_shared<Uart16550>(line(pc::kIrqCom1), [console_out](std::span<const uint8_t> bytes) {
-        write_all(console_out, bytes);
-    });
+    auto to_terminal = [console_out](std::span<const uint8_t> bytes) { write_all(console_out, bytes); };
+    board->com1_ = std::make_shared<Uart16550>(line(pc::kIrqCom1), to_terminal);
+    board->console_ = board->com1_.get();
     place(board->pio_, pc::kPortCom1, Uart16550::kWindowSize, board->com1_, "COM1 (16550A)");
 
     auto i8042 = std::make_shared<I8042>(line(pc::kIrqKeyboard), line(pc::kIrqMouse), control);
@@ -152,6 +165,14 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
         return pci->add_device(next_slot++, *pci_function);
     };
     if (auto r = add_virtio(std::make_unique<VirtioRng>()); !r) return std::unexpected(r.error());
+    // Every guest has /dev/hvc0; it is the terminal with --console virtio, and its output goes
+    // nowhere otherwise (the terminal is COM1's).
+    bool virtio_console = config.console == ConsoleDevice::Virtio;
+    auto console = std::make_unique<VirtioConsole>(virtio_console ? VirtioConsole::Output(to_terminal)
+                                                                  : VirtioConsole::Output(),
+                                                   terminal_size(config.console_out));
+    if (virtio_console) board->console_ = console.get();
+    if (auto r = add_virtio(std::move(console)); !r) return std::unexpected(r.error());
 
     // No firmware assigns BARs, so the board does, from the windows the ACPI tables describe; the
     // PCI host decodes them wherever the guest moves them later, for what no fixed device claims.
@@ -174,8 +195,8 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
     return board;
 }
 
-size_t Board::console_input(std::span<const uint8_t> bytes) { return com1_->receive(bytes); }
+size_t Board::console_input(std::span<const uint8_t> bytes) { return console_->receive(bytes); }
 
-void Board::on_console_room(std::function<void()> notify) { com1_->set_room_notifier(std::move(notify)); }
+void Board::on_console_room(std::function<void()> notify) { console_->set_room_notifier(std::move(notify)); }
 
 }  // namespace strata

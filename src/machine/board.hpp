@@ -5,7 +5,8 @@
 // 0x510-0x511, ACPI PM 0x600-0x60b, PCI config 0xcf8-0xcff (reset control at 0xcf9), HPET at
 // 0xfed00000 (both engines; the PIT's and RTC's interrupts pass through it);
 // with --test-devices also isa-debug-exit 0xf4, pc-testdev 0xe0-0xef, 0x2000-0x2017 and its MMIO
-// at 0xff000000, and pci-testdev in PCI slot 1; virtio-pci devices from slot 2 (virtio-rng). The 8259s (0x20, 0xa0, ELCR 0x4d0), the PIT
+// at 0xff000000, and pci-testdev in PCI slot 1; virtio-pci devices from slot 2 (virtio-rng, then
+// virtio-console in slot 3). The 8259s (0x20, 0xa0, ELCR 0x4d0), the PIT
 // (0x40-0x43, port 0x61) and the IOAPIC (0xfec00000) are KVM's in-kernel ones under the kvm
 // engine and Strata's own (devices/irqchip) under the soft engine, whose local APICs are per vCPU.
 #pragma once
@@ -24,6 +25,7 @@
 
 namespace strata {
 
+class ConsoleInput;
 class Uart16550;
 class Pic8259Pair;
 class IoApic;
@@ -41,9 +43,11 @@ public:
     [[nodiscard]] const Bus& pio() const { return pio_; }
     [[nodiscard]] const Bus& mmio() const { return mmio_; }
 
-    // Console input for COM1: returns how many of `bytes` it took (the rest must wait).
+    // Console input for the console device (MachineConfig::console: COM1 or the virtio-console):
+    // returns how many of `bytes` it took (the rest must wait).
     [[nodiscard]] size_t console_input(std::span<const uint8_t> bytes);
-    // Called (from a vCPU thread) when COM1 refused input and has room again.
+    // Called (from a vCPU thread or the virtio-console's loop) when the console device refused
+    // input and has room again.
     void on_console_room(std::function<void()> notify);
 
 private:
@@ -67,7 +71,10 @@ private:
     Bus mmio_{"MMIO"};
     std::shared_ptr<Uart16550> com1_;
     // Devices are owned by the buses (facets keep multi-window devices alive); COM1 is also
-    // kept here for console input. Device timers (the RTC's) are cancelled with their devices.
+    // kept here. Device timers (the RTC's) are cancelled with their devices.
+    // The device the terminal's input goes to: COM1, or the virtio-console (owned by its
+    // virtio-pci function on the PCI host).
+    ConsoleInput* console_ = nullptr;
 };
 
 }  // namespace strata

@@ -10,6 +10,8 @@
 namespace strata {
 
 enum class Accel { Auto, Kvm, Soft };
+// Where the terminal goes (--console): COM1, or the virtio-console (the guest's hvc0).
+enum class ConsoleDevice { Serial, Virtio };
 
 struct MachineConfig {
     std::string kernel_path;
@@ -20,7 +22,8 @@ struct MachineConfig {
     Accel accel = Accel::Auto;
     KernelUnpack kernel_unpack = KernelUnpack::Host;  // a bzImage's payload: see loader/linux_loader.hpp
     bool test_devices = false;     // isa-debug-exit, pc-testdev, pci-testdev
-    int console_in = 0;            // COM1's input and output
+    ConsoleDevice console = ConsoleDevice::Serial;
+    int console_in = 0;            // the terminal: input to the console device, output from it
     int console_out = 1;
 };
 

@@ -19,7 +19,7 @@ namespace strata::e2e {
 namespace {
 
 const std::vector<std::string> kRunFlags{"--kernel", "--initrd", "--cmdline", "--memory",
-                                         "--cpus",   "--accel",  "--kernel-unpack", "--test-devices"};
+                                         "--cpus",   "--accel",  "--kernel-unpack", "--console", "--test-devices"};
 
 size_t line_count(const std::string& text) {
     size_t lines = static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
@@ -62,7 +62,8 @@ INSTANTIATE_TEST_SUITE_P(Values, BadFlagValue,
                                            BadFlag{"--memory", "1048577"}, BadFlag{"--memory", "100K"},
                                            BadFlag{"--cpus", "0"}, BadFlag{"--cpus", "abc"},
                                            BadFlag{"--cpus", "0x10"}, BadFlag{"--cpus", "255"},
-                                           BadFlag{"--accel", "bogus"}, BadFlag{"--kernel-unpack", "cloud"}),
+                                           BadFlag{"--accel", "bogus"}, BadFlag{"--kernel-unpack", "cloud"},
+                                           BadFlag{"--console", "hvc0"}),
                          [](const auto& param_info) {
                              std::string name = param_info.param.flag.substr(2) + "_" + param_info.param.value;
                              std::ranges::replace_if(name, [](char c) { return !std::isalnum(c); }, '_');
@@ -84,6 +85,8 @@ TEST(CommandLine, MessagesSayWhatIsWrongAndWhatIsAllowed) {
         {{"--cpus", "2", "--cpus", "3"}, "--cpus is given 2 times ('2', '3'); give it once"},
         {{"--memory", "1G", "--memory", "1G"}, "--memory is given 2 times"},
         {{"--cmdline"}, "--cmdline needs a value"},
+        {{"--console", "ttyS0"}, "--console: 'ttyS0' is not a console device (expected serial or virtio)"},
+        {{"--console", "virtio", "--console", "serial"}, "--console is given 2 times ('virtio', 'serial'); give it once"},
     };
     for (const auto& c : cases) {
         std::vector<std::string> argv{STRATA_BINARY, "run", "--kernel", guest_path("hello")};

@@ -47,14 +47,14 @@ constexpr const char* kNeedsDefaultGuest =
 // line, ending in poweroff -f) at its shell prompt: the UART holds the bytes until the guest's
 // driver is ready. `name` tells the input files of concurrent tests apart.
 ProcessResult boot_and_type(const DefaultGuest& guest, const std::string& flags, const std::string& commands,
-                            const std::string& name) {
+                            const std::string& name, const std::string& cmdline = "console=ttyS0 panic=-1") {
     std::string input = ::testing::TempDir() + "strata-linux-commands-" + name;
     FILE* file = std::fopen(input.c_str(), "w");
     if (!file) return {};
     std::fputs(commands.c_str(), file);
     std::fclose(file);
     std::string shell = "'" STRATA_BINARY "' run --accel soft --memory 256M " + flags + " --kernel '" + guest.kernel +
-                        "' --initrd '" + guest.initrd + "' --cmdline 'console=ttyS0 panic=-1' < '" + input + "'";
+                        "' --initrd '" + guest.initrd + "' --cmdline '" + cmdline + "' < '" + input + "'";
     return run_process({"/bin/sh", "-c", shell}, std::chrono::minutes(10));
 }
 
@@ -133,6 +133,24 @@ TEST(LinuxOnSoftEngineWithPci, FindsTheRootBridgeItsWindowsAndItsDevices) {
     EXPECT_EQ(a.size(), 64u) << describe(r);
     EXPECT_NE(a, b) << "two reads of /dev/hwrng gave the same 32 bytes";
     EXPECT_NE(a, std::string(64, '0'));
+}
+
+// --console virtio with console=hvc0: the terminal is the virtio-console, whose driver the
+// initramfs loads; the shell that cttyhack starts on the console's tty reads the commands from
+// hvc0 (its stdin is /dev/hvc0) and answers there, and COM1 received nothing (rx:0 in the 8250
+// driver's counters).
+TEST(LinuxOnSoftEngineWithVirtioConsole, TheShellRunsOnHvc0) {
+    auto guest = default_guest();
+    if (!guest) GTEST_SKIP() << kNeedsDefaultGuest;
+    std::string commands =
+        "echo marker-$((6 * 7)); echo on=$(tty); "
+        "echo com1=$(grep -o 'rx:[0-9]*' /proc/tty/driver/serial | head -n 1); poweroff -f\n";
+    ProcessResult r = boot_and_type(*guest, "--console virtio", commands, "hvc0", "console=hvc0 panic=-1");
+    EXPECT_EQ(r.exit_status, 0) << describe(r);
+    EXPECT_NE(r.out.find("marker-42"), std::string::npos) << describe(r);
+    EXPECT_NE(r.out.find("on=/dev/hvc0"), std::string::npos) << describe(r);
+    EXPECT_NE(r.out.find("com1=rx:0"), std::string::npos) << describe(r);
+    EXPECT_NE(r.out.find("virtio1 virtio_console"), std::string::npos) << "the initramfs's virtio line: " << describe(r);
 }
 
 INSTANTIATE_TEST_SUITE_P(CpusAndUnpack, LinuxOnSoftEngine,

@@ -33,10 +33,11 @@
 
 #include "bus/bus_device.hpp"
 #include "bus/irq_line.hpp"
+#include "devices/console_input.hpp"
 
 namespace strata {
 
-class Uart16550 final : public BusDevice {
+class Uart16550 final : public BusDevice, public ConsoleInput {
 public:
     static constexpr uint64_t kWindowSize = 8;
     static constexpr size_t kFifoSize = 16;
@@ -54,9 +55,9 @@ public:
     // Host input (console thread): takes as many of `bytes` as the backlog has room for and
     // returns that count. When it took fewer than offered, the room notifier is called once the
     // guest has drained half the backlog.
-    size_t receive(std::span<const uint8_t> bytes);
+    size_t receive(std::span<const uint8_t> bytes) override;
     // Called without the device's lock, from the vCPU thread that read the UART.
-    void set_room_notifier(std::function<void()> notifier);
+    void set_room_notifier(std::function<void()> notifier) override;
 
 private:
     // Register offsets (PC16550D Table II); the same offset means different registers for
