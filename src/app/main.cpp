@@ -13,6 +13,7 @@
 
 #include "base/units.hpp"
 #include "host/signal_fd.hpp"
+#include "machine/device_options.hpp"
 #include "machine/machine.hpp"
 
 namespace {
@@ -67,6 +68,7 @@ int run_command_line(int argc, char** argv) {
     ValueFlag kernel{"--kernel", {}}, initrd{"--initrd", {}}, cmdline{"--cmdline", {}};
     ValueFlag memory{"--memory", {}}, cpus{"--cpus", {}}, accel{"--accel", {}}, unpack{"--kernel-unpack", {}};
     ValueFlag console{"--console", {}};
+    ValueFlag disks{"--disk", {}};  // repeatable
 
     CLI::App* run = app.add_subcommand("run", "Boot a guest kernel and run it until it stops");
     run->footer(kRunFooter);
@@ -85,6 +87,8 @@ int run_command_line(int argc, char** argv) {
                 "vmlinux without KASLR) or guest (its own decompressor, the unmodified boot path)");
     add(console, "Where the terminal goes: serial (default; COM1, the guest's ttyS0) or virtio (the virtio-console, "
                  "hvc0: pass console=hvc0 in --cmdline; COM1's output still shows)");
+    add(disks, "A virtio-blk disk over a raw image file (or host block device): PATH[,readonly=on][,serial=TEXT]; "
+               "repeat for more (the guest's /dev/vda, vdb, ... in order). A comma in PATH is written ,,");
     run->add_flag("--test-devices", config.test_devices,
                   "Add the test devices kvm-unit-tests uses: isa-debug-exit at port 0xf4, pc-testdev, pci-testdev");
 
@@ -141,6 +145,12 @@ int run_command_line(int argc, char** argv) {
     if (terminal == "serial") config.console = strata::ConsoleDevice::Serial;
     else if (terminal == "virtio") config.console = strata::ConsoleDevice::Virtio;
     else return usage_error(fmt::format("--console: '{}' is not a console device (expected serial or virtio)", terminal));
+
+    for (const std::string& text : disks.values) {
+        auto disk = strata::parse_disk_option(text);
+        if (!disk) return usage_error(fmt::format("--disk: {}", disk.error().message));
+        config.disks.push_back(std::move(*disk));
+    }
 
     config.console_in = STDIN_FILENO;
     config.console_out = STDOUT_FILENO;

@@ -50,6 +50,18 @@ Result<DiskImage> open_disk_image(const std::string& path, bool read_only) {
     if (image.size == 0) return fail("disk image '{}' is empty", path);
     if (image.size % 512 != 0)
         return fail("disk image '{}' has {} bytes, not a whole number of 512-byte sectors", path, image.size);
+    // An open-file-description lock over the whole image, as QEMU takes one: a writer excludes
+    // every other user, a reader only writers, so that no two VMs (or two --disk flags) write the
+    // same image. Advisory: programs that take no lock are not stopped.
+    struct flock lock{};
+    lock.l_type = read_only ? F_RDLCK : F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    if (::fcntl(fd.get(), F_OFD_SETLK, &lock) != 0) {
+        if (errno == EAGAIN || errno == EACCES)
+            return fail("disk image '{}' is in use ({}); two users writing one image would corrupt it", path,
+                        read_only ? "another process writes it" : "another process or disk has it open");
+        if (errno != EINVAL && errno != ENOLCK) return fail_errno("disk image '{}': locking it", path);
+    }
     image.fd = std::move(fd);
     return image;
 }

@@ -41,7 +41,8 @@ struct DiskImage {
 // Opens `path` for a disk. Fails naming the file for: missing, not a regular file or block device,
 // not readable, not writable while `read_only` is false (the message suggests readonly=on), a size
 // that is not a multiple of 512 bytes (refused rather than rounded: the tail would be invisible to
-// the guest and silently lost), or empty.
+// the guest and silently lost), empty, or locked by another user (it takes an OFD lock: shared
+// when `read_only`, exclusive otherwise).
 [[nodiscard]] Result<DiskImage> open_disk_image(const std::string& path, bool read_only);
 
 // A byte range of the image, for discard and write-zeroes.

@@ -41,14 +41,18 @@ void EventLoop::wake() const {
 }
 
 Result<void> EventLoop::watch(int fd, std::function<void()> on_readable) {
+    return watch(fd, kReadable, [handler = std::move(on_readable)](Ready) { handler(); });
+}
+
+Result<void> EventLoop::watch(int fd, Ready wanted, std::function<void(Ready)> on_ready) {
     std::lock_guard lock(mutex_);
     epoll_event event{};
-    event.events = EPOLLIN;
+    event.events = ((wanted & kReadable) ? EPOLLIN : 0u) | ((wanted & kWritable) ? EPOLLOUT : 0u);
     event.data.fd = fd;
     bool known = handlers_.contains(fd);
     if (::epoll_ctl(epoll_.get(), known ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &event) < 0)
         return fail_errno("epoll_ctl(fd {})", fd);
-    handlers_[fd] = std::make_shared<std::function<void()>>(std::move(on_readable));
+    handlers_[fd] = std::make_shared<std::function<void(Ready)>>(std::move(on_ready));
     return {};
 }
 
@@ -90,18 +94,22 @@ void EventLoop::run() {
         if (n < 0 && errno != EINTR) return;
         for (int i = 0; i < n; ++i) {
             int fd = events[static_cast<size_t>(i)].data.fd;
+            uint32_t what = events[static_cast<size_t>(i)].events;
             if (fd == wake_.get()) {
                 uint64_t count = 0;
                 [[maybe_unused]] ssize_t r = ::read(wake_.get(), &count, sizeof(count));
                 continue;
             }
-            std::shared_ptr<std::function<void()>> handler;
+            std::shared_ptr<std::function<void(Ready)>> handler;
             {
                 std::lock_guard lock(mutex_);
                 auto it = handlers_.find(fd);
                 if (it != handlers_.end()) handler = it->second;
             }
-            if (handler) (*handler)();
+            Ready ready = 0;
+            if (what & (EPOLLIN | EPOLLHUP | EPOLLERR)) ready |= kReadable;
+            if (what & (EPOLLOUT | EPOLLHUP | EPOLLERR)) ready |= kWritable;
+            if (handler) (*handler)(ready);
         }
         std::vector<std::function<void()>> tasks;
         bool stop = false;

@@ -19,6 +19,7 @@
 #include "devices/pci/pci_testdev.hpp"
 #include "devices/test/debug_exit.hpp"
 #include "devices/test/pc_testdev.hpp"
+#include "devices/virtio/virtio_blk.hpp"
 #include "devices/virtio/virtio_console.hpp"
 #include "devices/virtio/virtio_pci.hpp"
 #include "devices/virtio/virtio_rng.hpp"
@@ -173,6 +174,12 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
                                                    terminal_size(config.console_out));
     if (virtio_console) board->console_ = console.get();
     if (auto r = add_virtio(std::move(console)); !r) return std::unexpected(r.error());
+    // Disks in the order given, so the guest's probe order makes them vda, vdb, ...
+    for (const DiskConfig& disk : config.disks) {
+        auto blk = VirtioBlk::open(disk.path, {.read_only = disk.read_only, .serial = disk.serial});
+        if (!blk) return context(blk.error(), "--disk");
+        if (auto r = add_virtio(std::move(*blk)); !r) return context(r.error(), fmt::format("--disk {}", disk.path));
+    }
 
     // No firmware assigns BARs, so the board does, from the windows the ACPI tables describe; the
     // PCI host decodes them wherever the guest moves them later, for what no fixed device claims.

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "base/checked.hpp"
 #include "loader/linux_loader.hpp"
@@ -12,6 +13,13 @@ namespace strata {
 enum class Accel { Auto, Kvm, Soft };
 // Where the terminal goes (--console): COM1, or the virtio-console (the guest's hvc0).
 enum class ConsoleDevice { Serial, Virtio };
+
+// A virtio-blk disk (--disk): the guest's /dev/vda, vdb, ... in the order given.
+struct DiskConfig {
+    std::string path;
+    bool read_only = false;
+    std::string serial;  // empty: derived from the file name
+};
 
 struct MachineConfig {
     std::string kernel_path;
@@ -23,6 +31,7 @@ struct MachineConfig {
     KernelUnpack kernel_unpack = KernelUnpack::Host;  // a bzImage's payload: see loader/linux_loader.hpp
     bool test_devices = false;     // isa-debug-exit, pc-testdev, pci-testdev
     ConsoleDevice console = ConsoleDevice::Serial;
+    std::vector<DiskConfig> disks;
     int console_in = 0;            // the terminal: input to the console device, output from it
     int console_out = 1;
 };

@@ -382,5 +382,25 @@ TEST(VirtioBlkOpen, ReadWriteOpenOfAReadOnlyFileSuggestsReadonly) {
     EXPECT_EQ(WEXITSTATUS(status), 0) << "10: setresuid, 11: opened, 12: message, 13: read-only open";
 }
 
+// An image has one writer or any number of readers: a second writable open (another VM, or
+// the same path given twice) is refused while the first holds it, and works once it is gone.
+TEST(VirtioBlkOpen, AnImageInUseForWritingIsRefused) {
+    TempImage image(4096);
+    {
+        auto writer = VirtioBlk::open(image.path());
+        ASSERT_TRUE(writer) << writer.error().message;
+        auto second = VirtioBlk::open(image.path());
+        ASSERT_FALSE(second);
+        EXPECT_NE(second.error().message.find("is in use"), std::string::npos) << second.error().message;
+        EXPECT_NE(second.error().message.find(image.path()), std::string::npos);
+        EXPECT_FALSE(VirtioBlk::open(image.path(), options(true, ""))) << "a reader while it is written";
+    }
+    auto reader = VirtioBlk::open(image.path(), options(true, ""));
+    ASSERT_TRUE(reader) << reader.error().message;
+    auto another_reader = VirtioBlk::open(image.path(), options(true, ""));
+    EXPECT_TRUE(another_reader) << "readers share the image";
+    EXPECT_FALSE(VirtioBlk::open(image.path())) << "a writer while it is read";
+}
+
 }  // namespace
 }  // namespace strata

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -34,6 +35,34 @@ TEST(EventLoop, RunsTheHandlerOfAReadableDescriptorOnItsThread) {
     ASSERT_EQ(::write(event.get(), &three, sizeof(three)), 8);
     l.run_sync([] {});  // a full turn of the loop
     EXPECT_EQ(calls, 3) << "no handler after unwatch";
+}
+
+TEST(EventLoop, WaitsForRoomOnlyWhileAskedAndReportsAHangUpBothWays) {
+    auto loop = EventLoop::create("test-loop");
+    ASSERT_TRUE(loop) << loop.error().message;
+    EventLoop& l = **loop;
+    int pair[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair), 0);
+    Fd ours(pair[0]), theirs(pair[1]);
+    std::atomic<EventLoop::Ready> seen{0};
+    std::atomic<int> calls{0};
+    auto record = [&](EventLoop::Ready ready) {
+        seen |= ready;
+        ++calls;
+    };
+    // An empty socket has room: a writer is told so at once, a reader is not.
+    ASSERT_TRUE(l.watch(ours.get(), EventLoop::kWritable, record));
+    for (int i = 0; i < 5000 && calls == 0; ++i) std::this_thread::sleep_for(1ms);
+    EXPECT_EQ(seen.load(), EventLoop::kWritable);
+    ASSERT_TRUE(l.watch(ours.get(), EventLoop::kReadable, record));
+    l.run_sync([] {});
+    seen = 0;
+    l.run_sync([] {});
+    EXPECT_EQ(seen.load(), 0u) << "no room reported once only reading is wanted";
+    theirs.reset();  // the peer hangs up
+    for (int i = 0; i < 5000 && seen == 0; ++i) std::this_thread::sleep_for(1ms);
+    EXPECT_EQ(seen.load(), EventLoop::kReadable | EventLoop::kWritable);
+    l.unwatch(ours.get());
 }
 
 TEST(EventLoop, RunSyncWaitsAndPostRunsInOrder) {
