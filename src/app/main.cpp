@@ -69,6 +69,7 @@ int run_command_line(int argc, char** argv) {
     ValueFlag memory{"--memory", {}}, cpus{"--cpus", {}}, accel{"--accel", {}}, unpack{"--kernel-unpack", {}};
     ValueFlag console{"--console", {}};
     ValueFlag disks{"--disk", {}};  // repeatable
+    ValueFlag nets{"--net", {}};    // repeatable
 
     CLI::App* run = app.add_subcommand("run", "Boot a guest kernel and run it until it stops");
     run->footer(kRunFooter);
@@ -89,6 +90,13 @@ int run_command_line(int argc, char** argv) {
                  "hvc0: pass console=hvc0 in --cmdline; COM1's output still shows)");
     add(disks, "A virtio-blk disk over a raw image file (or host block device): PATH[,readonly=on][,serial=TEXT]; "
                "repeat for more (the guest's /dev/vda, vdb, ... in order). A comma in PATH is written ,,");
+    add(nets, "A virtio-net interface; repeat for more (the guest's eth0, eth1, ... in order). "
+              "user[,hostfwd=RULE]...[,mac=MAC]: user networking (10.0.2.0/24: DHCP gives the guest 10.0.2.15, "
+              "10.0.2.2 is the host and its 127.0.0.1, 10.0.2.3 forwards DNS to the host's resolver); RULE is "
+              "[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT, HOSTADDR 127.0.0.1 when empty (e.g. "
+              "hostfwd=tcp::2222-:22). tap,ifname=NAME[,mac=MAC]: the host's TAP interface NAME (root or "
+              "CAP_NET_ADMIN, or one made with ip tuntap add NAME mode tap user USER). MAC default: 52:54:00:12:34:56, "
+              "plus the interface's index");
     run->add_flag("--test-devices", config.test_devices,
                   "Add the test devices kvm-unit-tests uses: isa-debug-exit at port 0xf4, pc-testdev, pci-testdev");
 
@@ -150,6 +158,12 @@ int run_command_line(int argc, char** argv) {
         auto disk = strata::parse_disk_option(text);
         if (!disk) return usage_error(fmt::format("--disk: {}", disk.error().message));
         config.disks.push_back(std::move(*disk));
+    }
+
+    for (const std::string& text : nets.values) {
+        auto net = strata::parse_net_option(text);
+        if (!net) return usage_error(fmt::format("--net: {}", net.error().message));
+        config.nets.push_back(std::move(*net));
     }
 
     config.console_in = STDIN_FILENO;

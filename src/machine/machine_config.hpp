@@ -2,10 +2,12 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/checked.hpp"
+#include "host/slirp_backend.hpp"
 #include "loader/linux_loader.hpp"
 
 namespace strata {
@@ -21,6 +23,16 @@ struct DiskConfig {
     std::string serial;  // empty: derived from the file name
 };
 
+// A virtio-net interface (--net): the guest's eth0, eth1, ... in the order given.
+struct NetConfig {
+    enum class Mode { User, Tap };
+    Mode mode = Mode::User;
+    std::vector<HostForward> forwards;  // user: hostfwd=
+    std::string ifname;                 // tap: the host interface
+    std::optional<MacAddress> mac;      // absent: 52:54:00:12:34:56 plus the interface's index
+    std::string text;                   // the flag's value, for messages
+};
+
 struct MachineConfig {
     std::string kernel_path;
     std::string initrd_path;       // a Linux initrd, or the one module of a multiboot kernel
@@ -32,6 +44,7 @@ struct MachineConfig {
     bool test_devices = false;     // isa-debug-exit, pc-testdev, pci-testdev
     ConsoleDevice console = ConsoleDevice::Serial;
     std::vector<DiskConfig> disks;
+    std::vector<NetConfig> nets;
     int console_in = 0;            // the terminal: input to the console device, output from it
     int console_out = 1;
 };
