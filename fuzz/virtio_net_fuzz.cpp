@@ -18,21 +18,11 @@
 #include "base/bytes.hpp"
 #include "devices/virtio/virtio_net.hpp"
 #include "devices/virtio/virtio_pci.hpp"
-#include "fuzz_support.hpp"
+#include "virtio_fuzz_support.hpp"
 
 namespace {
 
 using namespace strata;
-
-class NullMsi final : public MsiController {
-public:
-    void send(uint64_t, uint32_t) override {}
-};
-
-class NullLine final : public IrqLine {
-public:
-    void set_level(bool) override {}
-};
 
 class CheckingBackend final : public NetBackend {
 public:
@@ -64,15 +54,6 @@ private:
     std::atomic<EventLoop*> loop_{nullptr};  // the device's, from its first start on
     Receiver* receiver_ = nullptr;           // the loop's
 };
-
-GuestMemory& memory() {
-    static GuestMemory ram = [] {
-        auto created = GuestMemory::create(1 * MiB);
-        if (!created) fuzz::invariant_failed(created.error().message, __FILE__, __LINE__);
-        return std::move(*created);
-    }();
-    return ram;
-}
 
 constexpr size_t kRings = 0x2000;
 constexpr uint16_t kQueueSize = 16;
@@ -109,9 +90,10 @@ void start_driver(BusDevice& bar, uint64_t features) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::span<const uint8_t> input(data, size);
-    GuestMemory& ram = memory();
+    GuestMemory& ram = fuzz::virtio_guest_memory();
+    // All of RAM afresh: the device writes received frames wherever the input's buffers point.
+    std::ranges::fill(*ram.translate(0, ram.ram_size()), uint8_t{0});
     std::span<uint8_t> rings = *ram.translate(0, kRings);
-    std::ranges::fill(rings, uint8_t{0});
     std::copy_n(input.begin(), std::min(kRings, input.size()), rings.begin());
     input = input.size() > kRings ? input.subspan(kRings) : std::span<const uint8_t>();
     uint8_t choice = input.empty() ? 0 : input[0];
@@ -122,8 +104,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (choice & 4) features |= virtio::feature_mask(virtio::Feature::IndirectDesc);
 
     GuestDma dma(ram);
-    NullMsi msi;
-    NullLine line;
+    fuzz::NullMsi msi;
+    fuzz::NullLine line;
     auto backend = std::make_unique<CheckingBackend>();
     CheckingBackend* fake = backend.get();
     auto created = VirtioPci::create(std::make_unique<VirtioNet>(std::move(backend)), dma, msi);

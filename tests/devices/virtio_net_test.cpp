@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <mutex>
 #include <numeric>
 #include <vector>
@@ -47,33 +48,11 @@ public:
 
     // Gives the device `frame` on its loop and returns once it has taken it; false when stopped.
     bool inject(const Bytes& frame) {
-        EventLoop* loop;
-        {
-            std::lock_guard lock(mutex_);
-            if (!receiver_) return false;
-            loop = loop_;
-        }
-        bool delivered = false;
-        loop->run_sync([&] {
-            std::lock_guard lock(mutex_);
-            if (!receiver_) return;
-            receiver_->receive(frame);
-            delivered = true;
-        });
-        return delivered;
+        return with_receiver([&](Receiver& receiver) { receiver.receive(frame); });
     }
     bool can_receive() {
-        EventLoop* loop;
-        {
-            std::lock_guard lock(mutex_);
-            if (!receiver_) return false;
-            loop = loop_;
-        }
         bool can = false;
-        loop->run_sync([&] {
-            std::lock_guard lock(mutex_);
-            can = receiver_ && receiver_->can_receive();
-        });
+        with_receiver([&](Receiver& receiver) { can = receiver.can_receive(); });
         return can;
     }
     std::vector<Bytes> sent() {
@@ -98,6 +77,24 @@ public:
     }
 
 private:
+    // Runs `task` with the receiver on the device's loop, while started.
+    bool with_receiver(const std::function<void(Receiver&)>& task) {
+        EventLoop* loop;
+        {
+            std::lock_guard lock(mutex_);
+            if (!receiver_) return false;
+            loop = loop_;
+        }
+        bool ran = false;
+        loop->run_sync([&] {
+            std::lock_guard lock(mutex_);
+            if (!receiver_) return;
+            task(*receiver_);
+            ran = true;
+        });
+        return ran;
+    }
+
     // Held around the receiver's calls on the loop, which may call send() back (as slirp does).
     std::recursive_mutex mutex_;
     EventLoop* loop_ = nullptr;

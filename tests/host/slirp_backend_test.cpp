@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "base/bytes.hpp"
+#include "net_backend_support.hpp"
 
 namespace strata {
 namespace {
@@ -217,8 +218,8 @@ bool readable(int fd, std::chrono::milliseconds limit = 10s) {
 
 struct SlirpBackendTest : ::testing::Test {
     std::unique_ptr<SlirpBackend> slirp;
-    std::unique_ptr<EventLoop> loop;
     GuestSide guest;
+    std::unique_ptr<testing::RunningBackend> running;  // stopped before the back end goes
     MacAddress slirp_mac{};
 
     void create(std::vector<HostForward> forwards = {}) {
@@ -227,20 +228,12 @@ struct SlirpBackendTest : ::testing::Test {
         slirp = std::move(*created);
     }
     void start() {
-        auto created = EventLoop::create("slirp-test");
-        ASSERT_TRUE(created) << created.error().message;
-        loop = std::move(*created);
-        Result<void> started;
-        loop->run_sync([&] { started = slirp->start(*loop, guest); });
-        ASSERT_TRUE(started) << started.error().message;
+        running = std::make_unique<testing::RunningBackend>(*slirp, guest, "slirp-test");
+        ASSERT_TRUE(running->started()) << running->started().error().message;
     }
-    void TearDown() override {
-        if (loop) loop->run_sync([&] { slirp->stop(); });
-        loop.reset();
-        slirp.reset();
-    }
+    void TearDown() override { running.reset(); }
     void send(const Bytes& frame) {
-        loop->run_sync([&] { EXPECT_TRUE(slirp->send(frame)); });
+        running->run([&] { EXPECT_TRUE(slirp->send(frame)); });
     }
     // Asks who has 10.0.2.2, which also tells slirp the guest's MAC.
     void arp() {
@@ -433,11 +426,11 @@ TEST_F(SlirpBackendTest, StoppedItDeliversNothingAndStartsAgain) {
     create();
     start();
     arp();
-    loop->run_sync([&] { slirp->stop(); });
+    running->run([&] { slirp->stop(); });
     send(arp_request(kGuestIp, SlirpBackend::kHost));
     EXPECT_FALSE(guest.wait_for([](const Bytes& f) { return get16(f, 12) == 0x0806; }, 1s)) << "a frame while stopped";
     Result<void> started;
-    loop->run_sync([&] { started = slirp->start(*loop, guest); });
+    running->run([&] { started = slirp->start(running->loop(), guest); });
     ASSERT_TRUE(started);
     arp();
 }

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "base/bytes.hpp"
+#include "net_backend_support.hpp"
 
 namespace strata {
 namespace {
@@ -76,8 +77,8 @@ bool eventually(Predicate done, std::chrono::milliseconds limit = 5s) {
 struct TapBackendTest : ::testing::Test {
     std::string ifname = test_interface_name('a');
     std::unique_ptr<TapBackend> tap;
-    std::unique_ptr<EventLoop> loop;
     Guest guest;
+    std::unique_ptr<testing::RunningBackend> running;  // stopped before the back end goes
     Fd packet;  // the host's side of the interface
 
     void SetUp() override {
@@ -98,16 +99,10 @@ struct TapBackendTest : ::testing::Test {
         address.sll_protocol = htons(kTestEtherType);
         address.sll_ifindex = static_cast<int>(::if_nametoindex(ifname.c_str()));
         ASSERT_EQ(::bind(packet.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-        loop = std::move(*EventLoop::create("tap-test"));
-        Result<void> started;
-        loop->run_sync([&] { started = tap->start(*loop, guest); });
-        ASSERT_TRUE(started) << started.error().message;
+        running = std::make_unique<testing::RunningBackend>(*tap, guest, "tap-test");
+        ASSERT_TRUE(running->started()) << running->started().error().message;
     }
-    void TearDown() override {
-        if (loop) loop->run_sync([&] { tap->stop(); });
-        loop.reset();
-        tap.reset();
-    }
+    void TearDown() override { running.reset(); }
     // A frame the host sends out of the interface, towards the guest.
     void host_sends(const Bytes& frame) { ASSERT_EQ(::send(packet.get(), frame.data(), frame.size(), 0), static_cast<ssize_t>(frame.size())); }
 };
@@ -117,7 +112,7 @@ TEST_F(TapBackendTest, FramesGoBothWays) {
     EXPECT_EQ(tap->name(), "tap " + ifname);
     Bytes out = test_frame(1, 100);
     bool sent = false;
-    loop->run_sync([&] { sent = tap->send(out); });
+    running->run([&] { sent = tap->send(out); });
     EXPECT_TRUE(sent);
     pollfd p{packet.get(), POLLIN, 0};
     ASSERT_EQ(::poll(&p, 1, 5000), 1) << "the guest's frame did not come out on the host";
@@ -137,12 +132,12 @@ TEST_F(TapBackendTest, FramesGoBothWays) {
 TEST_F(TapBackendTest, ReadingPausesWhileTheReceiverIsFullAndResumesWhenToldSo) {
     guest.open = false;
     host_sends(test_frame(4));
-    loop->run_sync([] {});  // a turn of the loop: the tap was readable, and is left alone now
+    running->run([] {});  // a turn of the loop: the tap was readable, and is left alone now
     std::this_thread::sleep_for(50ms);
-    loop->run_sync([] {});
+    running->run([] {});
     EXPECT_TRUE(guest.frames().empty());
     guest.open = true;
-    loop->run_sync([&] { tap->receive_ready(); });
+    running->run([&] { tap->receive_ready(); });
     ASSERT_TRUE(eventually([&] { return guest.frames().size() == 1; })) << "the frame waited on the host";
     EXPECT_EQ(guest.frames()[0], test_frame(4));
 }
