@@ -19,8 +19,9 @@
 //           driver has made no chain available it waits, with up to kBacklogFrames others (and
 //           kBacklogBytes), in arrival order, and beyond that frames are dropped and counted; a
 //           driver notification of new buffers delivers what waits. A frame larger than the chain
-//           taken for it is dropped and counted, and the chain kept for the next one. Frames are
-//           dropped (counted) before the driver starts the device. A device-readable buffer on
+//           taken for it is dropped and counted, and the chain kept for the next one. The back end
+//           runs from DRIVER_OK to the reset (so nothing is received before), and frames it gives
+//           while the device needs a reset are dropped and counted. A device-readable buffer on
 //           receiveq, which the driver cannot mean (§2.7.4: receive buffers are the device's to
 //           write), needs a reset.
 // Missing:  MRG_RXBUF, GUEST_CSUM and the TSO/UFO offloads (neither back end takes or gives offload
