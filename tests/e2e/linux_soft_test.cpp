@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "e2e/process_runner.hpp"
+#include "e2e/linux_guest_support.hpp"
 
 namespace strata::e2e {
 namespace {
@@ -28,34 +28,6 @@ std::string host_sha256(const std::string& printf_arguments) {
     std::string out = fgets(buffer, sizeof buffer, pipe) ? buffer : "";
     pclose(pipe);
     return out.substr(0, out.find(' '));
-}
-
-// The default guest's kernel and initramfs, or null when the environment does not name them.
-struct DefaultGuest {
-    std::string kernel, initrd;
-};
-std::optional<DefaultGuest> default_guest() {
-    const char* kernel = std::getenv("STRATA_TEST_KERNEL");
-    const char* initrd = std::getenv("STRATA_TEST_INITRD");
-    if (!kernel || !initrd || !*kernel || !*initrd) return std::nullopt;
-    return DefaultGuest{kernel, initrd};
-}
-constexpr const char* kNeedsDefaultGuest =
-    "needs the default guest: set STRATA_TEST_KERNEL and STRATA_TEST_INITRD (scripts/test does)";
-
-// Boots `guest` on the soft engine with 256 MiB and the extra `flags`, and types `commands` (one
-// line, ending in poweroff -f) at its shell prompt: the UART holds the bytes until the guest's
-// driver is ready. `name` tells the input files of concurrent tests apart.
-ProcessResult boot_and_type(const DefaultGuest& guest, const std::string& flags, const std::string& commands,
-                            const std::string& name, const std::string& cmdline = "console=ttyS0 panic=-1") {
-    std::string input = ::testing::TempDir() + "strata-linux-commands-" + name;
-    FILE* file = std::fopen(input.c_str(), "w");
-    if (!file) return {};
-    std::fputs(commands.c_str(), file);
-    std::fclose(file);
-    std::string shell = "'" STRATA_BINARY "' run --accel soft --memory 256M " + flags + " --kernel '" + guest.kernel +
-                        "' --initrd '" + guest.initrd + "' --cmdline '" + cmdline + "' < '" + input + "'";
-    return run_process({"/bin/sh", "-c", shell}, std::chrono::minutes(10));
 }
 
 struct Boot {
