@@ -239,6 +239,41 @@ def net_seed(image_and_options, data):
     return bytes(image) + options
 
 
+# --- virtio_blk_fuzz.cpp: an option byte, then guest pages 0-1 with a 16-entry queue (table 0x0,
+# available ring 0x100, used ring 0x200) and requests from 0x1000 ---
+
+BLK_HEADERS, BLK_DATA, BLK_STATUS = 0x1000, 0x1400, 0x1F00
+
+
+def virtio_blk(requests, options=0b0110):
+    """requests: [(type, sector, [(length, device_writable)])]: each a chain of header, data
+    segments and a status byte, one after the other in the table."""
+    page = bytearray(8192)
+    index = 0
+    data = BLK_DATA
+    heads = []
+    for number, (rtype, sector, segments) in enumerate(requests):
+        header = BLK_HEADERS + 16 * number
+        page[header:header + 16] = struct.pack("<IIQ", rtype, 0, sector)
+        parts = [(header, 16, False)]
+        for length, writable in segments:
+            parts.append((data, length, writable))
+            if not writable:
+                page[data:data + length] = pattern(length, number)[:max(0, len(page) - data)]
+            data += length
+        parts.append((BLK_STATUS + number, 1, True))
+        heads.append(index)
+        for i, (address, length, writable) in enumerate(parts):
+            last = i == len(parts) - 1
+            flags = (0 if last else F_NEXT) | (F_WRITE if writable else 0)
+            page[16 * index:16 * index + 16] = struct.pack("<QIHH", address, length, flags, 0 if last else index + 1)
+            index += 1
+    put(page, 0x100 + 2, "<H", len(heads))
+    for i, head in enumerate(heads):
+        put(page, 0x100 + 4 + 2 * i, "<H", head)
+    return bytes([options]) + bytes(page)
+
+
 def seeds():
     kernel = 0x20_0000  # everything fits the targets' 16 MiB of guest RAM (fuzz_support.hpp)
     yield "bzimage", {
@@ -351,6 +386,14 @@ def seeds():
         "bad-port": "user,hostfwd=tcp::65536-:80", "bad-address": "user,hostfwd=tcp:1.2.3.04:1-:1",
         "multicast": "user,mac=33:33:00:00:00:01", "comma": "tap,ifname=a,,b", "ipv4": "192.168.100.255",
     }.items()}
+    yield "virtio_blk", {
+        "read-write-flush": virtio_blk([(0, 0, [(1024, True)]), (1, 2, [(512, False)]), (4, 0, [])]),
+        "get-id": virtio_blk([(8, 0, [(20, True)])]),
+        "discard-and-zeroes": virtio_blk([(11, 0, [(16, False)]), (13, 0, [(32, False)])]),
+        "read-only-write": virtio_blk([(1, 0, [(512, False)]), (13, 0, [(16, False)])], options=0b0111),
+        "past-the-end": virtio_blk([(0, 127, [(1024, True)]), (1, 2**63, [(512, False)])]),
+        "unknown-type": virtio_blk([(99, 0, [(512, True)])]),
+    }
     yield "parse_size", {name: text.encode() for name, text in {
         "512M": "512M", "2G": "2G", "bare": "1", "zero": "0", "64KiB": "64KiB", "3T": "3T", "1g": "1g",
         "max": "18446744073709551615", "max-t": "16777215T", "overflow-t": "16777216T", "junk": "1x",
