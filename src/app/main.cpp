@@ -69,6 +69,7 @@ int run_command_line(int argc, char** argv) {
     ValueFlag memory{"--memory", {}}, cpus{"--cpus", {}}, accel{"--accel", {}}, unpack{"--kernel-unpack", {}};
     ValueFlag console{"--console", {}};
     ValueFlag disks{"--disk", {}};  // repeatable
+    ValueFlag vsock{"--vsock", {}};
 
     CLI::App* run = app.add_subcommand("run", "Boot a guest kernel and run it until it stops");
     run->footer(kRunFooter);
@@ -89,6 +90,8 @@ int run_command_line(int argc, char** argv) {
                  "hvc0: pass console=hvc0 in --cmdline; COM1's output still shows)");
     add(disks, "A virtio-blk disk over a raw image file (or host block device): PATH[,readonly=on][,serial=TEXT]; "
                "repeat for more (the guest's /dev/vda, vdb, ... in order). A comma in PATH is written ,,");
+    add(vsock, "A virtio-vsock device: cid=N (the guest's CID, 3 to 4294967294),socket=PATH (host programs connect "
+               "there and send 'CONNECT <port>\\n'; the guest's connections to host port P go to PATH_P)");
     run->add_flag("--test-devices", config.test_devices,
                   "Add the test devices kvm-unit-tests uses: isa-debug-exit at port 0xf4, pc-testdev, pci-testdev");
 
@@ -108,7 +111,7 @@ int run_command_line(int argc, char** argv) {
         return usage_error(parse_error_message(e));
     }
 
-    for (const ValueFlag* flag : {&kernel, &initrd, &cmdline, &memory, &cpus, &accel, &unpack, &console})
+    for (const ValueFlag* flag : {&kernel, &initrd, &cmdline, &memory, &cpus, &accel, &unpack, &console, &vsock})
         if (flag->values.size() > 1) return usage_error(once_message(*flag));
     auto value_of = [](const ValueFlag& flag, std::string fallback) {
         return flag.values.empty() ? fallback : flag.values.front();
@@ -150,6 +153,12 @@ int run_command_line(int argc, char** argv) {
         auto disk = strata::parse_disk_option(text);
         if (!disk) return usage_error(fmt::format("--disk: {}", disk.error().message));
         config.disks.push_back(std::move(*disk));
+    }
+
+    if (!vsock.values.empty()) {
+        auto parsed = strata::parse_vsock_option(vsock.values.front());
+        if (!parsed) return usage_error(fmt::format("--vsock: {}", parsed.error().message));
+        config.vsock = std::move(*parsed);
     }
 
     config.console_in = STDIN_FILENO;

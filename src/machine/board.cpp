@@ -21,6 +21,7 @@
 #include "devices/test/pc_testdev.hpp"
 #include "devices/virtio/virtio_blk.hpp"
 #include "devices/virtio/virtio_console.hpp"
+#include "devices/virtio/virtio_vsock.hpp"
 #include "devices/virtio/virtio_pci.hpp"
 #include "devices/virtio/virtio_rng.hpp"
 #include "memory/pc_layout.hpp"
@@ -179,6 +180,12 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
         auto blk = VirtioBlk::open(disk.path, {.read_only = disk.read_only, .serial = disk.serial});
         if (!blk) return context(blk.error(), "--disk");
         if (auto r = add_virtio(std::move(*blk)); !r) return context(r.error(), fmt::format("--disk {}", disk.path));
+    }
+    // The vsock device last: its listener is bound here, so a path in use fails the build.
+    if (config.vsock) {
+        auto vsock = VirtioVsock::create({.guest_cid = config.vsock->cid, .socket_path = config.vsock->socket_path});
+        if (!vsock) return context(vsock.error(), "--vsock");
+        if (auto r = add_virtio(std::move(*vsock)); !r) return context(r.error(), "--vsock");
     }
 
     // No firmware assigns BARs, so the board does, from the windows the ACPI tables describe; the

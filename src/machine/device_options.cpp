@@ -1,6 +1,9 @@
 #include "machine/device_options.hpp"
 
 #include <algorithm>
+#include <cstdint>
+
+#include "base/units.hpp"
 
 namespace strata {
 
@@ -26,6 +29,7 @@ std::vector<std::string> split_items(std::string_view text) {
 
 Result<OptionList> OptionList::parse(std::string_view text, bool head_required) {
     std::vector<std::string> items = split_items(text);
+    if (!head_required && items.front().find('=') != std::string::npos) items.insert(items.begin(), std::string());
     OptionList list;
     list.head_ = std::move(items.front());
     if (head_required && list.head_.empty()) return fail("'{}' starts with an empty item", text);
@@ -85,6 +89,29 @@ Result<DiskConfig> parse_disk_option(std::string_view text) {
     if (*serial) disk.serial = **serial;  // its length is checked where the disk is opened
     if (auto r = list->expect_consumed("readonly, serial"); !r) return std::unexpected(r.error());
     return disk;
+}
+
+Result<VsockConfig> parse_vsock_option(std::string_view text) {
+    auto list = OptionList::parse(text, false);
+    if (!list) return std::unexpected(list.error());
+    if (!list->head().empty()) return fail("'{}' is not key=value (expected cid=N,socket=PATH)", list->head());
+    VsockConfig vsock;
+    auto cid = list->take("cid");
+    if (!cid) return std::unexpected(cid.error());
+    if (!*cid) return fail("cid= is missing (expected cid=N,socket=PATH)");
+    // 0 (the hypervisor), 1 (local loopback) and 2 (the host) are taken, and 2^32 - 1 is
+    // VMADDR_CID_ANY; the guest's CID is one of the rest (virtio 1.2 §5.10.4, <linux/vm_sockets.h>).
+    auto number = parse_count(**cid, 0, UINT32_MAX);
+    if (!number) return fail("cid={}: {}", **cid, number.error().message);
+    if (*number < 3 || *number == UINT32_MAX)
+        return fail("cid={} is reserved (0 hypervisor, 1 local, 2 host, 4294967295 any); give 3 to 4294967294", **cid);
+    vsock.cid = *number;
+    auto socket = list->take("socket");
+    if (!socket) return std::unexpected(socket.error());
+    if (!*socket || (*socket)->empty()) return fail("socket=PATH is missing (expected cid=N,socket=PATH)");
+    vsock.socket_path = **socket;  // bound, and its length checked, when the VM is built
+    if (auto r = list->expect_consumed("cid, socket"); !r) return std::unexpected(r.error());
+    return vsock;
 }
 
 }  // namespace strata

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,12 @@ struct DiskConfig {
     std::string serial;  // empty: derived from the file name
 };
 
+// The virtio-vsock device (--vsock): the guest's CID and the host side's Unix socket.
+struct VsockConfig {
+    uint64_t cid = 0;
+    std::string socket_path;
+};
+
 struct MachineConfig {
     std::string kernel_path;
     std::string initrd_path;       // a Linux initrd, or the one module of a multiboot kernel
@@ -32,6 +39,7 @@ struct MachineConfig {
     bool test_devices = false;     // isa-debug-exit, pc-testdev, pci-testdev
     ConsoleDevice console = ConsoleDevice::Serial;
     std::vector<DiskConfig> disks;
+    std::optional<VsockConfig> vsock;
     int console_in = 0;            // the terminal: input to the console device, output from it
     int console_out = 1;
 };
