@@ -101,8 +101,11 @@ Result<VsockConfig> parse_vsock_option(std::string_view text) {
     if (!*cid) return fail("cid= is missing (expected cid=N,socket=PATH)");
     // 0 (the hypervisor), 1 (local loopback) and 2 (the host) are taken, and 2^32 - 1 is
     // VMADDR_CID_ANY; the guest's CID is one of the rest (virtio 1.2 §5.10.4, <linux/vm_sockets.h>).
-    auto number = parse_count(**cid, 0, UINT32_MAX);
-    if (!number) return fail("cid={}: {}", **cid, number.error().message);
+    auto number = parse_count(**cid, 0, UINT64_MAX);
+    bool digits = !(*cid)->empty() && (*cid)->find_first_not_of("0123456789") == std::string::npos;
+    if (!number && !digits) return fail("cid='{}' is not a number (expected 3 to 4294967294)", **cid);
+    if (!number || *number > UINT32_MAX)
+        return fail("cid={} is out of range (a CID is 32 bits: expected 3 to 4294967294)", **cid);
     if (*number < 3 || *number == UINT32_MAX)
         return fail("cid={} is reserved (0 hypervisor, 1 local, 2 host, 4294967295 any); give 3 to 4294967294", **cid);
     vsock.cid = *number;
