@@ -90,6 +90,19 @@ std::string receive_text(const Fd& fd, size_t want, bool* eof = nullptr, std::ch
     return text;
 }
 
+// One line from `fd`, with its newline ("OK <port>\n"), or what came before EOF or `limit`.
+std::string receive_line(const Fd& fd, std::chrono::milliseconds limit = 5s) {
+    std::string line;
+    auto until = std::chrono::steady_clock::now() + limit;
+    while (!line.ends_with('\n') && std::chrono::steady_clock::now() < until) {
+        std::string next = receive_text(fd, 1, nullptr, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                            until - std::chrono::steady_clock::now()));
+        if (next.empty()) break;
+        line += next;
+    }
+    return line;
+}
+
 // True when the peer closed `fd` (EOF or reset) within `limit`.
 bool closed_by_peer(const Fd& fd, std::chrono::milliseconds limit = 5s) {
     bool eof = false;
@@ -150,7 +163,7 @@ struct VirtioVsockTest : ::testing::Test {
     }
 
     void post_rx(bool notify = true) {
-        uint64_t header = kRxBuffers + 0x2000 * uint64_t{rx_slot++ % (2 * kRxPosted)};
+        uint64_t header = kRxBuffers + 0x2000 * static_cast<uint64_t>(rx_slot++ % (2 * kRxPosted));
         DriverQueue::Buffer chain[] = {{header, vsock::kHeaderSize, true}, {header + 0x100, kRxData, true}};
         rx_heads[queues[0]->offer(chain)] = header;
         if (notify) driver->notify(0);
@@ -173,7 +186,7 @@ struct VirtioVsockTest : ::testing::Test {
     void send(Header h, std::string_view data = {}, std::optional<uint32_t> chain_payload = std::nullopt) {
         if (h.fwd_cnt == 0) h.fwd_cnt = guest_fwd_cnt;
         uint32_t carried = chain_payload.value_or(static_cast<uint32_t>(data.size()));
-        uint64_t at = kTxBuffers + 0x20000 * uint64_t{tx_slot++ % 8};
+        uint64_t at = kTxBuffers + 0x20000 * static_cast<uint64_t>(tx_slot++ % 8);
         std::string bytes(data);
         bytes.resize(carried, 'x');
         ASSERT_TRUE(memory.write(at, std::span(reinterpret_cast<const uint8_t*>(&h), sizeof h)));
@@ -215,7 +228,7 @@ struct VirtioVsockTest : ::testing::Test {
     std::pair<Fd, uint32_t> established_from_host(uint32_t port) {
         auto [host, request] = host_connect(port);
         send(make(Op::Response, port, request.header.src_port));
-        EXPECT_EQ(receive_text(host, 64).substr(0, 3), "OK ");
+        EXPECT_EQ(receive_line(host), fmt::format("OK {}\n", request.header.src_port));
         return {std::move(host), request.header.src_port};
     }
 };
@@ -241,7 +254,7 @@ TEST_F(VirtioVsockTest, HostConnectsWithConnectLineAndDataFlowsBothWays) {
     EXPECT_EQ(request.header.type, vsock::kTypeStream);
     EXPECT_EQ(request.header.buf_alloc, VsockOptions{}.buffer_size) << "our buffer, advertised";
     send(make(Op::Response, 1234, request.header.src_port));
-    EXPECT_EQ(receive_text(host, 64, nullptr, 1s), fmt::format("OK {}\n", request.header.src_port));
+    EXPECT_EQ(receive_line(host), fmt::format("OK {}\n", request.header.src_port));
 
     send_text(host, "hello");
     auto data = receive();
@@ -263,7 +276,7 @@ TEST_F(VirtioVsockTest, BytesAfterTheConnectLineAreTheGuests) {
     ASSERT_TRUE(request);
     EXPECT_TRUE(quiet()) << "nothing is read before the guest accepts";
     send(make(Op::Response, 99, request->header.src_port));
-    EXPECT_EQ(receive_text(host, 64, nullptr, 1s), fmt::format("OK {}\n", request->header.src_port));
+    EXPECT_EQ(receive_line(host), fmt::format("OK {}\n", request->header.src_port));
     auto data = receive();
     ASSERT_TRUE(data);
     EXPECT_EQ(data->data, "early");
@@ -279,7 +292,7 @@ TEST_F(VirtioVsockTest, GuestRefusalClosesTheHostConnection) {
 }
 
 TEST_F(VirtioVsockTest, ABadConnectLineIsClosed) {
-    for (std::string line : {"HELLO 1234\n", "CONNECT\n", "CONNECT 12a4\n", "CONNECT 4294967296\n", "CONNECT -1\n",
+    for (const std::string& line : std::vector<std::string>{"HELLO 1234\n", "CONNECT\n", "CONNECT 12a4\n", "CONNECT 4294967296\n", "CONNECT -1\n",
                              std::string(40, 'C')}) {
         Fd host = unix_connect(path);
         send_text(host, line);
@@ -332,7 +345,7 @@ TEST_F(VirtioVsockTest, HostDataBeyondTheGuestsCreditStaysInTheSocket) {
     Header response = make(Op::Response, 1234, host_port);
     response.buf_alloc = 1000;
     send(response);
-    ASSERT_EQ(receive_text(host, 64).substr(0, 3), "OK ");
+    ASSERT_EQ(receive_line(host), fmt::format("OK {}\n", host_port));
     // The host writes all it can: if the VMM read beyond the guest's 1000 bytes it could write
     // without end; it cannot get much past what the two socket buffers hold.
     ASSERT_EQ(::fcntl(host.get(), F_SETFL, O_NONBLOCK), 0);
@@ -361,7 +374,9 @@ TEST_F(VirtioVsockTest, HostDataBeyondTheGuestsCreditStaysInTheSocket) {
 }
 
 TEST_F(VirtioVsockTest, OurCreditIsAdvertisedAndHonoured) {
-    create({.buffer_size = 4096});
+    VsockOptions small;
+    small.buffer_size = 4096;
+    create(small);
     auto [host, host_port] = established_from_host(1234);
     // Up to our buf_alloc at once: the host socket takes it, and the guest hears of the room.
     send(make(Op::Rw, 1234, host_port, 4096), std::string(4096, 'g'));
@@ -508,7 +523,9 @@ TEST_F(VirtioVsockTest, AWritableBufferOnTxNeedsAReset) {
 }
 
 TEST_F(VirtioVsockTest, HostConnectionsBeyondTheLimitAreClosed) {
-    create({.max_connections = 2});
+    VsockOptions two;
+    two.max_connections = 2;
+    create(two);
     Fd first = unix_connect(path), second = unix_connect(path);
     ASSERT_TRUE(eventually([&] { return vsock->connection_count() == 2; }));
     Fd third = unix_connect(path);

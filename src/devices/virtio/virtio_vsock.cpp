@@ -95,41 +95,23 @@ void VirtioVsock::after_work() {
 }
 
 Result<void> VirtioVsock::serve_tx() {
-    Virtqueue& queue = context_->queue(vsock::kTxQueue);
-    if (!queue.enabled()) return {};
-    for (;;) {
-        if (auto r = queue.disable_notifications(); !r) return r;
-        for (;;) {
-            auto popped = queue.pop(tx_chain_);
-            if (!popped) return std::unexpected(popped.error());
-            if (!*popped) break;
-            if (tx_chain_.writable_bytes() > 0)
-                return fail("chain {} has a device-writable buffer, which the driver must not put on tx (virtio 1.2 "
-                            "§5.10.6.4)",
-                            tx_chain_.head());
-            // Shorter than a header: not a packet, and nothing to answer it with. Dropped.
-            if (tx_chain_.readable_bytes() >= vsock::kHeaderSize) {
-                // Read once into host memory, then checked (the driver may change it meanwhile).
-                Header header{};
-                auto got = tx_chain_.read(context_->dma(), 0,
-                                          std::span(reinterpret_cast<uint8_t*>(&header), sizeof(header)));
-                if (!got) return std::unexpected(got.error());
-                uint64_t chain_payload = tx_chain_.readable_bytes() - vsock::kHeaderSize;
-                size_t wanted = std::min<uint64_t>({header.len, chain_payload, vsock::kMaxPayload});
-                auto payload = tx_chain_.read(context_->dma(), vsock::kHeaderSize, std::span(tx_payload_).first(wanted));
-                if (!payload) return std::unexpected(payload.error());
-                muxer_->from_guest(header, std::span<const uint8_t>(tx_payload_).first(*payload), chain_payload);
-            }
-            // Transmit buffers come back with nothing written into them.
-            if (auto r = queue.push_used(tx_chain_.head(), 0); !r) return r;
-        }
-        auto interrupt = queue.should_interrupt();
-        if (!interrupt) return std::unexpected(interrupt.error());
-        if (*interrupt) context_->interrupt(vsock::kTxQueue);
-        auto more = queue.enable_notifications();
-        if (!more) return std::unexpected(more.error());
-        if (!*more) break;
-    }
+    if (!context_->queue(vsock::kTxQueue).enabled()) return {};
+    auto transmit = [this](DescriptorChain& chain) -> Result<uint32_t> {
+        if (auto r = chain.expect_only(false, "virtio 1.2 §5.10.6.4"); !r) return std::unexpected(r.error());
+        // Shorter than a header: not a packet, and nothing to answer it with. Dropped.
+        if (chain.readable_bytes() < vsock::kHeaderSize) return 0;
+        // Read once into host memory, then checked (the driver may change it meanwhile).
+        Header header{};
+        auto got = chain.read(context_->dma(), 0, std::span(reinterpret_cast<uint8_t*>(&header), sizeof(header)));
+        if (!got) return std::unexpected(got.error());
+        uint64_t chain_payload = chain.readable_bytes() - vsock::kHeaderSize;
+        size_t wanted = std::min<uint64_t>({header.len, chain_payload, vsock::kMaxPayload});
+        auto payload = chain.read(context_->dma(), vsock::kHeaderSize, std::span(tx_payload_).first(wanted));
+        if (!payload) return std::unexpected(payload.error());
+        muxer_->from_guest(header, std::span<const uint8_t>(tx_payload_).first(*payload), chain_payload);
+        return 0;  // transmit buffers come back with nothing written into them
+    };
+    if (auto r = context_->serve_available(vsock::kTxQueue, tx_chain_, transmit); !r) return r;
     // Answers (RESPONSE, RST, credit) the packets asked for.
     return serve_rx();
 }
@@ -140,19 +122,10 @@ Result<void> VirtioVsock::serve_rx() {
     bool returned = false;
     while (muxer_->wants_rx()) {
         if (!rx_held_) {
-            auto popped = queue.pop(rx_chain_);
+            auto popped = queue.pop_or_arm(rx_chain_);  // packets wait for buffers
             if (!popped) return std::unexpected(popped.error());
-            if (!*popped) {
-                // Packets wait for buffers: ask to be notified, and look again for one added meanwhile.
-                auto more = queue.enable_notifications();
-                if (!more) return std::unexpected(more.error());
-                if (*more) continue;
-                break;
-            }
-            if (rx_chain_.readable_bytes() > 0)
-                return fail("chain {} has a device-readable buffer, which the driver must not put on rx (virtio 1.2 "
-                            "§5.10.6.4)",
-                            rx_chain_.head());
+            if (!*popped) break;
+            if (auto r = rx_chain_.expect_only(true, "virtio 1.2 §5.10.6.4"); !r) return r;
             if (rx_chain_.writable_bytes() < vsock::kHeaderSize)
                 return fail("chain {} holds {} bytes, less than a {}-byte packet header", rx_chain_.head(),
                             rx_chain_.writable_bytes(), vsock::kHeaderSize);
@@ -171,12 +144,7 @@ Result<void> VirtioVsock::serve_rx() {
         rx_held_ = false;
         returned = true;
     }
-    if (returned) {
-        auto interrupt = queue.should_interrupt();
-        if (!interrupt) return std::unexpected(interrupt.error());
-        if (*interrupt) context_->interrupt(vsock::kRxQueue);
-    }
-    return {};
+    return returned ? context_->interrupt_if_wanted(vsock::kRxQueue) : Result<void>{};
 }
 
 Result<void> VirtioVsock::serve_events() {
@@ -185,18 +153,17 @@ Result<void> VirtioVsock::serve_events() {
     auto popped = queue.pop(event_chain_);
     if (!popped) return std::unexpected(popped.error());
     if (!*popped) return {};  // the event waits for the driver's next buffer (its notification)
-    if (event_chain_.readable_bytes() > 0 || event_chain_.writable_bytes() < vsock::kEventSize)
-        return fail("event chain {} is not one device-writable buffer of at least {} bytes (virtio 1.2 §5.10.6.7)",
-                    event_chain_.head(), vsock::kEventSize);
+    if (auto r = event_chain_.expect_only(true, "virtio 1.2 §5.10.6.7"); !r) return r;
+    if (event_chain_.writable_bytes() < vsock::kEventSize)
+        return fail("event chain {} holds {} bytes, less than an event's {}", event_chain_.head(),
+                    event_chain_.writable_bytes(), vsock::kEventSize);
     std::array<uint8_t, vsock::kEventSize> event{};
     store_le(event, vsock::kEventTransportReset);
     auto wrote = event_chain_.write(context_->dma(), 0, event);
     if (!wrote) return std::unexpected(wrote.error());
     if (auto r = queue.push_used(event_chain_.head(), vsock::kEventSize); !r) return r;
     event_owed_ = false;
-    auto interrupt = queue.should_interrupt();
-    if (!interrupt) return std::unexpected(interrupt.error());
-    if (*interrupt) context_->interrupt(vsock::kEventQueue);
+    if (auto r = context_->interrupt_if_wanted(vsock::kEventQueue); !r) return r;
     return {};
 }
 

@@ -63,13 +63,13 @@ void VsockMuxer::start(FdWatcher& watcher, std::function<void()> rx_wanted) {
     watcher_ = &watcher;
     rx_wanted_ = std::move(rx_wanted);
     // Host programs that connected before the driver was ready waited in the backlog.
-    if (auto r = watcher.watch(listener_.fd(), EventLoop::kReadable, [this](EventLoop::Ready) { accept_host_connections(); });
-        r) {
-        listener_watched_ = true;
-    } else {
-        fmt::print(stderr, "strata: virtio-vsock: host connections to {} are not taken: {}\n", socket_path(),
-                   r.error().message);
-    }
+    watch_listener();
+}
+
+void VsockMuxer::watch_listener() {
+    auto r = watcher_->watch(listener_.fd(), EventLoop::kReadable, [this](EventLoop::Ready) { accept_host_connections(); });
+    if (r) listener_watched_ = true;
+    else fmt::print(stderr, "strata: virtio-vsock: host connections to {} wait: {}\n", socket_path(), r.error().message);
 }
 
 void VsockMuxer::stop() {
@@ -96,6 +96,7 @@ size_t VsockMuxer::buffered_for_host() const {
 // --- host side ---
 
 void VsockMuxer::accept_host_connections() {
+    if (!watcher_) return;  // an event of the batch that stop() came in
     // A bounded batch per wake-up; the level-triggered listener calls again for the rest.
     for (int i = 0; i < 16; ++i) {
         auto socket = listener_.accept();
@@ -341,16 +342,14 @@ bool VsockMuxer::produce(Connection& c, Header& header, std::span<uint8_t> paylo
         remove(c);
         return rst;
     }
-    if (c.owed & kOweRequest) {
-        c.owed &= ~kOweRequest;
-        header = header_for(c, Op::Request);
+    // A control packet the connection owes, if it owes `what`.
+    auto owed = [&](unsigned what, Op op) {
+        if (!(c.owed & what)) return false;
+        c.owed &= ~what;
+        header = header_for(c, op);
         return true;
-    }
-    if (c.owed & kOweResponse) {
-        c.owed &= ~kOweResponse;
-        header = header_for(c, Op::Response);
-        return true;
-    }
+    };
+    if (owed(kOweRequest, Op::Request) || owed(kOweResponse, Op::Response)) return true;
     if (c.state == State::Established && c.host_readable && !c.host_eof &&
         !(c.guest_shutdown & vsock::kShutdownReceive) && !payload.empty()) {
         // Never more than the guest has room for (§5.10.6.3): the rest stays in the host socket.
@@ -380,19 +379,12 @@ bool VsockMuxer::produce(Connection& c, Header& header, std::span<uint8_t> paylo
             update_interest(c);
         }
     }
-    if (c.owed & kOweShutdown) {
-        c.owed &= ~kOweShutdown;
-        header = header_for(c, Op::Shutdown);
+    if (owed(kOweShutdown, Op::Shutdown)) {
         header.flags = vsock::kShutdownSend;  // the host program sends no more; it may still read
         after_host_progress(c);
         return true;
     }
-    if (c.owed & kOweCreditUpdate) {
-        c.owed &= ~kOweCreditUpdate;
-        header = header_for(c, Op::CreditUpdate);
-        return true;
-    }
-    return false;
+    return owed(kOweCreditUpdate, Op::CreditUpdate);
 }
 
 Header VsockMuxer::header_for(Connection& c, Op op) {
@@ -465,11 +457,8 @@ void VsockMuxer::remove(Connection& c) {
     if (c.interest != 0 && watcher_) watcher_->unwatch(c.socket.get());
     if (c.keyed) by_key_.erase({c.guest_port, c.host_port});
     connections_.erase(c.id);
-    if (!listener_watched_ && watcher_) {
-        // A descriptor is free again: take the host connections that waited.
-        if (watcher_->watch(listener_.fd(), EventLoop::kReadable, [this](EventLoop::Ready) { accept_host_connections(); }))
-            listener_watched_ = true;
-    }
+    // A descriptor is free again: take the host connections that waited.
+    if (!listener_watched_ && watcher_) watch_listener();
 }
 
 void VsockMuxer::owe(Connection& c, unsigned what) {

@@ -148,6 +148,7 @@ private:
 
     explicit VsockMuxer(VsockOptions options, UnixListener listener);
 
+    void watch_listener();
     void accept_host_connections();
     void on_socket_ready(uint64_t id, EventLoop::Ready ready);
     void read_connect_line(Connection& c);
