@@ -276,7 +276,7 @@ TEST(LinuxOnSoftEngineWithVsock, HostAndGuestConnectBothWays) {
     client.join();
 
     EXPECT_EQ(r.exit_status, 0) << describe(r);
-    EXPECT_NE(r.out.find("virtio_vsock"), std::string::npos) << "the initramfs's virtio line: " << describe(r);
+    EXPECT_NE(r.out.find("virtio2 vmw_vsock_virtio_transport"), std::string::npos) << "the initramfs's virtio line: " << describe(r);
     EXPECT_EQ(guest_line, "guest-to-host-42") << "what the host's listener got";
     EXPECT_NE(r.out.find("vsock-reply: host-reply-to-guest"), std::string::npos) << describe(r);
     EXPECT_EQ(echo.ok_line.rfind("OK ", 0), 0u) << "after " << echo.attempts << " attempts: " << describe(r);
