@@ -39,17 +39,17 @@ bool would_block(int error) { return error == EAGAIN || error == EWOULDBLOCK || 
 
 Result<std::unique_ptr<VsockMuxer>> VsockMuxer::create(VsockOptions options) {
     if (options.guest_cid < vsock::kFirstGuestCid || options.guest_cid > vsock::kLastGuestCid)
-        return fail("vsock: guest CID {} is reserved (a guest's CID is {} to {})", options.guest_cid,
+        return fail("guest CID {} is reserved (a guest's CID is {} to {})", options.guest_cid,
                     vsock::kFirstGuestCid, vsock::kLastGuestCid);
     if (options.max_connections == 0 || options.buffer_size == 0)
-        return fail("vsock: max_connections and buffer_size must not be 0");
+        return fail("max_connections and buffer_size must not be 0");
     if (options.socket_path.size() + kPortSuffixLength > kMaxUnixPathLength)
-        return fail("vsock: socket path {} is {} bytes long; it may have at most {}, so that {}_<port> (where the "
+        return fail("socket path {} is {} bytes long; it may have at most {}, so that {}_<port> (where the "
                     "guest's connections to host port <port> go) fits a Unix socket path",
                     options.socket_path, options.socket_path.size(), kMaxUnixPathLength - kPortSuffixLength,
                     options.socket_path);
     auto listener = UnixListener::bind(options.socket_path);
-    if (!listener) return context(listener.error(), "vsock");
+    if (!listener) return std::unexpected(listener.error());
     return std::unique_ptr<VsockMuxer>(new VsockMuxer(std::move(options), std::move(*listener)));
 }
 
