@@ -317,6 +317,9 @@ def seeds():
         "refused": vs_packet(VS_REQUEST, host_port=1) + vs_rx() + vs_packet(VS_RW, 2, 2, b"x") + vs_rx(),
         "bad-packets": vs_packet(VS_RW, length=0xFFFF) + vs_packet(VS_REQUEST, shape=1) + vs_packet(99, shape=8)
         + vs_packet(VS_REQUEST, shape=4) + vs_rx() + vs_rx() + vs_rx(),
+        # Data waiting and an rx buffer with no room for it: to_guest() must come back empty.
+        "no-room": vs_packet(VS_REQUEST) + VS_DISPATCH + vs_rx() + vs_write(0, b"data") + VS_DISPATCH + vs_rx(0)
+        + vs_rx(0) + vs_rx(),
         "bad-line": vs_connect(b"HELLO\n") + vs_connect(b"CONNECT 99999999999\n") + VS_DISPATCH + vs_rx(),
     }
     yield "parse_size", {name: text.encode() for name, text in {

@@ -15,7 +15,7 @@
 //   4 host read:     u8 socket, u8 what: read up to 64 KiB, or close it, or shut down its writing.
 //   5 dispatch:      every watched descriptor that poll() finds ready gets its handler.
 // What is checked: no crash or sanitizer report; every packet for the guest comes from the host to
-// the guest's CID, with a known op, a payload that fits the room and only on RW, and never more RW
+// the guest's CID (an RST to a packet for another CID from that CID), with a known op, a payload that fits the room and only on RW, and never more RW
 // bytes on a connection than the guest's credit allowed (buf_alloc - (tx_cnt - fwd_cnt) as the
 // guest last told it); the bytes held for host sockets stay within the connections' buffers; the
 // connection count within the limit; and the socket path is gone once the muxer is.
@@ -139,6 +139,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static std::vector<uint8_t> payload(vsock::kMaxPayload + 1);
     static std::vector<uint8_t> room(vsock::kMaxPayload);
 
+    static const bool trace = std::getenv("VSOCK_FUZZ_TRACE") != nullptr;
     Input input({data, size});
     for (int step = 0; step < 512 && !input.empty(); ++step) {
         switch (input.u8() % 6) {
@@ -165,7 +166,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                 view.buf_alloc = h.buf_alloc;
                 view.fwd_cnt = h.fwd_cnt;
                 view.known = true;
+                // A REQUEST starts a connection (or resets the one there), an RST ends it.
+                if (h.op == static_cast<uint16_t>(vsock::Op::Request) || h.op == static_cast<uint16_t>(vsock::Op::Rst))
+                    view.received = 0;
             }
+            if (trace) fmt::print(stderr, "from guest: src {} dst {} op {} type {} {}->{} len {} chain {} buf {} fwd {}\n", h.src_cid, h.dst_cid, h.op, h.type, h.src_port, h.dst_port, h.len, chain, h.buf_alloc, h.fwd_cnt);
             (*muxer)->from_guest(h, std::span<const uint8_t>(payload).first(bytes.size()), chain);
             break;
         }
@@ -173,12 +178,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             size_t capacity = input.u16() % (vsock::kMaxPayload + 1);
             Header h{};
             if (!(*muxer)->to_guest(h, std::span(room).first(capacity))) break;
-            FUZZ_CHECK(h.src_cid == vsock::kHostCid && h.dst_cid == kCid, "packet {}->{}", h.src_cid, h.dst_cid);
+            // From the host, but for an RST that answers a packet to another CID: it comes from
+            // the CID the guest addressed, or the guest's socket would not know it.
+            FUZZ_CHECK(h.dst_cid == kCid && (h.src_cid == vsock::kHostCid || h.op == static_cast<uint16_t>(vsock::Op::Rst)),
+                       "packet {}->{} op {}", h.src_cid, h.dst_cid, h.op);
             FUZZ_CHECK(h.op >= 1 && h.op <= vsock::kLastOp, "op {}", h.op);
             FUZZ_CHECK(h.len <= capacity, "len {} in a room of {}", h.len, capacity);
             FUZZ_CHECK(h.len == 0 || h.op == static_cast<uint16_t>(vsock::Op::Rw), "len {} on op {}", h.len, h.op);
             FUZZ_CHECK(h.buf_alloc == kBuffer || h.op == static_cast<uint16_t>(vsock::Op::Rst), "buf_alloc {}",
                        h.buf_alloc);
+            if (trace) fmt::print(stderr, "to guest: op {} {}->{} len {} fwd {}\n", h.op, h.src_port, h.dst_port, h.len, h.fwd_cnt);
             GuestView& view = views[{h.dst_port, h.src_port}];
             if (h.op == static_cast<uint16_t>(vsock::Op::Rw)) {
                 // §5.10.6.3 from the guest's side: what it was sent less what it said it took.
@@ -187,8 +196,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                            in_flight, view.buf_alloc);
                 view.received += h.len;
             }
-            if (h.op == static_cast<uint16_t>(vsock::Op::Rst) || h.op == static_cast<uint16_t>(vsock::Op::Request))
-                view = GuestView{};  // a new connection starts counting afresh
+            // A new connection starts counting afresh (an RST from another CID is another connection's).
+            bool ends = h.op == static_cast<uint16_t>(vsock::Op::Rst) || h.op == static_cast<uint16_t>(vsock::Op::Request);
+            if (ends && h.src_cid == vsock::kHostCid) view = GuestView{};
             break;
         }
         case 2: {

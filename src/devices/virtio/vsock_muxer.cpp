@@ -259,7 +259,8 @@ void VsockMuxer::connection_packet(Connection& c, const Header& header, std::spa
     case Op::Request:  // the connection exists already
         return reset_connection(c);
     case Op::Response: {
-        if (c.state != State::Requesting) return reset_connection(c);
+        // An answer to a REQUEST the guest has not been sent yet is no answer.
+        if (c.state != State::Requesting || (c.owed & kOweRequest)) return reset_connection(c);
         c.state = State::Established;
         // Firecracker's answer to the host program: "OK <host port>\n", ahead of any data.
         std::string ok = fmt::format("OK {}\n", c.host_port);
@@ -313,7 +314,9 @@ bool VsockMuxer::to_guest(Header& header, std::span<uint8_t> payload) {
         resets_.pop_front();
         return true;
     }
-    while (!rx_turns_.empty()) {
+    // One round at most: a connection that has nothing for a buffer this small (data, and no
+    // room for a byte of it) keeps its turn for the next buffer.
+    for (size_t turns = rx_turns_.size(); turns > 0 && !rx_turns_.empty(); --turns) {
         uint64_t id = rx_turns_.front();
         rx_turns_.pop_front();
         Connection* c = find(id);
