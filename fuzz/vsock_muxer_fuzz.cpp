@@ -19,6 +19,7 @@
 // bytes on a connection than the guest's credit allowed (buf_alloc - (tx_cnt - fwd_cnt) as the
 // guest last told it); the bytes held for host sockets stay within the connections' buffers; the
 // connection count within the limit; and the socket path is gone once the muxer is.
+// VSOCK_FUZZ_TRACE=1 prints every packet both ways, to read a finding by.
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
