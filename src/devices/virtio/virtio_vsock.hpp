@@ -76,8 +76,8 @@ private:
     [[nodiscard]] Result<void> serve_events();
     void restart_transport();
 
+    std::unique_ptr<LoopWatcher> watcher_;  // declared first: the muxer that uses it goes before it
     std::unique_ptr<VsockMuxer> muxer_;
-    std::unique_ptr<LoopWatcher> watcher_;
     VirtioContext* context_ = nullptr;       // the loop's
     std::atomic<EventLoop*> loop_{nullptr};  // set at the first activate(); the same loop until the end
     bool busy_ = false;         // serving a queue: the muxer's rx wishes wait for its end
