@@ -187,6 +187,41 @@ def buffer(n):
     return VQ_BUFFERS + 0x100 * n
 
 
+# --- virtio_blk_fuzz.cpp: an option byte, then guest pages 0-1 with a 16-entry queue (table 0x0,
+# available ring 0x100, used ring 0x200) and requests from 0x1000 ---
+
+BLK_HEADERS, BLK_DATA, BLK_STATUS = 0x1000, 0x1400, 0x1F00
+
+
+def virtio_blk(requests, options=0b0110):
+    """requests: [(type, sector, [(length, device_writable)])]: each a chain of header, data
+    segments and a status byte, one after the other in the table."""
+    page = bytearray(8192)
+    index = 0
+    data = BLK_DATA
+    heads = []
+    for number, (rtype, sector, segments) in enumerate(requests):
+        header = BLK_HEADERS + 16 * number
+        page[header:header + 16] = struct.pack("<IIQ", rtype, 0, sector)
+        parts = [(header, 16, False)]
+        for length, writable in segments:
+            parts.append((data, length, writable))
+            if not writable:
+                page[data:data + length] = pattern(length, number)[:max(0, len(page) - data)]
+            data += length
+        parts.append((BLK_STATUS + number, 1, True))
+        heads.append(index)
+        for i, (address, length, writable) in enumerate(parts):
+            last = i == len(parts) - 1
+            flags = (0 if last else F_NEXT) | (F_WRITE if writable else 0)
+            page[16 * index:16 * index + 16] = struct.pack("<QIHH", address, length, flags, 0 if last else index + 1)
+            index += 1
+    put(page, 0x100 + 2, "<H", len(heads))
+    for i, head in enumerate(heads):
+        put(page, 0x100 + 4 + 2 * i, "<H", head)
+    return bytes([options]) + bytes(page)
+
+
 # --- vsock_muxer_fuzz.cpp: operations (kind byte, operands) ---
 VS_REQUEST, VS_RESPONSE, VS_RST, VS_SHUTDOWN, VS_RW, VS_CREDIT_UPDATE, VS_CREDIT_REQUEST = range(1, 8)
 
@@ -302,6 +337,14 @@ def seeds():
         "driver-ok-and-notify": virtio_pci_driver(),
         "registers-only": bytes(4096) + virtio_pci_ops([(2, 2, 0x04, 0x6), (0, 1, 0x14, 1), (1, 3, 0x00, 0),
                                                         (0, 2, 0x16, 5), (0, 2, 0x1a, 7), (3, 2, 0x40, 0)]),
+    }
+    yield "virtio_blk", {
+        "read-write-flush": virtio_blk([(0, 0, [(1024, True)]), (1, 2, [(512, False)]), (4, 0, [])]),
+        "get-id": virtio_blk([(8, 0, [(20, True)])]),
+        "discard-and-zeroes": virtio_blk([(11, 0, [(16, False)]), (13, 0, [(32, False)])]),
+        "read-only-write": virtio_blk([(1, 0, [(512, False)]), (13, 0, [(16, False)])], options=0b0111),
+        "past-the-end": virtio_blk([(0, 127, [(1024, True)]), (1, 2**63, [(512, False)])]),
+        "unknown-type": virtio_blk([(99, 0, [(512, True)])]),
     }
     yield "vsock_muxer", {
         "guest-connect": vs_packet(VS_REQUEST) + VS_DISPATCH + vs_rx() + vs_packet(VS_RW, data=b"hello")

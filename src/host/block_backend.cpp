@@ -68,6 +68,17 @@ Result<DiskImage> open_disk_image(const std::string& path, bool read_only) {
 
 namespace block_io {
 
+void consume(std::span<iovec> iov, size_t& first, uint64_t bytes) {
+    while (bytes > 0 && first < iov.size()) {
+        size_t piece = static_cast<size_t>(std::min<uint64_t>(bytes, iov[first].iov_len));
+        iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + piece;
+        iov[first].iov_len -= piece;
+        bytes -= piece;
+        if (iov[first].iov_len == 0) ++first;
+    }
+    while (first < iov.size() && iov[first].iov_len == 0) ++first;
+}
+
 int64_t transfer(int fd, bool write, uint64_t offset, std::span<const iovec> iov, bool durable,
                  std::vector<iovec>& scratch) {
     scratch.assign(iov.begin(), iov.end());  // capacity reserved by the owner: no allocation
@@ -84,14 +95,7 @@ int64_t transfer(int fd, bool write, uint64_t offset, std::span<const iovec> iov
         }
         if (done == 0) return -EIO;  // past the end of a file that shrank under us
         total += static_cast<uint64_t>(done);
-        for (auto left = static_cast<size_t>(done); left > 0 && first < scratch.size();) {
-            size_t piece = std::min(left, scratch[first].iov_len);
-            scratch[first].iov_base = static_cast<uint8_t*>(scratch[first].iov_base) + piece;
-            scratch[first].iov_len -= piece;
-            left -= piece;
-            if (scratch[first].iov_len == 0) ++first;
-        }
-        while (first < scratch.size() && scratch[first].iov_len == 0) ++first;
+        consume(scratch, first, static_cast<uint64_t>(done));
     }
     return static_cast<int64_t>(total);
 }

@@ -66,7 +66,8 @@ public:
     // Queue an operation; it starts at the latest at the next submit(). The iovecs (and the memory
     // they point at) stay valid until the operation's completion has been reaped. `durable`: the
     // write is on stable storage when it completes (RWF_DSYNC), for a driver that did not
-    // negotiate FLUSH.
+    // negotiate FLUSH. A tag is below the `max_in_flight` the back end was made for and names one
+    // operation in flight at a time.
     virtual void read(uint32_t tag, uint64_t offset, std::span<const iovec> iov) = 0;
     virtual void write(uint32_t tag, uint64_t offset, std::span<const iovec> iov, bool durable) = 0;
     // fdatasync, started only once every operation queued before it has completed.
@@ -109,6 +110,9 @@ private:
 
 // The synchronous operations both back ends share: -errno or the bytes moved / 0.
 namespace block_io {
+// Steps past `bytes` already transferred: the iovecs from `first` on are shortened in place and
+// `first` moves to the first one with bytes left (or to the end).
+void consume(std::span<iovec> iov, size_t& first, uint64_t bytes);
 // Moves all of the iovecs' bytes, going on after a partial transfer; `scratch` is reused.
 [[nodiscard]] int64_t transfer(int fd, bool write, uint64_t offset, std::span<const iovec> iov, bool durable,
                                std::vector<iovec>& scratch);

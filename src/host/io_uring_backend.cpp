@@ -25,7 +25,11 @@ Result<std::unique_ptr<IoUringBlockBackend>> IoUringBlockBackend::create(int fd,
     return backend;
 }
 
-IoUringBlockBackend::IoUringBlockBackend(int fd, unsigned max_in_flight) : fd_(fd) { ready_.reserve(max_in_flight); }
+IoUringBlockBackend::IoUringBlockBackend(int fd, unsigned max_in_flight)
+    : fd_(fd), transfers_(max_in_flight), is_transfer_(max_in_flight, false) {
+    ready_.reserve(max_in_flight);
+    for (Transfer& transfer : transfers_) transfer.iov.reserve(max_in_flight);
+}
 
 IoUringBlockBackend::~IoUringBlockBackend() {
     if (!ring_ready_) return;
@@ -46,18 +50,64 @@ io_uring_sqe* IoUringBlockBackend::next_sqe() {
 }
 
 void IoUringBlockBackend::read(uint32_t tag, uint64_t offset, std::span<const iovec> iov) {
-    io_uring_sqe* sqe = next_sqe();
-    ::io_uring_prep_readv(sqe, fd_, iov.data(), static_cast<unsigned>(iov.size()), offset);
-    ::io_uring_sqe_set_data64(sqe, tag);
+    start(tag, false, offset, iov, false);
 }
 
 void IoUringBlockBackend::write(uint32_t tag, uint64_t offset, std::span<const iovec> iov, bool durable) {
+    start(tag, true, offset, iov, durable);
+}
+
+void IoUringBlockBackend::start(uint32_t tag, bool write, uint64_t offset, std::span<const iovec> iov, bool durable) {
+    if (tag >= transfers_.size()) panic(fmt::format("io_uring back end: tag {} of {}", tag, transfers_.size()));
+    Transfer& transfer = transfers_[tag];
+    transfer.write = write;
+    transfer.durable = durable;
+    transfer.offset = offset;
+    transfer.done = 0;
+    transfer.total = 0;
+    for (const iovec& piece : iov) transfer.total += piece.iov_len;
+    transfer.iov.assign(iov.begin(), iov.end());  // within the reserved capacity: no allocation
+    transfer.first = 0;
+    is_transfer_[tag] = true;
+    submit_rest(tag);
+}
+
+void IoUringBlockBackend::submit_rest(uint32_t tag) {
+    Transfer& transfer = transfers_[tag];
     io_uring_sqe* sqe = next_sqe();
-    ::io_uring_prep_writev2(sqe, fd_, iov.data(), static_cast<unsigned>(iov.size()), offset, durable ? RWF_DSYNC : 0);
+    const iovec* rest = transfer.iov.data() + transfer.first;
+    auto count = static_cast<unsigned>(transfer.iov.size() - transfer.first);
+    uint64_t at = transfer.offset + transfer.done;
+    if (transfer.write)
+        ::io_uring_prep_writev2(sqe, fd_, rest, count, at, transfer.durable ? RWF_DSYNC : 0);
+    else
+        ::io_uring_prep_readv(sqe, fd_, rest, count, at);
     ::io_uring_sqe_set_data64(sqe, tag);
 }
 
+std::optional<int64_t> IoUringBlockBackend::completed(uint32_t tag, int32_t result) {
+    if (tag >= transfers_.size() || !is_transfer_[tag]) return result;
+    Transfer& transfer = transfers_[tag];
+    if (result < 0) {
+        is_transfer_[tag] = false;
+        return result;
+    }
+    if (result == 0 && transfer.done < transfer.total) {
+        is_transfer_[tag] = false;
+        return -EIO;  // the file ended first (it shrank under us)
+    }
+    transfer.done += static_cast<uint64_t>(result);
+    if (transfer.done >= transfer.total) {
+        is_transfer_[tag] = false;
+        return static_cast<int64_t>(transfer.done);
+    }
+    block_io::consume(transfer.iov, transfer.first, static_cast<uint64_t>(result));
+    submit_rest(tag);
+    return std::nullopt;
+}
+
 void IoUringBlockBackend::flush(uint32_t tag) {
+    if (tag < is_transfer_.size()) is_transfer_[tag] = false;
     io_uring_sqe* sqe = next_sqe();
     ::io_uring_prep_fsync(sqe, fd_, IORING_FSYNC_DATASYNC);
     // IO_DRAIN: not started before every earlier submission has completed (io_uring_enter(2)).
@@ -93,13 +143,19 @@ size_t IoUringBlockBackend::reap(std::span<BlockCompletion> out) {
     io_uring_cqe* cqe = nullptr;
     unsigned head = 0;
     unsigned seen = 0;
+    bool resubmitted = false;
     io_uring_for_each_cqe(&ring_, head, cqe) {
         if (taken == out.size()) break;
-        out[taken++] = {static_cast<uint32_t>(::io_uring_cqe_get_data64(cqe)), cqe->res};
+        auto tag = static_cast<uint32_t>(::io_uring_cqe_get_data64(cqe));
         ++seen;
+        if (auto result = completed(tag, cqe->res))
+            out[taken++] = {tag, *result};
+        else
+            resubmitted = true;
     }
     ::io_uring_cq_advance(&ring_, seen);
-    in_flight_ -= seen;
+    in_flight_ -= seen;  // a resubmission counted itself in again
+    if (resubmitted) (void)submit();  // if this fails the entries stay queued for the next submit()
     if (seen > 0 && taken == out.size()) {
         // Completions may be left: make sure the loop comes back for them.
         uint64_t one = 1;
@@ -121,6 +177,7 @@ void IoUringBlockBackend::drain() {
     uint64_t count = 0;
     [[maybe_unused]] ssize_t n = ::read(event_.get(), &count, sizeof(count));
     ready_.clear();
+    std::fill(is_transfer_.begin(), is_transfer_.end(), false);
 }
 
 }  // namespace strata

@@ -4,7 +4,10 @@
 // watches. FLUSH is IORING_OP_FSYNC with IORING_FSYNC_DATASYNC and IOSQE_IO_DRAIN, so it starts
 // only once every operation submitted before it has completed. Discard and write-zeroes are
 // fallocate calls done at once on the loop thread (metadata operations, short; and their
-// write-of-zeros fallback needs no ring).
+// write-of-zeros fallback needs no ring). A read or write the kernel completes short (a signal, a
+// file system that splits it) is submitted again for the rest, as often as it makes progress; the
+// completion reports the whole, or the error, or -EIO when the file ends first (as the
+// synchronous back end does).
 //
 // Missing:  registered buffers and files (guest memory could be registered once), SQPOLL.
 #pragma once
@@ -12,6 +15,7 @@
 #include <liburing.h>
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "host/block_backend.hpp"
@@ -40,8 +44,23 @@ public:
 
 private:
     IoUringBlockBackend(int fd, unsigned max_in_flight);
+    // A read or write in flight, kept so that a short completion can go on where it stopped.
+    struct Transfer {
+        bool write = false;
+        bool durable = false;
+        uint64_t offset = 0;
+        uint64_t done = 0;       // bytes completed so far
+        uint64_t total = 0;
+        std::vector<iovec> iov;  // the caller's, advanced past `done` (capacity reserved)
+        size_t first = 0;        // the first iovec with bytes left
+    };
+
     // The next submission entry, submitting what is queued when the ring is full.
     io_uring_sqe* next_sqe();
+    void start(uint32_t tag, bool write, uint64_t offset, std::span<const iovec> iov, bool durable);
+    void submit_rest(uint32_t tag);
+    // What a completion of `tag` with `result` reports, or nothing when it went on.
+    [[nodiscard]] std::optional<int64_t> completed(uint32_t tag, int32_t result);
 
     int fd_;
     io_uring ring_{};
@@ -49,6 +68,8 @@ private:
     Fd event_;
     unsigned in_flight_ = 0;              // operations given to the ring and not reaped
     std::vector<BlockCompletion> ready_;  // completions of the operations done at once
+    std::vector<Transfer> transfers_;     // by tag: reads and writes (flushes leave theirs unused)
+    std::vector<bool> is_transfer_;       // by tag: whether the operation in flight is one
 };
 
 }  // namespace strata

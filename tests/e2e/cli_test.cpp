@@ -19,7 +19,7 @@ namespace strata::e2e {
 namespace {
 
 const std::vector<std::string> kRunFlags{"--kernel", "--initrd", "--cmdline", "--memory",
-                                         "--cpus",   "--accel",  "--kernel-unpack", "--console", "--test-devices",
+                                         "--cpus",   "--accel",  "--kernel-unpack", "--console", "--disk", "--test-devices",
                                          "--vsock"};
 
 size_t line_count(const std::string& text) {
@@ -88,6 +88,10 @@ TEST(CommandLine, MessagesSayWhatIsWrongAndWhatIsAllowed) {
         {{"--cmdline"}, "--cmdline needs a value"},
         {{"--console", "ttyS0"}, "--console: 'ttyS0' is not a console device (expected serial or virtio)"},
         {{"--console", "virtio", "--console", "serial"}, "--console is given 2 times ('virtio', 'serial'); give it once"},
+        {{"--accel", "soft", "--disk", "/nonexistent/strata.img"}, "board: --disk: disk image '/nonexistent/strata.img' does not exist"},
+        {{"--disk", "a.img,readonly=maybe"}, "--disk: readonly='maybe' is not on or off"},
+        {{"--disk", "a.img,cache=none"}, "--disk: 'cache' is not an option here (known: readonly, serial)"},
+        {{"--disk", "a.img,readonly"}, "--disk: 'readonly' is not key=value"},
         {{"--vsock", "cid=2,socket=/tmp/v.sock"}, "--vsock: cid=2 is reserved (0 hypervisor, 1 local, 2 host"},
         {{"--vsock", "socket=/tmp/v.sock"}, "--vsock: cid= is missing (expected cid=N,socket=PATH)"},
         {{"--vsock", "cid=3,socket=a", "--vsock", "cid=4,socket=b"}, "--vsock is given 2 times"},

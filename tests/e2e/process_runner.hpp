@@ -32,9 +32,12 @@ constexpr int kExecFailed = 127;
 // A signal the runner sends the child `after` its start (none when `number` is 0). The child then
 // starts with that signal blocked, as strata blocks it first thing in main(): a signal sent while
 // the new process is still being exec'd and linked waits for strata instead of killing it.
+// With `once_output_has`, the signal waits (after `after` too) until the child's stdout contains
+// that text: a test kills the VMM right after the guest has said it finished something.
 struct SignalPlan {
     int number = 0;
     std::chrono::milliseconds after{0};
+    std::string once_output_has;
 };
 
 inline ProcessResult run_process(const std::vector<std::string>& argv,
@@ -93,10 +96,11 @@ inline ProcessResult run_process(const std::vector<std::string>& argv,
         if (!signal_sent) {
             auto until_signal = std::chrono::duration_cast<std::chrono::milliseconds>(
                 started + plan.after - std::chrono::steady_clock::now());
-            if (until_signal.count() <= 0) {
+            bool output_seen = plan.once_output_has.empty() || result.out.find(plan.once_output_has) != std::string::npos;
+            if (until_signal.count() <= 0 && output_seen) {
                 kill(pid, plan.number);
                 signal_sent = true;
-            } else {
+            } else if (until_signal.count() > 0) {
                 left = std::min(left, until_signal);
             }
         }

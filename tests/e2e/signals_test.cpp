@@ -28,7 +28,7 @@ TEST(Signals, EndEveryPhaseWithTheDocumentedStatus) {
         for (int signal : {SIGTERM, SIGINT}) {
             SCOPED_TRACE("signal " + std::to_string(signal) + " after " + std::to_string(delay_ms) + " ms");
             auto r = run_process({STRATA_BINARY, "run", "--test-devices", "--kernel", guest_path("echo")},
-                                 std::chrono::seconds(30), {signal, std::chrono::milliseconds(delay_ms)});
+                                 std::chrono::seconds(30), {signal, std::chrono::milliseconds(delay_ms), {}});
             expect_stopped_by(r, signal);
         }
     }
@@ -44,7 +44,7 @@ TEST(Signals, StopALongImageRead) {
     std::filesystem::resize_file(path, 1ull << 30);  // sparse: reads as zeros, stores nothing
     auto r = run_process({STRATA_BINARY, "run", "--test-devices", "--memory", "2G", "--kernel", guest_path("echo"),
                           "--initrd", path},
-                         std::chrono::seconds(60), {SIGTERM, std::chrono::milliseconds(100)});
+                         std::chrono::seconds(60), {SIGTERM, std::chrono::milliseconds(100), {}});
     std::filesystem::remove(path);
     expect_stopped_by(r, SIGTERM);
 }
