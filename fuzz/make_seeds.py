@@ -274,6 +274,36 @@ def virtio_blk(requests, options=0b0110):
     return bytes([options]) + bytes(page)
 
 
+# --- vsock_muxer_fuzz.cpp: operations (kind byte, operands) ---
+VS_REQUEST, VS_RESPONSE, VS_RST, VS_SHUTDOWN, VS_RW, VS_CREDIT_UPDATE, VS_CREDIT_REQUEST = range(1, 8)
+
+
+def vs_packet(op, guest_port=0, host_port=0, data=b"", buf_alloc=0x4000, fwd_cnt=0, flags=0, shape=0, length=None):
+    length = len(data) if length is None else length
+    return (struct.pack("<BBBBBHHIIB", 0, shape, op, guest_port, host_port, length, len(data), buf_alloc, fwd_cnt,
+                        flags) + data)
+
+
+def vs_rx(room=4096):
+    return struct.pack("<BH", 1, room)
+
+
+def vs_connect(line):
+    return struct.pack("<BB", 2, len(line)) + line
+
+
+def vs_write(socket, data):
+    return struct.pack("<BBB", 3, socket, len(data)) + data
+
+
+def vs_read(socket, what=0):
+    return struct.pack("<BBB", 4, socket, what)
+
+
+VS_DISPATCH = bytes([5])
+VS_FIRST_HOST_PORT = 2  # host port code of the first host-initiated connection (2^30)
+
+
 def seeds():
     kernel = 0x20_0000  # everything fits the targets' 16 MiB of guest RAM (fuzz_support.hpp)
     yield "bzimage", {
@@ -393,6 +423,25 @@ def seeds():
         "read-only-write": virtio_blk([(1, 0, [(512, False)]), (13, 0, [(16, False)])], options=0b0111),
         "past-the-end": virtio_blk([(0, 127, [(1024, True)]), (1, 2**63, [(512, False)])]),
         "unknown-type": virtio_blk([(99, 0, [(512, True)])]),
+    }
+    yield "vsock_muxer", {
+        "guest-connect": vs_packet(VS_REQUEST) + VS_DISPATCH + vs_rx() + vs_packet(VS_RW, data=b"hello")
+        + VS_DISPATCH + vs_read(0) + vs_write(0, b"world") + VS_DISPATCH + vs_rx() + vs_rx()
+        + vs_packet(VS_SHUTDOWN, flags=3) + vs_rx(),
+        "host-connect": vs_connect(b"CONNECT 1000\n") + VS_DISPATCH + vs_rx()
+        + vs_packet(VS_RESPONSE, host_port=VS_FIRST_HOST_PORT) + VS_DISPATCH + vs_read(0) + vs_write(0, b"data")
+        + VS_DISPATCH + vs_rx() + vs_packet(VS_RW, host_port=VS_FIRST_HOST_PORT, data=b"back") + VS_DISPATCH
+        + vs_read(0, 2) + VS_DISPATCH + vs_rx() + vs_rx(),
+        "credit": vs_packet(VS_REQUEST, buf_alloc=10) + VS_DISPATCH + vs_rx() + vs_write(0, bytes(100))
+        + VS_DISPATCH + vs_rx() + vs_rx() + vs_packet(VS_CREDIT_UPDATE, buf_alloc=10, fwd_cnt=10) + VS_DISPATCH
+        + vs_rx() + vs_packet(VS_CREDIT_REQUEST) + vs_rx(),
+        "refused": vs_packet(VS_REQUEST, host_port=1) + vs_rx() + vs_packet(VS_RW, 2, 2, b"x") + vs_rx(),
+        "bad-packets": vs_packet(VS_RW, length=0xFFFF) + vs_packet(VS_REQUEST, shape=1) + vs_packet(99, shape=8)
+        + vs_packet(VS_REQUEST, shape=4) + vs_rx() + vs_rx() + vs_rx(),
+        # Data waiting and an rx buffer with no room for it: to_guest() must come back empty.
+        "no-room": vs_packet(VS_REQUEST) + VS_DISPATCH + vs_rx() + vs_write(0, b"data") + VS_DISPATCH + vs_rx(0)
+        + vs_rx(0) + vs_rx(),
+        "bad-line": vs_connect(b"HELLO\n") + vs_connect(b"CONNECT 99999999999\n") + VS_DISPATCH + vs_rx(),
     }
     yield "parse_size", {name: text.encode() for name, text in {
         "512M": "512M", "2G": "2G", "bare": "1", "zero": "0", "64KiB": "64KiB", "3T": "3T", "1g": "1g",

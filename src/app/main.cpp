@@ -70,6 +70,7 @@ int run_command_line(int argc, char** argv) {
     ValueFlag console{"--console", {}};
     ValueFlag disks{"--disk", {}};  // repeatable
     ValueFlag nets{"--net", {}};    // repeatable
+    ValueFlag vsock{"--vsock", {}};
 
     CLI::App* run = app.add_subcommand("run", "Boot a guest kernel and run it until it stops");
     run->footer(kRunFooter);
@@ -97,6 +98,8 @@ int run_command_line(int argc, char** argv) {
               "hostfwd=tcp::2222-:22). tap,ifname=NAME[,mac=MAC]: the host's TAP interface NAME (root or "
               "CAP_NET_ADMIN, or one made with ip tuntap add NAME mode tap user USER). MAC default: 52:54:00:12:34:56, "
               "plus the interface's index");
+    add(vsock, "A virtio-vsock device: cid=N (the guest's CID, 3 to 4294967294),socket=PATH (host programs connect "
+               "there and send 'CONNECT <port>\\n'; the guest's connections to host port P go to PATH_P)");
     run->add_flag("--test-devices", config.test_devices,
                   "Add the test devices kvm-unit-tests uses: isa-debug-exit at port 0xf4, pc-testdev, pci-testdev");
 
@@ -116,7 +119,7 @@ int run_command_line(int argc, char** argv) {
         return usage_error(parse_error_message(e));
     }
 
-    for (const ValueFlag* flag : {&kernel, &initrd, &cmdline, &memory, &cpus, &accel, &unpack, &console})
+    for (const ValueFlag* flag : {&kernel, &initrd, &cmdline, &memory, &cpus, &accel, &unpack, &console, &vsock})
         if (flag->values.size() > 1) return usage_error(once_message(*flag));
     auto value_of = [](const ValueFlag& flag, std::string fallback) {
         return flag.values.empty() ? fallback : flag.values.front();
@@ -164,6 +167,12 @@ int run_command_line(int argc, char** argv) {
         auto net = strata::parse_net_option(text);
         if (!net) return usage_error(fmt::format("--net: {}", net.error().message));
         config.nets.push_back(std::move(*net));
+    }
+
+    if (!vsock.values.empty()) {
+        auto parsed = strata::parse_vsock_option(vsock.values.front());
+        if (!parsed) return usage_error(fmt::format("--vsock: {}", parsed.error().message));
+        config.vsock = std::move(*parsed);
     }
 
     config.console_in = STDIN_FILENO;

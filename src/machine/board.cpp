@@ -23,6 +23,7 @@
 #include "devices/virtio/virtio_blk.hpp"
 #include "devices/virtio/virtio_console.hpp"
 #include "devices/virtio/virtio_net.hpp"
+#include "devices/virtio/virtio_vsock.hpp"
 #include "devices/virtio/virtio_pci.hpp"
 #include "devices/virtio/virtio_rng.hpp"
 #include "host/tap_backend.hpp"
@@ -220,6 +221,12 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
         if (!backend) return context(backend.error(), "--net");
         if (auto r = add_virtio(std::make_unique<VirtioNet>(std::move(*backend), mac)); !r)
             return context(r.error(), "--net");
+    }
+    // The vsock device last: its listener is bound here, so a path in use fails the build.
+    if (config.vsock) {
+        auto vsock = VirtioVsock::create({.guest_cid = config.vsock->cid, .socket_path = config.vsock->socket_path});
+        if (!vsock) return context(vsock.error(), "--vsock");
+        if (auto r = add_virtio(std::move(*vsock)); !r) return context(r.error(), "--vsock");
     }
 
     // No firmware assigns BARs, so the board does, from the windows the ACPI tables describe; the

@@ -1,6 +1,7 @@
 #include "machine/device_options.hpp"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "base/units.hpp"
 
@@ -54,6 +55,7 @@ Result<uint16_t> parse_port(std::string_view rule, std::string_view which, std::
 
 Result<OptionList> OptionList::parse(std::string_view text, bool head_required) {
     std::vector<std::string> items = split_items(text);
+    if (!head_required && items.front().find('=') != std::string::npos) items.insert(items.begin(), std::string());
     OptionList list;
     list.head_ = std::move(items.front());
     if (head_required && list.head_.empty()) return fail("'{}' starts with an empty item", text);
@@ -231,6 +233,32 @@ Result<NetConfig> parse_net_option(std::string_view text) {
     if (auto r = list->expect_consumed(net.mode == NetConfig::Mode::User ? "hostfwd, mac" : "ifname, mac"); !r)
         return std::unexpected(r.error());
     return net;
+}
+
+Result<VsockConfig> parse_vsock_option(std::string_view text) {
+    auto list = OptionList::parse(text, false);
+    if (!list) return std::unexpected(list.error());
+    if (!list->head().empty()) return fail("'{}' is not key=value (expected cid=N,socket=PATH)", list->head());
+    VsockConfig vsock;
+    auto cid = list->take("cid");
+    if (!cid) return std::unexpected(cid.error());
+    if (!*cid) return fail("cid= is missing (expected cid=N,socket=PATH)");
+    // 0 (the hypervisor), 1 (local loopback) and 2 (the host) are taken, and 2^32 - 1 is
+    // VMADDR_CID_ANY; the guest's CID is one of the rest (virtio 1.2 §5.10.4, <linux/vm_sockets.h>).
+    auto number = parse_count(**cid, 0, UINT64_MAX);
+    bool digits = !(*cid)->empty() && (*cid)->find_first_not_of("0123456789") == std::string::npos;
+    if (!number && !digits) return fail("cid='{}' is not a number (expected 3 to 4294967294)", **cid);
+    if (!number || *number > UINT32_MAX)
+        return fail("cid={} is out of range (a CID is 32 bits: expected 3 to 4294967294)", **cid);
+    if (*number < 3 || *number == UINT32_MAX)
+        return fail("cid={} is reserved (0 hypervisor, 1 local, 2 host, 4294967295 any); give 3 to 4294967294", **cid);
+    vsock.cid = *number;
+    auto socket = list->take("socket");
+    if (!socket) return std::unexpected(socket.error());
+    if (!*socket || (*socket)->empty()) return fail("socket=PATH is missing (expected cid=N,socket=PATH)");
+    vsock.socket_path = **socket;  // bound, and its length checked, when the VM is built
+    if (auto r = list->expect_consumed("cid, socket"); !r) return std::unexpected(r.error());
+    return vsock;
 }
 
 }  // namespace strata

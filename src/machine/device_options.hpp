@@ -18,7 +18,8 @@ namespace strata {
 
 class OptionList {
 public:
-    // "head,key=value,...": the head may be empty only if `head_required` is false; every other
+    // "head,key=value,...": the head may be empty only if `head_required` is false, and then a
+    // first item with an '=' is a key=value item, not the head ("cid=3,socket=PATH"); every other
     // item needs a key and an '='.
     [[nodiscard]] static Result<OptionList> parse(std::string_view text, bool head_required = true);
 
@@ -49,5 +50,7 @@ private:
 [[nodiscard]] Result<HostForward> parse_host_forward(std::string_view text);
 [[nodiscard]] Result<MacAddress> parse_mac(std::string_view text);
 [[nodiscard]] std::optional<Ipv4Address> parse_ipv4(std::string_view text);
+// --vsock cid=N,socket=PATH: N from 3 to 2^32 - 2 (0, 1 and 2 and 2^32 - 1 are reserved).
+[[nodiscard]] Result<VsockConfig> parse_vsock_option(std::string_view text);
 
 }  // namespace strata

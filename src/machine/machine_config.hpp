@@ -33,6 +33,12 @@ struct NetConfig {
     std::string text;                   // the flag's value, for messages
 };
 
+// The virtio-vsock device (--vsock): the guest's CID and the host side's Unix socket.
+struct VsockConfig {
+    uint64_t cid = 0;
+    std::string socket_path;
+};
+
 struct MachineConfig {
     std::string kernel_path;
     std::string initrd_path;       // a Linux initrd, or the one module of a multiboot kernel
@@ -45,6 +51,7 @@ struct MachineConfig {
     ConsoleDevice console = ConsoleDevice::Serial;
     std::vector<DiskConfig> disks;
     std::vector<NetConfig> nets;
+    std::optional<VsockConfig> vsock;
     int console_in = 0;            // the terminal: input to the console device, output from it
     int console_out = 1;
 };

@@ -22,7 +22,8 @@ namespace strata::e2e {
 namespace {
 
 const std::vector<std::string> kRunFlags{"--kernel", "--initrd", "--cmdline", "--memory",
-                                         "--cpus",   "--accel",  "--kernel-unpack", "--console", "--disk", "--net", "--test-devices"};
+                                         "--cpus",   "--accel",  "--kernel-unpack", "--console", "--disk", "--net",
+                                         "--test-devices", "--vsock"};
 
 size_t line_count(const std::string& text) {
     size_t lines = static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
@@ -102,6 +103,9 @@ TEST(CommandLine, MessagesSayWhatIsWrongAndWhatIsAllowed) {
         {{"--net", "tap"}, "--net: tap needs ifname=NAME, the host's TAP interface"},
         {{"--accel", "soft", "--net", "user", "--net", "user,mac=52:54:00:12:34:56"},
          "board: --net user,mac=52:54:00:12:34:56: MAC 52:54:00:12:34:56 is an earlier interface's already"},
+        {{"--vsock", "cid=2,socket=/tmp/v.sock"}, "--vsock: cid=2 is reserved (0 hypervisor, 1 local, 2 host"},
+        {{"--vsock", "socket=/tmp/v.sock"}, "--vsock: cid= is missing (expected cid=N,socket=PATH)"},
+        {{"--vsock", "cid=3,socket=a", "--vsock", "cid=4,socket=b"}, "--vsock is given 2 times"},
     };
     for (const auto& c : cases) {
         std::vector<std::string> argv{STRATA_BINARY, "run", "--kernel", guest_path("hello")};
@@ -133,6 +137,33 @@ TEST(CommandLine, AForwardWhosePortIsTakenStopsTheStart) {
                          port + ": Address already in use\n")
         << describe(r);
     EXPECT_EQ(r.out, "") << "the guest ran";
+}
+
+// The vsock listener is made when the VM is built: a path that cannot be bound stops the build
+// with the reason, and a socket that was made is gone when strata exits.
+TEST(CommandLine, VsockSocketPathIsCheckedAtBuildAndRemovedAtExit) {
+    std::string folder = ::testing::TempDir() + "strata-cli-vsock";
+    std::filesystem::create_directories(folder);
+    std::string taken = folder + "/taken";
+    std::ofstream(taken) << "a file";
+    auto r = run_process(
+        {STRATA_BINARY, "run", "--kernel", guest_path("hello"), "--accel", "soft", "--vsock", "cid=3,socket=" + taken});
+    EXPECT_EQ(r.exit_status, 2) << describe(r);
+    EXPECT_TRUE(r.err.starts_with("strata: error: ")) << describe(r);
+    EXPECT_NE(r.err.find("--vsock: socket path " + taken + " exists; remove it or choose another"), std::string::npos)
+        << describe(r);
+    EXPECT_EQ(line_count(r.err), 1u) << describe(r);
+    r = run_process({STRATA_BINARY, "run", "--kernel", guest_path("hello"), "--accel", "soft", "--vsock",
+                     "cid=3,socket=" + folder + "/none/v"});
+    EXPECT_EQ(r.exit_status, 2) << describe(r);
+    EXPECT_NE(r.err.find("No such file or directory"), std::string::npos) << describe(r);
+    std::string made = folder + "/v.sock";
+    std::filesystem::remove(made);
+    r = run_process({STRATA_BINARY, "run", "--kernel", guest_path("hello"), "--accel", "soft", "--test-devices", "--vsock",
+                     "cid=3,socket=" + made});
+    EXPECT_EQ(r.out, "hello from the strata test guest\n") << describe(r);
+    EXPECT_FALSE(std::filesystem::exists(made)) << "the socket outlived strata";
+    std::filesystem::remove_all(folder);
 }
 
 TEST(CommandLine, MissingKernelFileExits2NamingTheFile) {

@@ -167,5 +167,50 @@ TEST(NetOption, Ipv4AddressesAreDottedDecimalQuads) {
         EXPECT_FALSE(parse_ipv4(text)) << "'" << text << "'";
 }
 
+TEST(OptionList, WithoutAHeadTheFirstItemMayBeAKeyValue) {
+    auto list = OptionList::parse("cid=3,socket=/run/v.sock", false);
+    ASSERT_TRUE(list) << list.error().message;
+    EXPECT_EQ(list->head(), "");
+    EXPECT_EQ(list->take("cid")->value_or("?"), "3");
+    EXPECT_EQ(list->take("socket")->value_or("?"), "/run/v.sock");
+    auto with_head = OptionList::parse("cid=3,socket=/run/v.sock");
+    ASSERT_TRUE(with_head);
+    EXPECT_EQ(with_head->head(), "cid=3") << "where a head is required, the first item is it";
+}
+
+TEST(VsockOption, ReadsCidAndSocket) {
+    auto vsock = parse_vsock_option("cid=3,socket=/tmp/v,,1.sock");
+    ASSERT_TRUE(vsock) << vsock.error().message;
+    EXPECT_EQ(vsock->cid, 3u);
+    EXPECT_EQ(vsock->socket_path, "/tmp/v,1.sock");
+    auto reversed = parse_vsock_option("socket=v.sock,cid=4294967294");
+    ASSERT_TRUE(reversed) << reversed.error().message;
+    EXPECT_EQ(reversed->cid, 4294967294u);
+    EXPECT_EQ(reversed->socket_path, "v.sock");
+}
+
+TEST(VsockOption, ReservedCidsAndBadValuesAreNamed) {
+    auto message = [](std::string_view text) {
+        auto vsock = parse_vsock_option(text);
+        return vsock ? std::string("parsed") : vsock.error().message;
+    };
+    for (const char* cid : {"0", "1", "2", "4294967295"})
+        EXPECT_EQ(message(fmt::format("cid={},socket=v.sock", cid)),
+                  fmt::format("cid={} is reserved (0 hypervisor, 1 local, 2 host, 4294967295 any); give 3 to "
+                              "4294967294",
+                              cid));
+    EXPECT_EQ(message("cid=4294967296,socket=v"), "cid=4294967296 is out of range (a CID is 32 bits: expected 3 to 4294967294)");
+    EXPECT_EQ(message("cid=99999999999999999999999,socket=v"),
+              "cid=99999999999999999999999 is out of range (a CID is 32 bits: expected 3 to 4294967294)");
+    EXPECT_EQ(message("cid=0x10,socket=v"), "cid='0x10' is not a number (expected 3 to 4294967294)");
+    EXPECT_EQ(message("cid=-3,socket=v"), "cid='-3' is not a number (expected 3 to 4294967294)");
+    EXPECT_EQ(message("socket=v"), "cid= is missing (expected cid=N,socket=PATH)");
+    EXPECT_EQ(message("cid=3"), "socket=PATH is missing (expected cid=N,socket=PATH)");
+    EXPECT_EQ(message("cid=3,socket="), "socket=PATH is missing (expected cid=N,socket=PATH)");
+    EXPECT_EQ(message("v.sock,cid=3"), "'v.sock' is not key=value (expected cid=N,socket=PATH)");
+    EXPECT_EQ(message("cid=3,socket=v,port=9"), "'port' is not an option here (known: cid, socket)");
+    EXPECT_EQ(message("cid=3,cid=4,socket=v"), "cid= is given 2 times; give it once");
+}
+
 }  // namespace
 }  // namespace strata

@@ -135,7 +135,7 @@ Result<void> VirtioBlk::serve(Virtqueue& queue) {
         if (starved_) return {};
         auto more = queue.enable_notifications();
         if (!more) return std::unexpected(more.error());
-        if (!*more) return interrupt_if_needed(queue);
+        if (!*more) return context_->interrupt_if_wanted(0);
     }
 }
 
@@ -289,18 +289,11 @@ Result<void> VirtioBlk::complete() {
     }
 }
 
-Result<void> VirtioBlk::interrupt_if_needed(Virtqueue& queue) {
-    auto interrupt = queue.should_interrupt();
-    if (!interrupt) return std::unexpected(interrupt.error());
-    if (*interrupt) context_->interrupt(0);
-    return {};
-}
-
 // On the loop: the back end's eventfd is readable.
 void VirtioBlk::completions_ready() {
     if (!context_) return;
     auto r = complete();
-    if (r && !failed_) r = interrupt_if_needed(context_->queue(0));
+    if (r && !failed_) r = context_->interrupt_if_wanted(0);
     if (r && !failed_ && starved_ && !free_.empty()) {
         starved_ = false;
         r = serve(context_->queue(0));

@@ -99,7 +99,6 @@ private:
     // Reaps what the back end completed, returns each request, and decides on an interrupt.
     [[nodiscard]] Result<void> complete();
     void completions_ready();
-    [[nodiscard]] Result<void> interrupt_if_needed(Virtqueue& queue);
     // iovecs for bytes [offset, offset + length) of `segments`.
     [[nodiscard]] Result<void> map(std::span<const ChainSegment> segments, uint64_t offset, uint64_t length,
                                    bool for_write, Request& request);

@@ -29,7 +29,7 @@ void VirtioConsole::queue_notified(unsigned index) {
     if (index == kReceiveQueue) {
         if (auto r = serve_receive(context_->queue(kReceiveQueue)); !r) stop("receiveq: " + r.error().message);
     } else if (index == kTransmitQueue) {
-        if (auto r = serve_transmit(context_->queue(kTransmitQueue)); !r) stop("transmitq: " + r.error().message);
+        if (auto r = serve_transmit(); !r) stop("transmitq: " + r.error().message);
     }
 }
 
@@ -95,18 +95,10 @@ Result<void> VirtioConsole::serve_receive(Virtqueue& queue) {
         if (auto r = queue.disable_notifications(); !r) return r;
     }
     while (has_input()) {
-        auto popped = queue.pop(receive_chain_);
+        auto popped = queue.pop_or_arm(receive_chain_);  // input waits for buffers
         if (!popped) return std::unexpected(popped.error());
-        if (!*popped) {
-            // Input waits for buffers: ask to be notified, and look again for one added meanwhile.
-            auto more = queue.enable_notifications();
-            if (!more) return std::unexpected(more.error());
-            if (*more) continue;
-            break;
-        }
-        if (receive_chain_.readable_bytes() > 0)
-            return fail("chain {} has a device-readable buffer, which the driver must not put here (virtio 1.2 §5.3.6.2)",
-                        receive_chain_.head());
+        if (!*popped) break;
+        if (auto r = receive_chain_.expect_only(true, "virtio 1.2 §5.3.6.2"); !r) return r;
         uint32_t written = 0;
         while (written < receive_chain_.writable_bytes()) {
             auto filled = fill(written, receive_chain_.writable_bytes() - written);
@@ -118,9 +110,7 @@ Result<void> VirtioConsole::serve_receive(Virtqueue& queue) {
         returned = true;
     }
     if (returned) {
-        auto interrupt = queue.should_interrupt();
-        if (!interrupt) return std::unexpected(interrupt.error());
-        if (*interrupt) context_->interrupt(kReceiveQueue);
+        if (auto r = context_->interrupt_if_wanted(kReceiveQueue); !r) return r;
     }
     std::function<void()> notify;
     {
@@ -134,35 +124,20 @@ Result<void> VirtioConsole::serve_receive(Virtqueue& queue) {
     return {};
 }
 
-Result<void> VirtioConsole::serve_transmit(Virtqueue& queue) {
-    for (;;) {
-        if (auto r = queue.disable_notifications(); !r) return r;
-        for (;;) {
-            auto popped = queue.pop(transmit_chain_);
-            if (!popped) return std::unexpected(popped.error());
-            if (!*popped) break;
-            guest_wrote_ = true;
-            if (transmit_chain_.writable_bytes() > 0)
-                return fail("chain {} has a device-writable buffer, which the driver must not put here (virtio 1.2 "
-                            "§5.3.6.2)",
-                            transmit_chain_.head());
-            for (uint32_t offset = 0; offset < transmit_chain_.readable_bytes();) {
-                auto got = transmit_chain_.read(context_->dma(), offset, scratch_);
-                if (!got) return std::unexpected(got.error());
-                if (*got == 0) break;
-                if (output_) output_(std::span<const uint8_t>(scratch_).first(*got));
-                offset += static_cast<uint32_t>(*got);
-            }
-            // §5.3.6.1: the device returns transmit buffers with nothing written into them.
-            if (auto r = queue.push_used(transmit_chain_.head(), 0); !r) return r;
+Result<void> VirtioConsole::serve_transmit() {
+    auto transmit = [this](DescriptorChain& chain) -> Result<uint32_t> {
+        guest_wrote_ = true;
+        if (auto r = chain.expect_only(false, "virtio 1.2 §5.3.6.2"); !r) return std::unexpected(r.error());
+        for (uint32_t offset = 0; offset < chain.readable_bytes();) {
+            auto got = chain.read(context_->dma(), offset, scratch_);
+            if (!got) return std::unexpected(got.error());
+            if (*got == 0) break;
+            if (output_) output_(std::span<const uint8_t>(scratch_).first(*got));
+            offset += static_cast<uint32_t>(*got);
         }
-        auto interrupt = queue.should_interrupt();
-        if (!interrupt) return std::unexpected(interrupt.error());
-        if (*interrupt) context_->interrupt(kTransmitQueue);
-        auto more = queue.enable_notifications();
-        if (!more) return std::unexpected(more.error());
-        if (!*more) break;
-    }
+        return 0;  // §5.3.6.1: the device returns transmit buffers with nothing written into them
+    };
+    if (auto r = context_->serve_available(kTransmitQueue, transmit_chain_, transmit); !r) return r;
     // The first output shows the port connected: input held until now may go.
     Virtqueue& receive = context_->queue(kReceiveQueue);
     return receive.enabled() ? serve_receive(receive) : Result<void>{};

@@ -85,7 +85,7 @@ private:
 
     void deliver_input();  // posted by receive()
     [[nodiscard]] Result<void> serve_receive(Virtqueue& queue);
-    [[nodiscard]] Result<void> serve_transmit(Virtqueue& queue);
+    [[nodiscard]] Result<void> serve_transmit();
     void stop(std::string_view why);
     // Moves up to `max` bytes of input into the receive chain from `offset`; returns how many.
     [[nodiscard]] Result<uint32_t> fill(uint32_t offset, uint32_t max);

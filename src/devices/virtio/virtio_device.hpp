@@ -31,6 +31,36 @@ public:
     // A used buffer notification for queue `index`: the device calls it when the queue's
     // should_interrupt() says so.
     virtual void interrupt(unsigned index) = 0;
+    // After a batch of push_used() on queue `index`: the interrupt, if the driver wants one.
+    [[nodiscard]] Result<void> interrupt_if_wanted(unsigned index) {
+        auto wanted = queue(index).should_interrupt();
+        if (!wanted) return std::unexpected(wanted.error());
+        if (*wanted) interrupt(index);
+        return {};
+    }
+    // Serves every chain the driver has made available on queue `index`, with notifications off
+    // while it works (§2.7.10): `serve(chain)` returns the bytes it wrote into the chain, which
+    // then goes back used; then the interrupt if the driver wants one, and notifications on again,
+    // with another round for chains made available meanwhile.
+    template <class Serve>
+    [[nodiscard]] Result<void> serve_available(unsigned index, DescriptorChain& chain, Serve serve) {
+        Virtqueue& ring = queue(index);
+        for (;;) {
+            if (auto r = ring.disable_notifications(); !r) return r;
+            for (;;) {
+                auto popped = ring.pop(chain);
+                if (!popped) return std::unexpected(popped.error());
+                if (!*popped) break;
+                Result<uint32_t> written = serve(chain);
+                if (!written) return std::unexpected(written.error());
+                if (auto r = ring.push_used(chain.head(), *written); !r) return r;
+            }
+            if (auto r = interrupt_if_wanted(index); !r) return r;
+            auto more = ring.enable_notifications();
+            if (!more) return std::unexpected(more.error());
+            if (!*more) return {};
+        }
+    }
     // The device configuration changed (§2.5.1: a configuration change notification).
     virtual void config_changed() = 0;
     // The device hit an error it cannot recover from (a malformed ring, a back end gone): it sets

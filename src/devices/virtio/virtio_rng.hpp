@@ -26,7 +26,7 @@ public:
     void reset() override { context_ = nullptr; }
 
 private:
-    [[nodiscard]] Result<void> serve(Virtqueue& queue);
+    [[nodiscard]] Result<void> serve();
 
     VirtioContext* context_ = nullptr;
     DescriptorChain chain_{256, kMaxChainBytes};

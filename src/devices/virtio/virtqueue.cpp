@@ -223,6 +223,22 @@ Result<void> Virtqueue::push_used(uint16_t head, uint32_t written) {
     return {};
 }
 
+Result<void> DescriptorChain::expect_only(bool device_writable, std::string_view rule) const {
+    if (device_writable ? readable_bytes_ == 0 : writable_bytes_ == 0) return {};
+    return fail("chain {} has a device-{} buffer, which the driver must not put here ({})", head_,
+                device_writable ? "readable" : "writable", rule);
+}
+
+Result<bool> Virtqueue::pop_or_arm(DescriptorChain& chain) {
+    for (;;) {
+        auto popped = pop(chain);
+        if (!popped || *popped) return popped;
+        auto more = enable_notifications();
+        if (!more) return std::unexpected(more.error());
+        if (!*more) return false;
+    }
+}
+
 Result<bool> Virtqueue::should_interrupt() {
     if (!enabled_) return not_enabled("should_interrupt");
     uint16_t old = signalled_used_;

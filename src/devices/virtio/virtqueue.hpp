@@ -61,6 +61,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "base/error.hpp"
@@ -94,6 +95,10 @@ public:
     [[nodiscard]] uint32_t writable_bytes() const { return writable_bytes_; }
     [[nodiscard]] uint32_t max_segments() const { return max_segments_; }
     [[nodiscard]] uint32_t max_bytes() const { return max_bytes_; }
+    // Fails, naming the chain and `rule`, when it has a buffer of the direction a queue's buffers
+    // must not have: any device-writable one when `device_writable` is false (the device only
+    // reads them: transmit queues), any device-readable one when it is true.
+    [[nodiscard]] Result<void> expect_only(bool device_writable, std::string_view rule) const;
 
     // Copies the readable bytes from `offset` (counted across the readable segments in order)
     // into `out`; returns how many there were, less than out.size() where the readable part ends.
@@ -145,6 +150,10 @@ public:
     // Takes the next available chain into `chain`: true, or false when there is none; fails when
     // the driver broke a rule (see the top of this file). On failure nothing is consumed.
     [[nodiscard]] Result<bool> pop(DescriptorChain& chain);
+    // pop() for a device that waits for buffers (receive queues): with none available, asks for
+    // a notification (enable_notifications()) and takes one made available meanwhile, which
+    // would come without one. False: none, and the driver will notify when it adds one.
+    [[nodiscard]] Result<bool> pop_or_arm(DescriptorChain& chain);
 
     // Returns the chain at `head` to the driver, `written` bytes written into it (§2.7.8: written
     // into its writable buffers before this call). Fails for a head past the queue size or when no
