@@ -87,7 +87,7 @@ struct SlirpCallbacks {
     static void guest_error(const char* message, void* opaque) {
         unsigned count = ++self(opaque).guest_errors_;
         if (count <= kShownGuestErrors)
-            fmt::print(stderr, "strata: user network: the guest sent {}{}\n", message,
+            fmt::print(stderr, "strata: user network: guest error: {}{}\n", message,
                        count == kShownGuestErrors ? " (further such errors are not shown)" : "");
     }
     static int64_t clock_get_ns(void*) { return monotonic_ns(); }

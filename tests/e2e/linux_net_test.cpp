@@ -64,7 +64,7 @@ public:
         ASSERT_EQ(write(input_, line.data(), line.size()), static_cast<ssize_t>(line.size()));
     }
     // Reads the console until `text` has appeared, the guest's end, or `limit`.
-    bool wait_for(const std::string& text, std::chrono::seconds limit = std::chrono::seconds(120)) {
+    bool wait_for(const std::string& text, std::chrono::seconds limit = std::chrono::seconds(300)) {
         auto deadline = std::chrono::steady_clock::now() + limit;
         while (output_.find(text) == std::string::npos) {
             auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
@@ -83,7 +83,7 @@ public:
         return true;
     }
     // The exit status once the output has ended, or -1.
-    int wait_exit(std::chrono::seconds limit = std::chrono::seconds(60)) {
+    int wait_exit(std::chrono::seconds limit = std::chrono::seconds(120)) {
         wait_for("\x01never\x02", limit);
         int status = 0;
         if (output_fd_ >= 0 || waitpid(pid_, &status, 0) != pid_) return -1;
