@@ -187,6 +187,58 @@ def buffer(n):
     return VQ_BUFFERS + 0x100 * n
 
 
+# --- virtio-net (virtio_net_fuzz.cpp): guest [0, 0x2000) with both rings, a features byte, then
+# 3-byte operations (kind, u16 argument) ---
+NET_RX, NET_TX, NET_DATA = 0x000, 0x800, 0x1000
+NOTIFY_TX, NOTIFY_RX, INJECT, RESTART = 0, 1, 2, 3
+
+
+def virtio_net(tx_chains=(), rx_buffers=(), features=0, ops=(), tables=()):
+    """tx_chains: [[(addr, len, flags)]] made available on transmitq; rx_buffers: [(addr, len)] on
+    receiveq; tables: [(address, [(addr, len, flags)])] for indirect ones; data: {addr: bytes}."""
+    image = bytearray(0x2000)
+
+    def chain(ring, descriptors, first):
+        for i, (addr, length, flags) in enumerate(descriptors):
+            more = F_NEXT if i + 1 < len(descriptors) and not flags & F_INDIRECT else 0
+            image[ring + 16 * (first + i):ring + 16 * (first + i) + 16] = struct.pack(
+                "<QIHH", addr, length, flags | more, first + i + 1)
+        return first
+
+    def make_available(ring, heads):
+        put(image, ring + 0x200 + 2, "<H", len(heads))
+        for i, head in enumerate(heads):
+            put(image, ring + 0x200 + 4 + 2 * i, "<H", head)
+
+    heads, next_descriptor = [], 0
+    for descriptors in tx_chains:
+        heads.append(chain(NET_TX, descriptors, next_descriptor))
+        next_descriptor += len(descriptors)
+    make_available(NET_TX, heads)
+    for address, entries in tables:
+        for i, (addr, length, flags) in enumerate(entries):
+            more = F_NEXT if i + 1 < len(entries) else 0
+            image[address + 16 * i:address + 16 * i + 16] = struct.pack("<QIHH", addr, length, flags | more, i + 1)
+    make_available(NET_RX, [chain(NET_RX, [(addr, length, F_WRITE)], i) for i, (addr, length) in enumerate(rx_buffers)])
+    return bytes(image), bytes([features]) + b"".join(struct.pack("<BH", kind, arg) for kind, arg in ops)
+
+
+def net_header(flags=0, gso=0, csum_start=0, csum_offset=0):
+    return struct.pack("<BBHHHHH", flags, gso, 0, 0, csum_start, csum_offset, 0)
+
+
+def net_frame(length):
+    return b"\xff" * 6 + b"\x52\x54\x00\x12\x34\x56" + b"\x08\x00" + pattern(length - 14, 3)
+
+
+def net_seed(image_and_options, data):
+    image, options = image_and_options
+    image = bytearray(image)
+    for address, contents in data.items():
+        image[address:address + len(contents)] = contents
+    return bytes(image) + options
+
+
 # --- virtio_blk_fuzz.cpp: an option byte, then guest pages 0-1 with a 16-entry queue (table 0x0,
 # available ring 0x100, used ring 0x200) and requests from 0x1000 ---
 
@@ -338,6 +390,32 @@ def seeds():
         "registers-only": bytes(4096) + virtio_pci_ops([(2, 2, 0x04, 0x6), (0, 1, 0x14, 1), (1, 3, 0x00, 0),
                                                         (0, 2, 0x16, 5), (0, 2, 0x1a, 7), (3, 2, 0x40, 0)]),
     }
+    frame = net_frame(60)
+    rx = [(0x4000 + 0x800 * i, 1526) for i in range(4)]
+    yield "virtio_net", {
+        "transmit-and-receive": net_seed(virtio_net(
+            [[(NET_DATA, 12, 0), (NET_DATA + 12, 60, 0)]], rx,
+            ops=[(NOTIFY_TX, 0), (INJECT, 100), (NOTIFY_RX, 0), (INJECT, 60)]),
+            {NET_DATA: net_header() + frame}),
+        "checksum": net_seed(virtio_net([[(NET_DATA, 72, 0)]], rx, features=1, ops=[(NOTIFY_TX, 0)]),
+                             {NET_DATA: net_header(1, 0, 34, 6) + frame}),
+        "indirect-and-event-idx": net_seed(virtio_net(
+            [[(0x1800, 32, F_INDIRECT)]], rx, features=6,
+            ops=[(NOTIFY_TX, 0), (INJECT, 1514), (NOTIFY_RX, 0)],
+            tables=[(0x1800, [(NET_DATA, 12, 0), (NET_DATA + 12, 60, 0)])]),
+            {NET_DATA: net_header() + frame}),
+        "backlog-and-restart": net_seed(virtio_net(
+            [[(NET_DATA, 72, 0)], [(NET_DATA, 8, 0)]], rx[:1],
+            ops=[(INJECT, 60)] * 5 + [(NOTIFY_RX, 0), (NOTIFY_TX, 0), (RESTART, 0), (INJECT, 60), (NOTIFY_RX, 0)]),
+            {NET_DATA: net_header(0, 1) + frame}),
+    }
+    yield "parse_net_option", {name: text.encode() for name, text in {
+        "user": "user", "forward": "user,hostfwd=tcp::8080-:80",
+        "forwards-and-mac": "user,hostfwd=udp:0.0.0.0:5353-10.0.2.20:53,hostfwd=::2222-:22,mac=52:54:00:ab:cd:01",
+        "tap": "tap,ifname=tap0", "tap-mac": "tap,ifname=strata%d,mac=02:00:00:00:00:01",
+        "bad-port": "user,hostfwd=tcp::65536-:80", "bad-address": "user,hostfwd=tcp:1.2.3.04:1-:1",
+        "multicast": "user,mac=33:33:00:00:00:01", "comma": "tap,ifname=a,,b", "ipv4": "192.168.100.255",
+    }.items()}
     yield "virtio_blk", {
         "read-write-flush": virtio_blk([(0, 0, [(1024, True)]), (1, 2, [(512, False)]), (4, 0, [])]),
         "get-id": virtio_blk([(8, 0, [(20, True)])]),

@@ -17,30 +17,11 @@
 #include "base/bytes.hpp"
 #include "devices/virtio/virtio_pci.hpp"
 #include "devices/virtio/virtio_rng.hpp"
-#include "fuzz_support.hpp"
+#include "virtio_fuzz_support.hpp"
 
 namespace {
 
 using namespace strata;
-
-class NullMsi final : public MsiController {
-public:
-    void send(uint64_t, uint32_t) override {}
-};
-
-class NullLine final : public IrqLine {
-public:
-    void set_level(bool) override {}
-};
-
-GuestMemory& memory() {
-    static GuestMemory ram = [] {
-        auto created = GuestMemory::create(1 * MiB);
-        if (!created) fuzz::invariant_failed(created.error().message, __FILE__, __LINE__);
-        return std::move(*created);
-    }();
-    return ram;
-}
 
 constexpr size_t kPage = 4096;
 constexpr size_t kOperation = 12;
@@ -49,15 +30,15 @@ constexpr size_t kOperation = 12;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::span<const uint8_t> input(data, size);
-    GuestMemory& ram = memory();
+    GuestMemory& ram = fuzz::virtio_guest_memory();
     std::span<uint8_t> page = *ram.translate(0, kPage);
     std::ranges::fill(page, uint8_t{0});
     std::copy_n(input.begin(), std::min(kPage, input.size()), page.begin());
     input = input.size() > kPage ? input.subspan(kPage) : std::span<const uint8_t>();
 
     GuestDma dma(ram);
-    NullMsi msi;
-    NullLine line;
+    fuzz::NullMsi msi;
+    fuzz::NullLine line;
     auto created = VirtioPci::create(std::make_unique<VirtioRng>(), dma, msi);
     FUZZ_CHECK(created.has_value(), "VirtioPci::create failed");
     VirtioPci& pci = **created;

@@ -69,6 +69,7 @@ int run_command_line(int argc, char** argv) {
     ValueFlag memory{"--memory", {}}, cpus{"--cpus", {}}, accel{"--accel", {}}, unpack{"--kernel-unpack", {}};
     ValueFlag console{"--console", {}};
     ValueFlag disks{"--disk", {}};  // repeatable
+    ValueFlag nets{"--net", {}};    // repeatable
     ValueFlag vsock{"--vsock", {}};
 
     CLI::App* run = app.add_subcommand("run", "Boot a guest kernel and run it until it stops");
@@ -90,6 +91,13 @@ int run_command_line(int argc, char** argv) {
                  "hvc0: pass console=hvc0 in --cmdline; COM1's output still shows)");
     add(disks, "A virtio-blk disk over a raw image file (or host block device): PATH[,readonly=on][,serial=TEXT]; "
                "repeat for more (the guest's /dev/vda, vdb, ... in order). A comma in PATH is written ,,");
+    add(nets, "A virtio-net interface; repeat for more (the guest's eth0, eth1, ... in order). "
+              "user[,hostfwd=RULE]...[,mac=MAC]: user networking (10.0.2.0/24: DHCP gives the guest 10.0.2.15, "
+              "10.0.2.2 is the host and its 127.0.0.1, 10.0.2.3 forwards DNS to the host's resolver); RULE is "
+              "[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT, HOSTADDR 127.0.0.1 when empty (e.g. "
+              "hostfwd=tcp::2222-:22). tap,ifname=NAME[,mac=MAC]: the host's TAP interface NAME (root or "
+              "CAP_NET_ADMIN, or one made with ip tuntap add NAME mode tap user USER). MAC default: 52:54:00:12:34:56, "
+              "plus the interface's index");
     add(vsock, "A virtio-vsock device: cid=N (the guest's CID, 3 to 4294967294),socket=PATH (host programs connect "
                "there and send 'CONNECT <port>\\n'; the guest's connections to host port P go to PATH_P)");
     run->add_flag("--test-devices", config.test_devices,
@@ -153,6 +161,12 @@ int run_command_line(int argc, char** argv) {
         auto disk = strata::parse_disk_option(text);
         if (!disk) return usage_error(fmt::format("--disk: {}", disk.error().message));
         config.disks.push_back(std::move(*disk));
+    }
+
+    for (const std::string& text : nets.values) {
+        auto net = strata::parse_net_option(text);
+        if (!net) return usage_error(fmt::format("--net: {}", net.error().message));
+        config.nets.push_back(std::move(*net));
     }
 
     if (!vsock.values.empty()) {

@@ -3,6 +3,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 
 #include "devices/irqchip/gsi_router.hpp"
@@ -21,9 +22,11 @@
 #include "devices/test/pc_testdev.hpp"
 #include "devices/virtio/virtio_blk.hpp"
 #include "devices/virtio/virtio_console.hpp"
+#include "devices/virtio/virtio_net.hpp"
 #include "devices/virtio/virtio_vsock.hpp"
 #include "devices/virtio/virtio_pci.hpp"
 #include "devices/virtio/virtio_rng.hpp"
+#include "host/tap_backend.hpp"
 #include "memory/pc_layout.hpp"
 
 namespace strata {
@@ -47,6 +50,28 @@ VirtioConsole::Size terminal_size(int fd) {
     if (::ioctl(fd, TIOCGWINSZ, &size) == 0 && size.ws_col > 0 && size.ws_row > 0)
         return {.cols = size.ws_col, .rows = size.ws_row};
     return {};
+}
+
+// The MAC of the network interface at `index` without mac=: QEMU's locally administered
+// 52:54:00:12:34:56, counted up in its last three bytes.
+MacAddress default_mac(size_t index) {
+    MacAddress mac = VirtioNet::kDefaultMac;
+    uint32_t low = (uint32_t{mac[3]} << 16 | uint32_t{mac[4]} << 8 | mac[5]) + static_cast<uint32_t>(index);
+    mac[3] = static_cast<uint8_t>(low >> 16);
+    mac[4] = static_cast<uint8_t>(low >> 8);
+    mac[5] = static_cast<uint8_t>(low);
+    return mac;
+}
+
+Result<std::unique_ptr<NetBackend>> open_net_backend(const NetConfig& net) {
+    if (net.mode == NetConfig::Mode::Tap) {
+        auto tap = TapBackend::open(net.ifname);
+        if (!tap) return std::unexpected(tap.error());
+        return std::unique_ptr<NetBackend>(std::move(*tap));
+    }
+    auto slirp = SlirpBackend::create(net.forwards);
+    if (!slirp) return std::unexpected(slirp.error());
+    return std::unique_ptr<NetBackend>(std::move(*slirp));
 }
 
 }  // namespace
@@ -180,6 +205,22 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
         auto blk = VirtioBlk::open(disk.path, {.read_only = disk.read_only, .serial = disk.serial});
         if (!blk) return context(blk.error(), "--disk");
         if (auto r = add_virtio(std::move(*blk)); !r) return context(r.error(), fmt::format("--disk {}", disk.path));
+    }
+    // Network interfaces in the order given, after the disks: the guest's eth0, eth1, ... Their
+    // back ends are opened here, before the VM runs, so that a forward that cannot listen or a
+    // TAP that cannot be had stops the start with its reason.
+    std::vector<MacAddress> macs;
+    for (size_t i = 0; i < config.nets.size(); ++i) {
+        const NetConfig& net = config.nets[i];
+        MacAddress mac = net.mac.value_or(default_mac(i));
+        if (std::ranges::find(macs, mac) != macs.end())
+            return fail("--net {}: MAC {} is an earlier interface's already; give each its own mac=", net.text,
+                        format_mac(mac));
+        macs.push_back(mac);
+        auto backend = open_net_backend(net);
+        if (!backend) return context(backend.error(), "--net");
+        if (auto r = add_virtio(std::make_unique<VirtioNet>(std::move(*backend), mac)); !r)
+            return context(r.error(), "--net");
     }
     // The vsock device last: its listener is bound here, so a path in use fails the build.
     if (config.vsock) {

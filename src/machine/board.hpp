@@ -6,7 +6,8 @@
 // 0xfed00000 (both engines; the PIT's and RTC's interrupts pass through it);
 // with --test-devices also isa-debug-exit 0xf4, pc-testdev 0xe0-0xef, 0x2000-0x2017 and its MMIO
 // at 0xff000000, and pci-testdev in PCI slot 1; virtio-pci devices from slot 2 (virtio-rng, then
-// virtio-console in slot 3, then a virtio-blk for each --disk, then virtio-vsock with --vsock). The 8259s (0x20, 0xa0, ELCR 0x4d0), the PIT
+// virtio-console in slot 3, then a virtio-blk for each --disk, a virtio-net for each --net and
+// virtio-vsock with --vsock). The 8259s (0x20, 0xa0, ELCR 0x4d0), the PIT
 // (0x40-0x43, port 0x61) and the IOAPIC (0xfec00000) are KVM's in-kernel ones under the kvm
 // engine and Strata's own (devices/irqchip) under the soft engine, whose local APICs are per vCPU.
 #pragma once

@@ -25,6 +25,32 @@ std::vector<std::string> split_items(std::string_view text) {
     return items;
 }
 
+// "name='value' is not ...": the form every --net error takes.
+std::string quoted(std::string_view key, std::string_view value) { return fmt::format("{}='{}'", key, value); }
+
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// Linux's rule for interface names (dev_valid_name): 1 to IFNAMSIZ - 1 = 15 bytes, not "." or
+// "..", and no '/', ':' or white space.
+bool valid_interface_name(std::string_view name) {
+    if (name.empty() || name.size() > 15 || name == "." || name == "..") return false;
+    return std::ranges::none_of(name, [](char c) {
+        return c == '/' || c == ':' || c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r' ||
+               c == '\0';
+    });
+}
+
+Result<uint16_t> parse_port(std::string_view rule, std::string_view which, std::string_view text) {
+    auto port = parse_count(text, 1, 65535);
+    if (!port) return fail("{}: {} port {}", quoted("hostfwd", rule), which, port.error().message);
+    return static_cast<uint16_t>(*port);
+}
+
 }  // namespace
 
 Result<OptionList> OptionList::parse(std::string_view text, bool head_required) {
@@ -89,6 +115,124 @@ Result<DiskConfig> parse_disk_option(std::string_view text) {
     if (*serial) disk.serial = **serial;  // its length is checked where the disk is opened
     if (auto r = list->expect_consumed("readonly, serial"); !r) return std::unexpected(r.error());
     return disk;
+}
+
+
+std::optional<Ipv4Address> parse_ipv4(std::string_view text) {
+    Ipv4Address address{};
+    size_t part = 0;
+    size_t digits = 0;
+    unsigned value = 0;
+    for (size_t i = 0; i <= text.size(); ++i) {
+        if (i == text.size() || text[i] == '.') {
+            if (digits == 0 || part == 4) return std::nullopt;
+            address[part++] = static_cast<uint8_t>(value);
+            digits = 0;
+            value = 0;
+            continue;
+        }
+        char c = text[i];
+        // At most three digits, no leading zero (which some parsers read as octal), at most 255.
+        if (c < '0' || c > '9' || digits == 3 || (digits == 1 && value == 0)) return std::nullopt;
+        value = value * 10 + static_cast<unsigned>(c - '0');
+        ++digits;
+        if (value > 255) return std::nullopt;
+    }
+    if (part != 4) return std::nullopt;
+    return address;
+}
+
+Result<MacAddress> parse_mac(std::string_view text) {
+    MacAddress mac{};
+    bool shaped = text.size() == 17;
+    for (size_t i = 0; shaped && i < mac.size(); ++i) {
+        int high = hex_digit(text[3 * i]), low = hex_digit(text[3 * i + 1]);
+        if (high < 0 || low < 0 || (i < 5 && text[3 * i + 2] != ':')) shaped = false;
+        else mac[i] = static_cast<uint8_t>(high << 4 | low);
+    }
+    if (!shaped) return fail("{} is not six hexadecimal bytes separated by colons (as 52:54:00:12:34:56)", quoted("mac", text));
+    // The I/G bit: a multicast address is a group's, never one interface's (IEEE 802 §8.2).
+    if (mac[0] & 1) return fail("{} is a multicast address (its first byte is odd), which no interface can have", quoted("mac", text));
+    if (std::ranges::all_of(mac, [](uint8_t b) { return b == 0; })) return fail("{} is all zeros", quoted("mac", text));
+    return mac;
+}
+
+Result<HostForward> parse_host_forward(std::string_view text) {
+    auto malformed = [&] {
+        return fail("{} is not [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT", quoted("hostfwd", text));
+    };
+    size_t protocol_end = text.find(':');
+    size_t dash = text.find('-');
+    if (protocol_end == std::string_view::npos || dash == std::string_view::npos || dash < protocol_end ||
+        text.find('-', dash + 1) != std::string_view::npos)
+        return malformed();
+    std::string_view protocol = text.substr(0, protocol_end);
+    std::string_view host = text.substr(protocol_end + 1, dash - protocol_end - 1);
+    std::string_view guest = text.substr(dash + 1);
+    size_t host_colon = host.find(':'), guest_colon = guest.find(':');
+    if (host_colon == std::string_view::npos || host.find(':', host_colon + 1) != std::string_view::npos ||
+        guest_colon == std::string_view::npos || guest.find(':', guest_colon + 1) != std::string_view::npos)
+        return malformed();
+
+    HostForward forward;
+    if (protocol == "udp") forward.protocol = HostForward::Protocol::Udp;
+    else if (protocol != "tcp" && !protocol.empty())
+        return fail("{}: '{}' is not a protocol (expected tcp or udp)", quoted("hostfwd", text), protocol);
+    auto address = [&](std::string_view which, std::string_view part) -> Result<std::optional<Ipv4Address>> {
+        if (part.empty()) return std::optional<Ipv4Address>();
+        auto ip = parse_ipv4(part);
+        if (!ip) return fail("{}: {} address '{}' is not an IPv4 address (a.b.c.d)", quoted("hostfwd", text), which, part);
+        return ip;
+    };
+    auto host_address = address("host", host.substr(0, host_colon));
+    if (!host_address) return std::unexpected(host_address.error());
+    if (*host_address) forward.host_address = **host_address;
+    auto host_port = parse_port(text, "host", host.substr(host_colon + 1));
+    if (!host_port) return std::unexpected(host_port.error());
+    forward.host_port = *host_port;
+    auto guest_address = address("guest", guest.substr(0, guest_colon));
+    if (!guest_address) return std::unexpected(guest_address.error());
+    forward.guest_address = *guest_address;
+    auto guest_port = parse_port(text, "guest", guest.substr(guest_colon + 1));
+    if (!guest_port) return std::unexpected(guest_port.error());
+    forward.guest_port = *guest_port;
+    return forward;
+}
+
+Result<NetConfig> parse_net_option(std::string_view text) {
+    auto list = OptionList::parse(text);
+    if (!list) return std::unexpected(list.error());
+    NetConfig net;
+    net.text = std::string(text);
+    if (list->head() == "user") {
+        net.mode = NetConfig::Mode::User;
+        for (const std::string& rule : list->take_all("hostfwd")) {
+            auto forward = parse_host_forward(rule);
+            if (!forward) return std::unexpected(forward.error());
+            net.forwards.push_back(*forward);
+        }
+    } else if (list->head() == "tap") {
+        net.mode = NetConfig::Mode::Tap;
+        auto ifname = list->take("ifname");
+        if (!ifname) return std::unexpected(ifname.error());
+        if (!*ifname) return fail("tap needs ifname=NAME, the host's TAP interface");
+        if (!valid_interface_name(**ifname))
+            return fail("{} is not an interface name (1 to 15 characters, none of them '/', ':' or a space)",
+                        quoted("ifname", **ifname));
+        net.ifname = **ifname;
+    } else {
+        return fail("'{}' is not a network mode (expected user or tap)", list->head());
+    }
+    auto mac = list->take("mac");
+    if (!mac) return std::unexpected(mac.error());
+    if (*mac) {
+        auto parsed = parse_mac(**mac);
+        if (!parsed) return std::unexpected(parsed.error());
+        net.mac = *parsed;
+    }
+    if (auto r = list->expect_consumed(net.mode == NetConfig::Mode::User ? "hostfwd, mac" : "ifname, mac"); !r)
+        return std::unexpected(r.error());
+    return net;
 }
 
 Result<VsockConfig> parse_vsock_option(std::string_view text) {

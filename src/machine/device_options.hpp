@@ -42,6 +42,14 @@ private:
 // --disk PATH[,readonly=on|off][,serial=TEXT]
 [[nodiscard]] Result<DiskConfig> parse_disk_option(std::string_view text);
 
+// --net user[,hostfwd=RULE]...[,mac=MAC] or --net tap,ifname=NAME[,mac=MAC]
+[[nodiscard]] Result<NetConfig> parse_net_option(std::string_view text);
+// The parts of it: [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT (HOSTADDR empty: 127.0.0.1;
+// GUESTADDR empty: the guest's DHCP address), a unicast MAC as six hexadecimal bytes with colons,
+// and a dotted-quad IPv4 address (decimal, no leading zeros).
+[[nodiscard]] Result<HostForward> parse_host_forward(std::string_view text);
+[[nodiscard]] Result<MacAddress> parse_mac(std::string_view text);
+[[nodiscard]] std::optional<Ipv4Address> parse_ipv4(std::string_view text);
 // --vsock cid=N,socket=PATH: N from 3 to 2^32 - 2 (0, 1 and 2 and 2^32 - 1 are reserved).
 [[nodiscard]] Result<VsockConfig> parse_vsock_option(std::string_view text);
 

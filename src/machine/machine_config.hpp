@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "base/checked.hpp"
+#include "host/slirp_backend.hpp"
 #include "loader/linux_loader.hpp"
 
 namespace strata {
@@ -20,6 +21,16 @@ struct DiskConfig {
     std::string path;
     bool read_only = false;
     std::string serial;  // empty: derived from the file name
+};
+
+// A virtio-net interface (--net): the guest's eth0, eth1, ... in the order given.
+struct NetConfig {
+    enum class Mode { User, Tap };
+    Mode mode = Mode::User;
+    std::vector<HostForward> forwards;  // user: hostfwd=
+    std::string ifname;                 // tap: the host interface
+    std::optional<MacAddress> mac;      // absent: 52:54:00:12:34:56 plus the interface's index
+    std::string text;                   // the flag's value, for messages
 };
 
 // The virtio-vsock device (--vsock): the guest's CID and the host side's Unix socket.
@@ -39,6 +50,7 @@ struct MachineConfig {
     bool test_devices = false;     // isa-debug-exit, pc-testdev, pci-testdev
     ConsoleDevice console = ConsoleDevice::Serial;
     std::vector<DiskConfig> disks;
+    std::vector<NetConfig> nets;
     std::optional<VsockConfig> vsock;
     int console_in = 0;            // the terminal: input to the console device, output from it
     int console_out = 1;

@@ -2,7 +2,10 @@
 // kernel file. None of these needs KVM.
 #include <gtest/gtest.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -19,8 +22,8 @@ namespace strata::e2e {
 namespace {
 
 const std::vector<std::string> kRunFlags{"--kernel", "--initrd", "--cmdline", "--memory",
-                                         "--cpus",   "--accel",  "--kernel-unpack", "--console", "--disk", "--test-devices",
-                                         "--vsock"};
+                                         "--cpus",   "--accel",  "--kernel-unpack", "--console", "--disk", "--net",
+                                         "--test-devices", "--vsock"};
 
 size_t line_count(const std::string& text) {
     size_t lines = static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
@@ -92,6 +95,14 @@ TEST(CommandLine, MessagesSayWhatIsWrongAndWhatIsAllowed) {
         {{"--disk", "a.img,readonly=maybe"}, "--disk: readonly='maybe' is not on or off"},
         {{"--disk", "a.img,cache=none"}, "--disk: 'cache' is not an option here (known: readonly, serial)"},
         {{"--disk", "a.img,readonly"}, "--disk: 'readonly' is not key=value"},
+        {{"--net", "bridge"}, "--net: 'bridge' is not a network mode (expected user or tap)"},
+        {{"--net", "user,hostfwd=tcp::99999-:80"},
+         "--net: hostfwd='tcp::99999-:80': host port '99999' is out of range (expected 1 to 65535)"},
+        {{"--net", "user,hostfwd=tcp:80-:80"}, "--net: hostfwd='tcp:80-:80' is not [tcp|udp]:[HOSTADDR]:HOSTPORT-"},
+        {{"--net", "user,mac=01:00:5e:00:00:01"}, "--net: mac='01:00:5e:00:00:01' is a multicast address"},
+        {{"--net", "tap"}, "--net: tap needs ifname=NAME, the host's TAP interface"},
+        {{"--accel", "soft", "--net", "user", "--net", "user,mac=52:54:00:12:34:56"},
+         "board: --net user,mac=52:54:00:12:34:56: MAC 52:54:00:12:34:56 is an earlier interface's already"},
         {{"--vsock", "cid=2,socket=/tmp/v.sock"}, "--vsock: cid=2 is reserved (0 hypervisor, 1 local, 2 host"},
         {{"--vsock", "socket=/tmp/v.sock"}, "--vsock: cid= is missing (expected cid=N,socket=PATH)"},
         {{"--vsock", "cid=3,socket=a", "--vsock", "cid=4,socket=b"}, "--vsock is given 2 times"},
@@ -104,6 +115,28 @@ TEST(CommandLine, MessagesSayWhatIsWrongAndWhatIsAllowed) {
         EXPECT_TRUE(r.err.starts_with("strata: error: " + c.message)) << "wanted: " << c.message << "\n" << describe(r);
         EXPECT_EQ(line_count(r.err), 1u) << describe(r);
     }
+}
+
+// A forward is listening before the VM is built; one that cannot listen stops strata then, naming
+// the forward and the reason, before anything of the guest runs.
+TEST(CommandLine, AForwardWhosePortIsTakenStopsTheStart) {
+    int taken = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof(address);
+    ASSERT_EQ(bind(taken, reinterpret_cast<sockaddr*>(&address), length), 0);
+    ASSERT_EQ(listen(taken, 1), 0);
+    ASSERT_EQ(getsockname(taken, reinterpret_cast<sockaddr*>(&address), &length), 0);
+    std::string port = std::to_string(ntohs(address.sin_port));
+    auto r = run_process({STRATA_BINARY, "run", "--accel", "soft", "--test-devices", "--kernel", guest_path("hello"),
+                          "--net", "user,hostfwd=tcp::" + port + "-:80"});
+    close(taken);
+    EXPECT_EQ(r.exit_status, 2) << describe(r);
+    EXPECT_EQ(r.err, "strata: error: board: --net: hostfwd=tcp:127.0.0.1:" + port + "-:80: cannot listen on 127.0.0.1:" +
+                         port + ": Address already in use\n")
+        << describe(r);
+    EXPECT_EQ(r.out, "") << "the guest ran";
 }
 
 // The vsock listener is made when the VM is built: a path that cannot be bound stops the build

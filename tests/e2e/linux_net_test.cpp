@@ -1,0 +1,231 @@
+// The network end to end: Debian's kernel on the soft engine with virtio-net interfaces given by
+// --net user, talking to servers and clients this test runs on the host's 127.0.0.1, as a user's
+// programs would. Needs the default guest (STRATA_TEST_KERNEL, STRATA_TEST_INITRD); no privileges
+// (the TAP back end is tested in tests/host, where an interface can be had).
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "e2e/linux_guest_support.hpp"
+
+namespace strata::e2e {
+namespace {
+
+// strata on the default guest with its console (stdin, and stdout with stderr) on pipes, for a test
+// that types commands, waits for what the guest prints and acts on the host in between.
+class GuestSession {
+public:
+    GuestSession(const DefaultGuest& guest, std::vector<std::string> flags) {
+        std::vector<std::string> argv = {STRATA_BINARY, "run", "--accel", "soft", "--memory", "256M", "--kernel",
+                                         guest.kernel, "--initrd", guest.initrd, "--cmdline", "console=ttyS0 panic=-1"};
+        argv.insert(argv.end(), flags.begin(), flags.end());
+        std::vector<char*> args;
+        for (auto& arg : argv) args.push_back(arg.data());
+        args.push_back(nullptr);
+        int in[2], out[2];
+        if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) return;
+        pid_ = fork();
+        if (pid_ == 0) {
+            dup2(in[0], STDIN_FILENO);
+            dup2(out[1], STDOUT_FILENO);
+            dup2(out[1], STDERR_FILENO);
+            execv(args[0], args.data());
+            _exit(kExecFailed);
+        }
+        close(in[0]);
+        close(out[1]);
+        input_ = in[1];
+        output_fd_ = out[0];
+    }
+    ~GuestSession() {
+        if (pid_ > 0 && !exited_) {
+            kill(pid_, SIGKILL);
+            waitpid(pid_, nullptr, 0);
+        }
+        for (int fd : {input_, output_fd_})
+            if (fd >= 0) close(fd);
+    }
+    [[nodiscard]] bool started() const { return pid_ > 0 && input_ >= 0; }
+    void type(const std::string& line) {
+        ASSERT_EQ(write(input_, line.data(), line.size()), static_cast<ssize_t>(line.size()));
+    }
+    // Reads the console until `text` has appeared, the guest's end, or `limit`.
+    bool wait_for(const std::string& text, std::chrono::seconds limit = std::chrono::seconds(300)) {
+        auto deadline = std::chrono::steady_clock::now() + limit;
+        while (output_.find(text) == std::string::npos) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0 || output_fd_ < 0) return false;
+            pollfd fd{output_fd_, POLLIN, 0};
+            if (poll(&fd, 1, static_cast<int>(left.count())) <= 0) continue;
+            char buffer[4096];
+            ssize_t n = read(output_fd_, buffer, sizeof buffer);
+            if (n <= 0) {
+                close(output_fd_);
+                output_fd_ = -1;
+                return output_.find(text) != std::string::npos;
+            }
+            output_.append(buffer, static_cast<size_t>(n));
+        }
+        return true;
+    }
+    // The exit status once the output has ended, or -1.
+    int wait_exit(std::chrono::seconds limit = std::chrono::seconds(120)) {
+        wait_for("\x01never\x02", limit);
+        int status = 0;
+        if (output_fd_ >= 0 || waitpid(pid_, &status, 0) != pid_) return -1;
+        exited_ = true;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    [[nodiscard]] const std::string& output() const { return output_; }
+
+private:
+    pid_t pid_ = -1;
+    bool exited_ = false;
+    int input_ = -1, output_fd_ = -1;
+    std::string output_;
+};
+
+// A TCP socket listening on 127.0.0.1 at a port the kernel picked (so parallel runs never collide).
+struct Listener {
+    int fd = -1;
+    uint16_t port = 0;
+    Listener() {
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t length = sizeof(address);
+        if (bind(fd, reinterpret_cast<sockaddr*>(&address), length) != 0 || listen(fd, 4) != 0 ||
+            getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0)
+            return;
+        port = ntohs(address.sin_port);
+    }
+    ~Listener() { close(fd); }
+};
+
+// Reads from `fd` until the peer closes, `until` appears, or `limit` passes.
+std::string read_from(int fd, const std::string& until, std::chrono::seconds limit) {
+    std::string bytes;
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (until.empty() || bytes.find(until) == std::string::npos) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        pollfd p{fd, POLLIN, 0};
+        if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+        char buffer[4096];
+        ssize_t n = read(fd, buffer, sizeof buffer);
+        if (n <= 0) break;
+        bytes.append(buffer, static_cast<size_t>(n));
+    }
+    return bytes;
+}
+
+// One HTTP/1.0 answer with `body` to each request on `listener`, until `stop`.
+void serve_http(const Listener& listener, const std::string& body, const std::atomic<bool>& stop) {
+    while (!stop) {
+        pollfd p{listener.fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0) continue;
+        int client = accept4(listener.fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (client < 0) continue;
+        read_from(client, "\r\n\r\n", std::chrono::seconds(30));
+        std::string answer = "HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: " +
+                             std::to_string(body.size()) + "\r\n\r\n" + body;
+        for (size_t done = 0; done < answer.size();) {
+            ssize_t n = write(client, answer.data() + done, answer.size() - done);
+            if (n <= 0) break;
+            done += static_cast<size_t>(n);
+        }
+        close(client);
+    }
+}
+
+// What the host's sha256sum says about `bytes`.
+std::string host_sha256_of(const std::string& bytes, const std::string& name) {
+    std::string path = ::testing::TempDir() + "strata-net-" + name;
+    FILE* file = std::fopen(path.c_str(), "wb");
+    if (!file) return {};
+    std::fwrite(bytes.data(), 1, bytes.size(), file);
+    std::fclose(file);
+    FILE* pipe = popen(("sha256sum '" + path + "'").c_str(), "r");
+    char buffer[128] = {};
+    std::string out = pipe && fgets(buffer, sizeof buffer, pipe) ? buffer : "";
+    if (pipe) pclose(pipe);
+    std::remove(path.c_str());
+    return out.substr(0, out.find(' '));
+}
+
+// --net user twice, with a forward on the first: the guest's eth0 gets its DHCP lease from slirp
+// (the initramfs's line), fetches 200 KB from an HTTP server of this test on the host's 127.0.0.1
+// through 10.0.2.2 (the checksums compared), and serves a page through
+// hostfwd=tcp:127.0.0.1:PORT-:8000 to a connection the test makes once the guest's httpd listens;
+// eth1 has the next MAC. Guest output the test waits for carries a computed part ($((...))), so
+// that the console's echo of the typed command cannot match.
+TEST(LinuxOnSoftEngineWithNetwork, GetsALeaseFetchesFromTheHostAndServesThroughAForward) {
+    auto guest = default_guest();
+    if (!guest) GTEST_SKIP() << kNeedsDefaultGuest;
+    std::string body;
+    for (unsigned i = 0; body.size() < 200 * 1000; ++i) body += std::to_string(i * 2654435761u) + "\n";
+    std::string body_sum = host_sha256_of(body, std::to_string(getpid()));
+    ASSERT_EQ(body_sum.size(), 64u) << "the host's sha256sum did not answer";
+    Listener http;
+    ASSERT_NE(http.port, 0);
+    std::atomic<bool> stop{false};
+    std::thread server([&] { serve_http(http, body, stop); });
+    struct StopServer {
+        std::atomic<bool>& stop;
+        std::thread& server;
+        ~StopServer() {
+            stop = true;
+            server.join();
+        }
+    } stop_server{stop, server};
+    // The forward's host port: free a moment ago.
+    uint16_t forward_port = Listener().port;
+    ASSERT_NE(forward_port, 0);
+    std::string page = "page-" + std::to_string(getpid()) + "-" + std::to_string(time(nullptr));
+
+    GuestSession session(*guest, {"--net", "user,hostfwd=tcp:127.0.0.1:" + std::to_string(forward_port) + "-:8000",
+                                  "--net", "user"});
+    ASSERT_TRUE(session.started());
+    session.type("wget -q -O /tmp/f http://10.0.2.2:" + std::to_string(http.port) +
+                 "/f; echo fetched-$((40+2)) $(sha256sum /tmp/f); echo eth1=$(cat /sys/class/net/eth1/address); "
+                 "mkdir -p /www; echo " + page + " > /www/index.html; httpd -p 8000 -h /www; echo serving-$((40+2))\n");
+    ASSERT_TRUE(session.wait_for("serving-42")) << session.output();
+    EXPECT_NE(session.output().find("eth0: 10.0.2.15/24, gateway 10.0.2.2, DNS 10.0.2.3 (DHCP)"), std::string::npos)
+        << session.output();
+    EXPECT_NE(session.output().find("fetched-42 " + body_sum + " /tmp/f"), std::string::npos) << session.output();
+    EXPECT_NE(session.output().find("eth1=52:54:00:12:34:57"), std::string::npos) << session.output();
+
+    // The host connects to the forward: the guest's httpd answers.
+    int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(forward_port);
+    ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    std::string request = "GET /index.html HTTP/1.0\r\n\r\n";
+    ASSERT_EQ(write(client, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+    std::string answer = read_from(client, "", std::chrono::seconds(60));
+    close(client);
+    EXPECT_NE(answer.find("200 OK"), std::string::npos) << answer;
+    EXPECT_NE(answer.find(page), std::string::npos) << answer << "\n" << session.output();
+
+    session.type("poweroff -f\n");
+    EXPECT_EQ(session.wait_exit(), 0) << session.output();
+}
+
+}  // namespace
+}  // namespace strata::e2e
