@@ -437,6 +437,11 @@ void VsockMuxer::set_key(Connection& c, uint32_t guest_port, uint32_t host_port)
     c.host_port = host_port;
     c.keyed = true;
     by_key_[{guest_port, host_port}] = c.id;
+    // An RST still owed for an earlier packet of these ports would reach the guest after this
+    // connection began and end it; it answered a connection that is gone.
+    std::erase_if(resets_, [&](const Header& rst) {
+        return rst.src_cid == vsock::kHostCid && rst.src_port == host_port && rst.dst_port == guest_port;
+    });
 }
 
 VsockMuxer::Connection* VsockMuxer::find(uint64_t id) {

@@ -26,8 +26,12 @@
 //           header is checked: src_cid must be the guest's (otherwise dropped: it cannot be
 //           answered), dst_cid the host, type STREAM, op known, len at most kMaxPayload and what
 //           the chain carries, and 0 for all but RW; a packet that fails gets RST (unless it is an
-//           RST) and resets its connection, as does a packet its connection's state does not
-//           allow. Shutdown: a guest SEND shutdown half-closes the host socket (shutdown SHUT_WR)
+//           RST; for another CID, from that CID, so that the guest's socket knows it) and resets
+//           its connection, as does a packet its connection's state does not allow (data before
+//           RESPONSE or after the guest's SEND shutdown, a RESPONSE to a REQUEST not sent, a second
+//           REQUEST). An RST owed for a packet of no connection is dropped when a connection
+//           starts on its ports. A host program's line other than "CONNECT <port>" (decimal, at
+//           most 2^32 - 1, an optional '\r') within kMaxConnectLine bytes gets its socket closed. Shutdown: a guest SEND shutdown half-closes the host socket (shutdown SHUT_WR)
 //           once the buffered bytes are out; a host EOF becomes SHUTDOWN(SEND) to the guest; when
 //           the guest has shut down both ways, or each side has stopped sending, the VMM flushes,
 //           sends RST and closes (§5.10.6.5's clean disconnect). A host socket error resets the
@@ -35,8 +39,9 @@
 //           CONNECT line count): a host connection beyond it is closed at once, a guest REQUEST
 //           gets RST.
 // Missing:  SEQPACKET (§5.10.6.6); time limits (a host program that never finishes its CONNECT
-//           line, a guest that never answers REQUEST, or never sends RST after SHUTDOWN, keeps
-//           its slot until it does or the device resets); guest-to-guest or other CIDs.
+//           line, a guest that never answers REQUEST, or one that never closes after a
+//           half-close, keeps its slot until it does or the device resets); guest-to-guest or
+//           other CIDs.
 // Threads:  one thread (the device's loop) calls everything; the watcher's handlers come there.
 // Spec:     virtio 1.2 §5.10 (Socket Device); Firecracker's docs/vsock.md for the host side.
 #pragma once
