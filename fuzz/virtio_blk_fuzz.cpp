@@ -8,8 +8,8 @@
 // at 0x200; what is there (the available idx included) is what the driver put. The image is 64 KiB
 // of a known pattern in a memfd, served by the synchronous back end so that every run is the same.
 // What is checked: no crash or sanitizer report; a read-only image is never written; the image never
-// changes size; every used element names a head below the queue size and a written count no larger
-// than a chain can hold; the used idx moves by no more than the requests the driver made available.
+// changes size. (The used ring is not checked: a hostile driver may point a read's buffer at it,
+// and the device then rightly writes the image's bytes there.)
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -108,8 +108,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::span<uint8_t> pages = *ram.translate(0, kGuestBytes);
     std::ranges::fill(pages, uint8_t{0});
     std::copy_n(input.begin(), std::min(kGuestBytes, input.size()), pages.begin());
-    // The used ring is the device's to write: cleared, so that what is checked there is the device's.
-    std::fill_n(pages.begin() + kUsed, 6 + 8 * kQueueSize, uint8_t{0});
 
     const std::vector<uint8_t>& pattern = image_pattern();
     FUZZ_CHECK(::ftruncate(image_fd(), kImageSize) == 0, "ftruncate");
@@ -133,16 +131,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (*blk)->queue_notified(0);
     (*blk)->queue_notified(0);  // a second notification finds nothing new (or the device failed)
 
-    uint16_t available = static_cast<uint16_t>(fuzz::guest_le(ram, kAvail + 2, 2));
-    uint16_t used = static_cast<uint16_t>(fuzz::guest_le(ram, kUsed + 2, 2));
-    FUZZ_CHECK(context.failed || used == available, "used idx {} after the driver made {} requests available", used,
-               available);
-    for (uint16_t i = 0; i < std::min<uint16_t>(used, kQueueSize); ++i) {
-        uint64_t element = kUsed + 4 + 8 * uint64_t{i};
-        uint64_t head = fuzz::guest_le(ram, element, 4), written = fuzz::guest_le(ram, element + 4, 4);
-        FUZZ_CHECK(head < kQueueSize, "used element {} names head {}", i, head);
-        FUZZ_CHECK(written <= kRam, "used element {} says {} bytes were written", i, written);
-    }
     (*blk)->reset();
     std::vector<uint8_t> after = image_contents();
     FUZZ_CHECK(after.size() == kImageSize, "the image is {} bytes, not {}", after.size(), kImageSize);
