@@ -15,21 +15,6 @@
 namespace strata::e2e {
 namespace {
 
-struct HostCommand {
-    int status = -1;
-    std::string out;  // stdout (append 2>&1 for stderr too)
-};
-HostCommand host(const std::string& command) {
-    HostCommand result;
-    FILE* pipe = popen(command.c_str(), "r");
-    if (!pipe) return result;
-    char buffer[4096];
-    for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) result.out.append(buffer, n);
-    int status = pclose(pipe);
-    result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return result;
-}
-
 std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     return {std::istreambuf_iterator<char>(in), {}};
@@ -55,13 +40,13 @@ std::string scratch_dir(const std::string& name) {
 TEST(LinuxWithDisks, TheGuestUsesAnExt4ImageTheHostMadeAndChecks) {
     auto guest = default_guest();
     if (!guest) GTEST_SKIP() << kNeedsDefaultGuest;
-    if (host("command -v mkfs.ext4 debugfs e2fsck >/dev/null").status != 0) GTEST_SKIP() << "needs e2fsprogs";
+    if (run_on_host("command -v mkfs.ext4 debugfs e2fsck >/dev/null").status != 0) GTEST_SKIP() << "needs e2fsprogs";
     std::string dir = scratch_dir("ext4");
     std::filesystem::create_directories(dir + "/tree/docs");
     write_file(dir + "/tree/docs/hello.txt", "hello from the host\n");
     write_file(dir + "/tree/remove-me", "doomed\n");
     std::string image = dir + "/root.img", spare = dir + "/spare.img";
-    HostCommand mkfs = host("mkfs.ext4 -q -F -d '" + dir + "/tree' '" + image + "' 32M 2>&1");
+    HostCommand mkfs = run_on_host("mkfs.ext4 -q -F -d '" + dir + "/tree' '" + image + "' 32M 2>&1");
     ASSERT_EQ(mkfs.status, 0) << mkfs.out;
     write_file(spare, std::string(64 * 1024, 'S'));
 
@@ -82,12 +67,12 @@ TEST(LinuxWithDisks, TheGuestUsesAnExt4ImageTheHostMadeAndChecks) {
     EXPECT_NE(r.out.find("vdb-write=refused"), std::string::npos) << describe(r);
     EXPECT_NE(r.out.find("vdb=SSSS"), std::string::npos) << describe(r);
 
-    HostCommand fsck = host("e2fsck -fn '" + image + "' 2>&1");
+    HostCommand fsck = run_on_host("e2fsck -fn '" + image + "' 2>&1");
     EXPECT_EQ(fsck.status, 0) << "the host's e2fsck after the guest's writes:\n" << fsck.out;
-    EXPECT_EQ(host("debugfs -R 'cat /docs/renamed.txt' '" + image + "' 2>/dev/null").out, "from-the-guest\n");
-    HostCommand numbers = host("debugfs -R 'cat /docs/numbers.txt' '" + image + "' 2>/dev/null | sha256sum");
-    EXPECT_EQ(numbers.out, host("seq 1 20000 | sha256sum").out) << "the 20000 lines the guest wrote";
-    EXPECT_NE(host("debugfs -R 'stat /remove-me' '" + image + "' 2>&1").out.find("File not found"), std::string::npos);
+    EXPECT_EQ(run_on_host("debugfs -R 'cat /docs/renamed.txt' '" + image + "' 2>/dev/null").out, "from-the-guest\n");
+    HostCommand numbers = run_on_host("debugfs -R 'cat /docs/numbers.txt' '" + image + "' 2>/dev/null | sha256sum");
+    EXPECT_EQ(numbers.out, run_on_host("seq 1 20000 | sha256sum").out) << "the 20000 lines the guest wrote";
+    EXPECT_NE(run_on_host("debugfs -R 'stat /remove-me' '" + image + "' 2>&1").out.find("File not found"), std::string::npos);
     EXPECT_EQ(read_file(spare), std::string(64 * 1024, 'S')) << "the read-only image was written";
 }
 

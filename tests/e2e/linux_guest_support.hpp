@@ -26,6 +26,22 @@ inline std::optional<DefaultGuest> default_guest() {
 inline constexpr const char* kNeedsDefaultGuest =
     "needs the default guest: set STRATA_TEST_KERNEL and STRATA_TEST_INITRD (scripts/test does)";
 
+// A shell command run on the host, as the tests check what the guest did with the host's own tools.
+struct HostCommand {
+    int status = -1;  // the exit status, or -1 when it did not exit
+    std::string out;  // stdout (append 2>&1 for stderr too)
+};
+inline HostCommand run_on_host(const std::string& command) {
+    HostCommand result;
+    FILE* pipe = popen(command.c_str(), "r");
+    if (!pipe) return result;
+    char buffer[4096];
+    for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) result.out.append(buffer, n);
+    int status = pclose(pipe);
+    result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return result;
+}
+
 // Boots `guest` on the soft engine with 256 MiB and the extra `flags`, and types `commands` (one
 // line, ending in poweroff -f) at its shell prompt: the UART holds the bytes until the guest's
 // driver is ready. `name` tells the input files of concurrent tests apart; `signal` may stop the

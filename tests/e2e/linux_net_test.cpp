@@ -159,10 +159,7 @@ std::string host_sha256_of(const std::string& bytes, const std::string& name) {
     if (!file) return {};
     std::fwrite(bytes.data(), 1, bytes.size(), file);
     std::fclose(file);
-    FILE* pipe = popen(("sha256sum '" + path + "'").c_str(), "r");
-    char buffer[128] = {};
-    std::string out = pipe && fgets(buffer, sizeof buffer, pipe) ? buffer : "";
-    if (pipe) pclose(pipe);
+    std::string out = run_on_host("sha256sum '" + path + "'").out;
     std::remove(path.c_str());
     return out.substr(0, out.find(' '));
 }

@@ -21,12 +21,7 @@ namespace {
 
 // What the host's own sha256sum says about the output of `printf_arguments` given to printf.
 std::string host_sha256(const std::string& printf_arguments) {
-    std::string command = "printf " + printf_arguments + " | sha256sum";
-    FILE* pipe = popen(command.c_str(), "r");
-    if (!pipe) return {};
-    char buffer[128] = {};
-    std::string out = fgets(buffer, sizeof buffer, pipe) ? buffer : "";
-    pclose(pipe);
+    std::string out = run_on_host("printf " + printf_arguments + " | sha256sum").out;
     return out.substr(0, out.find(' '));
 }
 

@@ -86,12 +86,8 @@ void VirtioNet::stop(const Error& error, std::string_view queue) {
 }
 
 Result<void> VirtioNet::interrupt_if_needed(unsigned index) {
-    Virtqueue& queue = context_->queue(index);
-    if (!queue.enabled()) return {};  // the driver may leave a queue unused
-    auto interrupt = queue.should_interrupt();
-    if (!interrupt) return std::unexpected(interrupt.error());
-    if (*interrupt) context_->interrupt(index);
-    return {};
+    if (!context_->queue(index).enabled()) return {};  // the driver may leave a queue unused
+    return context_->interrupt_if_wanted(index);
 }
 
 Result<void> VirtioNet::serve_transmit(Virtqueue& queue) {
