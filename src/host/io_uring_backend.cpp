@@ -26,7 +26,7 @@ Result<std::unique_ptr<IoUringBlockBackend>> IoUringBlockBackend::create(int fd,
 }
 
 IoUringBlockBackend::IoUringBlockBackend(int fd, unsigned max_in_flight)
-    : fd_(fd), transfers_(max_in_flight), is_transfer_(max_in_flight, false) {
+    : fd_(fd), transfers_(max_in_flight) {
     ready_.reserve(max_in_flight);
     for (Transfer& transfer : transfers_) transfer.iov.reserve(max_in_flight);
 }
@@ -68,7 +68,7 @@ void IoUringBlockBackend::start(uint32_t tag, bool write, uint64_t offset, std::
     for (const iovec& piece : iov) transfer.total += piece.iov_len;
     transfer.iov.assign(iov.begin(), iov.end());  // within the reserved capacity: no allocation
     transfer.first = 0;
-    is_transfer_[tag] = true;
+    transfer.active = true;
     submit_rest(tag);
 }
 
@@ -86,19 +86,19 @@ void IoUringBlockBackend::submit_rest(uint32_t tag) {
 }
 
 std::optional<int64_t> IoUringBlockBackend::completed(uint32_t tag, int32_t result) {
-    if (tag >= transfers_.size() || !is_transfer_[tag]) return result;
+    if (tag >= transfers_.size() || !transfers_[tag].active) return result;
     Transfer& transfer = transfers_[tag];
     if (result < 0) {
-        is_transfer_[tag] = false;
+        transfer.active = false;
         return result;
     }
     if (result == 0 && transfer.done < transfer.total) {
-        is_transfer_[tag] = false;
+        transfer.active = false;
         return -EIO;  // the file ended first (it shrank under us)
     }
     transfer.done += static_cast<uint64_t>(result);
     if (transfer.done >= transfer.total) {
-        is_transfer_[tag] = false;
+        transfer.active = false;
         return static_cast<int64_t>(transfer.done);
     }
     block_io::consume(transfer.iov, transfer.first, static_cast<uint64_t>(result));
@@ -107,7 +107,7 @@ std::optional<int64_t> IoUringBlockBackend::completed(uint32_t tag, int32_t resu
 }
 
 void IoUringBlockBackend::flush(uint32_t tag) {
-    if (tag < is_transfer_.size()) is_transfer_[tag] = false;
+    if (tag < transfers_.size()) transfers_[tag].active = false;
     io_uring_sqe* sqe = next_sqe();
     ::io_uring_prep_fsync(sqe, fd_, IORING_FSYNC_DATASYNC);
     // IO_DRAIN: not started before every earlier submission has completed (io_uring_enter(2)).
@@ -177,7 +177,7 @@ void IoUringBlockBackend::drain() {
     uint64_t count = 0;
     [[maybe_unused]] ssize_t n = ::read(event_.get(), &count, sizeof(count));
     ready_.clear();
-    std::fill(is_transfer_.begin(), is_transfer_.end(), false);
+    for (Transfer& transfer : transfers_) transfer.active = false;
 }
 
 }  // namespace strata

@@ -46,6 +46,7 @@ private:
     IoUringBlockBackend(int fd, unsigned max_in_flight);
     // A read or write in flight, kept so that a short completion can go on where it stopped.
     struct Transfer {
+        bool active = false;     // the tag's operation in flight is this read or write
         bool write = false;
         bool durable = false;
         uint64_t offset = 0;
@@ -68,8 +69,7 @@ private:
     Fd event_;
     unsigned in_flight_ = 0;              // operations given to the ring and not reaped
     std::vector<BlockCompletion> ready_;  // completions of the operations done at once
-    std::vector<Transfer> transfers_;     // by tag: reads and writes (flushes leave theirs unused)
-    std::vector<bool> is_transfer_;       // by tag: whether the operation in flight is one
+    std::vector<Transfer> transfers_;     // by tag: reads and writes (a flush leaves its tag's inactive)
 };
 
 }  // namespace strata
