@@ -37,6 +37,15 @@ std::string clear_host_fields(unsigned offset) {
                        offset + 6, offset + 8, offset + 16, offset + 28);
 }
 
+// Clears, unless the reference is AMD's, the FOP and FDP of an FNSAVE/FNSTENV image (32-bit
+// layout) at DATA + offset: Intel's processors store them only for an unmasked exception
+// (FOP compatibility mode off, CPUID.(EAX=7):EBX[6] FDP_EXCPTN_ONLY), AMD's and the soft engine
+// for every x87 instruction.
+std::string clear_vendor_fields_of_fnsave(unsigned offset) {
+    if (host_is_amd()) return "";
+    return fmt::format("; mov word ptr [DATA + {}], 0; mov dword ptr [DATA + {}], 0", offset + 18, offset + 20);
+}
+
 std::vector<uint8_t> bytes_of(std::initializer_list<double> values) {
     std::vector<uint8_t> out;
     for (double v : values) {
@@ -123,7 +132,7 @@ std::vector<Case> state_cases() {
         {.name = "fxsave64", .code = fresh + "fld1; fxsave64 [DATA]" + clear_host_fields(0), .data = std::vector<uint8_t>(512, 0xcc)},
         {.name = "fxrstor round trip", .code = fresh + "fld1; fldpi; fxsave [DATA]; fninit; ldmxcsr [DATA + 1024]; fxrstor [DATA]; "
                                                     "fld1; fnsave [DATA + 512]; mov word ptr [DATA + 528], 0; mov word ptr [DATA + 536], 0" +
-                                            clear_host_fields(0),
+                                            clear_vendor_fields_of_fnsave(512) + clear_host_fields(0),
          .data = [] {
              std::vector<uint8_t> d(1032, 0);
              d[1024] = 0x80;
@@ -133,7 +142,8 @@ std::vector<Case> state_cases() {
         {.name = "fxrstor with a reserved MXCSR bit: #GP(0)", .code = "fxsave [DATA]; mov dword ptr [DATA + 24], 0x10000; mov dword ptr [DATA + 28], 0; fxrstor [DATA]"},
         {.name = "fnsave and fnstenv images", .code = fresh + "fld1; fldl2t; fld dword ptr [DATA + 200]; fnstenv [DATA]; "
                                                              "fnsave [DATA + 32]; mov word ptr [DATA + 16], 0; mov word ptr [DATA + 24], 0; "
-                                                             "mov word ptr [DATA + 48], 0; mov word ptr [DATA + 56], 0",
+                                                             "mov word ptr [DATA + 48], 0; mov word ptr [DATA + 56], 0" +
+                                                             clear_vendor_fields_of_fnsave(0) + clear_vendor_fields_of_fnsave(32),
          .data = [] {
              std::vector<uint8_t> d(204, 0);
              d[203] = 0x7f;

@@ -138,6 +138,11 @@ struct Outcome {
     uint64_t operator[](Gpr reg) const { return gpr[static_cast<unsigned>(reg)]; }
 };
 
+// Whether the reference CPU (this host's) is AMD's. Where vendors differ in what the SDM leaves
+// undefined or implementation-specific, the soft engine does what AMD's processors do, so such
+// results are compared only on an AMD host.
+bool host_is_amd();
+
 // Every difference between two outcomes, one line each ("rax: kvm=0x1 soft=0x2"), ignoring
 // `ignored_flags`; empty when they agree.
 std::string diff(const Outcome& a, const Outcome& b, uint64_t ignored_flags, std::string_view a_name,

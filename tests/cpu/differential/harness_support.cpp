@@ -2,6 +2,8 @@
 // harness.hpp in guest memory, runs a case on one engine and reads back what it left behind.
 #include <gtest/gtest.h>
 
+#include <cpuid.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <chrono>
@@ -12,6 +14,16 @@
 #include "cpu/differential/harness.hpp"
 
 namespace strata::differential {
+
+bool host_is_amd() {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return false;
+    char vendor[13] = {};
+    std::memcpy(vendor, &ebx, 4);
+    std::memcpy(vendor + 4, &edx, 4);
+    std::memcpy(vendor + 8, &ecx, 4);
+    return std::string(vendor) == "AuthenticAMD";
+}
 
 namespace {
 

@@ -113,9 +113,10 @@ protected:
                 if (((tags >> (2 * ((top + i) & 7))) & 3) == 3) continue;
                 registers_same &= std::memcmp(soft.data() + kSaveOffset + 28 + 10 * i, image + 28 + 10 * i, 10) == 0;
             }
+            // Intel's processors store FOP only for an unmasked exception (differential::host_is_amd).
             bool same = std::memcmp(soft.data(), want, kDataBytes) == 0 &&
                         std::memcmp(soft.data() + kSaveOffset, image, 12) == 0 && registers_same &&
-                        fop(soft.data()) == fop(want);
+                        (!differential::host_is_amd() || fop(soft.data()) == fop(want));
             EXPECT_TRUE(same) << cases[k].code << "\n  native FNSAVE: " << hex_dump(want + kSaveOffset, 108)
                               << "\n  soft FNSAVE:   " << hex_dump(soft.data() + kSaveOffset, 108)
                               << "\n  native data: " << hex_dump(want, 64) << "\n  soft data:   " << hex_dump(soft.data(), 64);
