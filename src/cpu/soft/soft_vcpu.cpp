@@ -1,5 +1,8 @@
 #include "cpu/soft/soft_vcpu.hpp"
 
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 
 #include "cpu/soft/interrupts.hpp"
@@ -11,6 +14,17 @@ namespace {
 // Blocks run between looks at the stop flag when nothing kicks the vCPU: bounds the latency of a
 // stop to some microseconds of guest code.
 constexpr unsigned kBlocksPerSlice = 1024;
+
+// The longest a halted vCPU spins before it sleeps (halt_poll.hpp); STRATA_SOFT_HALT_POLL_US
+// overrides it, 0 turns polling off.
+HaltPollWindow::Duration halt_poll_limit() {
+    static const HaltPollWindow::Duration limit = [] {
+        const char* text = std::getenv("STRATA_SOFT_HALT_POLL_US");
+        long us = text && *text ? std::strtol(text, nullptr, 10) : 200;
+        return std::chrono::duration_cast<HaltPollWindow::Duration>(std::chrono::microseconds(std::clamp(us, 0L, 10'000L)));
+    }();
+    return limit;
+}
 
 // The boot CPU's LINT0 takes the 8259's interrupts (virtual wire mode, ExtINT) and LINT1 is NMI,
 // as PC firmware leaves them (MP spec §3.6.2.2) and as the kvm engine sets KVM's
@@ -39,7 +53,8 @@ SoftVcpu::SoftVcpu(unsigned index, unsigned cpus, const GuestMemory& memory, Cod
     : cpuid_(soft_cpuid_table(index, cpus)),
       interpreter_(cpu_),
       lapic_(apic_config, timers, apic_bus, *this),
-      thread_(*this, index) {
+      thread_(*this, index),
+      halt_poll_(halt_poll_limit()) {
     cpu_.cpuid = &cpuid_;
     cpu_.index = index;
     cpu_.memory = &memory;
@@ -66,8 +81,27 @@ void SoftVcpu::on_stop(std::thread*) {
 void SoftVcpu::on_rearm() { stop_.store(false, std::memory_order_release); }
 
 void SoftVcpu::sleep_until_event() {
-    std::unique_lock lock(sleep_mutex_);
-    wake_.wait(lock, [&] { return stop_.load() || kicked_.load(); });
+    auto woken = [&] { return stop_.load(std::memory_order_acquire) || kicked_.load(std::memory_order_acquire); };
+    // Only a halt polls: an application processor waiting for its start-up IPI waits long.
+    bool halt = cpu_.halted && !waiting_for_sipi_;
+    bool poll = halt && halt_poll_.window() > HaltPollWindow::Duration::zero();
+    auto start = std::chrono::steady_clock::now();
+    if (poll) {
+        auto deadline = start + halt_poll_.window();
+        for (unsigned spin = 1;; ++spin) {
+            if (woken()) {
+                halt_poll_.record(std::chrono::steady_clock::now() - start, false);
+                return;
+            }
+            __builtin_ia32_pause();
+            if (spin % 64 == 0 && std::chrono::steady_clock::now() >= deadline) break;
+        }
+    }
+    {
+        std::unique_lock lock(sleep_mutex_);
+        wake_.wait(lock, woken);
+    }
+    if (halt) halt_poll_.record(std::chrono::steady_clock::now() - start, true);
 }
 
 // INIT (SDM vol. 3A §9.1.1, table 9-1): the reset state of the registers, except that x87/SSE

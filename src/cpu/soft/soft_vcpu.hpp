@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "cpu/soft/cpu.hpp"
+#include "cpu/soft/halt_poll.hpp"
 #include "cpu/soft/interpreter.hpp"
 #include "cpu/vcpu_thread.hpp"
 #include "devices/irqchip/local_apic.hpp"
@@ -57,6 +58,7 @@ private:
     bool waiting_for_sipi_ = false;
     std::mutex sleep_mutex_;
     std::condition_variable wake_;
+    HaltPollWindow halt_poll_;  // this thread's alone
 };
 
 }  // namespace strata::soft
