@@ -416,6 +416,15 @@ def seeds():
         "bad-port": "user,hostfwd=tcp::65536-:80", "bad-address": "user,hostfwd=tcp:1.2.3.04:1-:1",
         "multicast": "user,mac=33:33:00:00:00:01", "comma": "tap,ifname=a,,b", "ipv4": "192.168.100.255",
     }.items()}
+    # api_request: a method byte (0 GET, 1 PUT, 2 POST, 3 DELETE; 0xff: the first line is the method),
+    # then path, Content-Type and body, a line each.
+    yield "api_request", {name: bytes([method]) + text.encode() for name, (method, text) in {
+        "info": (0, "/v1/vm\n\n"), "pause": (1, "/v1/vm/pause\n\n"), "resume": (1, "/v1/vm/resume\napplication/json\n{}"),
+        "stop": (1, "/v1/vm/stop\napplication/json\n{\"timeout_ms\": 500}"), "kill": (1, "/v1/vm/kill\n\n"),
+        "bad-json": (1, "/v1/vm/stop\napplication/json\n{\"timeout_ms\": "),
+        "unknown-member": (1, "/v1/vm/pause\napplication/json\n{\"now\": [1, {\"a\": null}]}"),
+        "wrong-method": (2, "/v1/vm\n\n"), "own-method": (0xff, "PATCH\n/v1/vm/kill\ntext/plain\nx"),
+    }.items()}
     yield "virtio_blk", {
         "read-write-flush": virtio_blk([(0, 0, [(1024, True)]), (1, 2, [(512, False)]), (4, 0, [])]),
         "get-id": virtio_blk([(8, 0, [(20, True)])]),

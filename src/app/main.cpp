@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "api/runtime_dir.hpp"
+#include "app/client_commands.hpp"
 #include "base/units.hpp"
 #include "host/signal_fd.hpp"
 #include "machine/device_options.hpp"
@@ -29,7 +31,8 @@ constexpr const char* kDescription =
 constexpr const char* kRunFooter =
     "Console: when stdin is a terminal it is put in raw mode; Ctrl-A x quits, Ctrl-A h helps.\n"
     "Exit status: 0 guest power-off, reset or quit; 2 a VMM error; 4 a guest triple fault;\n"
-    "6 a KVM emulation failure (the guest's registers are printed on stderr); 128+N signal N;\n"
+    "6 a KVM emulation failure (the guest's registers are printed on stderr); 8 killed through the\n"
+    "control API (kill, or stop's deadline); 128+N signal N;\n"
     "(V << 1) | 1, an odd status, after the guest writes V to the debug-exit port 0xf4\n"
     "(--test-devices).";
 
@@ -71,6 +74,7 @@ int run_command_line(int argc, char** argv) {
     ValueFlag disks{"--disk", {}};  // repeatable
     ValueFlag nets{"--net", {}};    // repeatable
     ValueFlag vsock{"--vsock", {}};
+    ValueFlag api_socket{"--api-socket", {}}, name{"--name", {}};
 
     CLI::App* run = app.add_subcommand("run", "Boot a guest kernel and run it until it stops");
     run->footer(kRunFooter);
@@ -100,14 +104,25 @@ int run_command_line(int argc, char** argv) {
               "plus the interface's index");
     add(vsock, "A virtio-vsock device: cid=N (the guest's CID, 3 to 4294967294),socket=PATH (host programs connect "
                "there and send 'CONNECT <port>\\n'; the guest's connections to host port P go to PATH_P)");
+    add(api_socket, "Serve the control API (JSON over HTTP; docs/openapi.yaml) on this Unix socket, mode 0600; the "
+                    "path must not exist. strata info|pause|resume|stop|kill --api-socket PATH use it");
+    add(name, "Name the VM: its API socket goes to $XDG_RUNTIME_DIR/strata/NAME.sock (or /tmp/strata-UID/), "
+              "where strata ls finds it and the verbs take --name NAME");
     run->add_flag("--test-devices", config.test_devices,
                   "Add the test devices kvm-unit-tests uses: isa-debug-exit at port 0xf4, pc-testdev, pci-testdev");
+
+    strata::app::ClientCommands client(app);
 
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp&) {
-        // `strata run --help` documents run; `strata --help` documents everything.
-        std::fputs(run->parsed() ? run->help().c_str() : app.help("", CLI::AppFormatMode::All).c_str(), stdout);
+        // `strata VERB --help` documents the verb; `strata --help` documents everything.
+        for (CLI::App* verb : app.get_subcommands({}))
+            if (verb->parsed()) {
+                std::fputs(verb->help().c_str(), stdout);
+                return 0;
+            }
+        std::fputs(app.help("", CLI::AppFormatMode::All).c_str(), stdout);
         return 0;
     } catch (const CLI::CallForAllHelp&) {
         std::fputs(app.help("", CLI::AppFormatMode::All).c_str(), stdout);
@@ -119,7 +134,10 @@ int run_command_line(int argc, char** argv) {
         return usage_error(parse_error_message(e));
     }
 
-    for (const ValueFlag* flag : {&kernel, &initrd, &cmdline, &memory, &cpus, &accel, &unpack, &console, &vsock})
+    if (auto status = client.run()) return *status;
+
+    for (const ValueFlag* flag :
+         {&kernel, &initrd, &cmdline, &memory, &cpus, &accel, &unpack, &console, &vsock, &api_socket, &name})
         if (flag->values.size() > 1) return usage_error(once_message(*flag));
     auto value_of = [](const ValueFlag& flag, std::string fallback) {
         return flag.values.empty() ? fallback : flag.values.front();
@@ -174,6 +192,16 @@ int run_command_line(int argc, char** argv) {
         if (!parsed) return usage_error(fmt::format("--vsock: {}", parsed.error().message));
         config.vsock = std::move(*parsed);
     }
+
+    if (!api_socket.values.empty() && !name.values.empty())
+        return usage_error("--api-socket and --name both say where the API socket goes; give one");
+    if (!name.values.empty()) {
+        auto path = strata::api::socket_path_for_name(name.values.front(), true);
+        if (!path) return usage_error(fmt::format("--name: {}", path.error().message));
+        config.name = name.values.front();
+        config.api_socket = *path;
+    }
+    if (!api_socket.values.empty()) config.api_socket = api_socket.values.front();
 
     config.console_in = STDIN_FILENO;
     config.console_out = STDOUT_FILENO;

@@ -16,6 +16,7 @@ enum class StopKind {
     HostError,         // something of the VMM's or the host's failed
     UserQuit,          // the console escape sequence
     Signal,            // SIGINT/SIGTERM/SIGHUP
+    Killed,            // the control API's kill, or its graceful stop's deadline passing
 };
 
 struct StopReason {
@@ -26,7 +27,7 @@ struct StopReason {
     // The process exit status for this stop. Guest power-off and reset give 0; the debug-exit
     // port gives (value << 1) | 1 as QEMU's isa-debug-exit; VMM errors give 2; a crashed guest
     // gives an even status no debug-exit write can produce: 4 for a triple fault, 6 for an
-    // emulation failure; a signal gives 128 + its number.
+    // emulation failure; a kill through the control API gives 8; a signal gives 128 + its number.
     [[nodiscard]] int exit_status() const {
         switch (kind) {
             case StopKind::PowerOff:
@@ -36,6 +37,7 @@ struct StopReason {
             case StopKind::HostError: return 2;
             case StopKind::TripleFault: return 4;
             case StopKind::EmulationFailure: return 6;
+            case StopKind::Killed: return 8;
             case StopKind::Signal: return 128 + static_cast<int>(value);
         }
         return 2;

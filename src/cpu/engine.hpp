@@ -69,6 +69,10 @@ public:
     // ... and waits until they have.
     virtual void join() = 0;
 
+    // After join(), for a pause: forgets the stop request, so that start() runs every vCPU on
+    // from where it stopped (an instruction boundary; its state untouched).
+    virtual void rearm() = 0;
+
     // After join(), for ACPI S3 resume: the boot CPU at `boot`, the others waiting for
     // INIT-SIPI-SIPI again, the earlier stop request forgotten; start() then runs them.
     [[nodiscard]] virtual Result<void> prepare_resume(const CpuState& boot) = 0;

@@ -32,7 +32,7 @@ Result<Fd> stream_socket(const std::string& path) {
 
 }  // namespace
 
-Result<UnixListener> UnixListener::bind(const std::string& path, int backlog) {
+Result<UnixListener> UnixListener::bind(const std::string& path, int backlog, std::optional<mode_t> mode) {
     auto address = address_of(path);
     if (!address) return std::unexpected(address.error());
     auto fd = stream_socket(path);
@@ -49,6 +49,8 @@ Result<UnixListener> UnixListener::bind(const std::string& path, int backlog) {
         return error;
     }
     UnixListener listener(std::move(*fd), path, made.st_dev, made.st_ino);
+    // Until listen() nobody can connect, so the mode holds from the first connection on.
+    if (mode && ::chmod(path.c_str(), *mode) != 0) return fail_errno("chmod socket {}", path);
     if (::listen(listener.fd(), backlog) != 0) return fail_errno("listen on socket {}", path);
     return listener;
 }

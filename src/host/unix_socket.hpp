@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 
 #include "base/error.hpp"
@@ -16,10 +17,12 @@ namespace strata {
 constexpr size_t kMaxUnixPathLength = 107;
 
 // A socket bound to `path` and listening. The path must not exist: a stale socket file is
-// refused, not removed, since it may belong to a VMM that is still running.
+// refused, not removed, since it may belong to a VMM that is still running. A `mode` (e.g. 0600)
+// is set on the socket file before it listens, so that nobody it excludes ever connects.
 class UnixListener {
 public:
-    [[nodiscard]] static Result<UnixListener> bind(const std::string& path, int backlog = 64);
+    [[nodiscard]] static Result<UnixListener> bind(const std::string& path, int backlog = 64,
+                                                   std::optional<mode_t> mode = std::nullopt);
     UnixListener(UnixListener&& other) noexcept;
     UnixListener& operator=(UnixListener&&) = delete;
     UnixListener(const UnixListener&) = delete;

@@ -156,6 +156,7 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
 
     auto acpi_pm = std::make_shared<AcpiPm>(line(pc::kIrqAcpiSci), control);
     place(board->pio_, pc::kPortAcpiPm, AcpiPm::kWindowSize, acpi_pm, "ACPI PM");
+    board->acpi_pm_ = acpi_pm;
 
     board->rtc_irq_ = std::make_unique<RtcWakeLine>(board->hpet_->rtc_input(), *acpi_pm);
     auto rtc = std::make_shared<CmosRtc>(*board->rtc_irq_, timers);
@@ -253,5 +254,7 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
 size_t Board::console_input(std::span<const uint8_t> bytes) { return console_->receive(bytes); }
 
 void Board::on_console_room(std::function<void()> notify) { console_->set_room_notifier(std::move(notify)); }
+
+void Board::press_power_button() { acpi_pm_->press_power_button(); }
 
 }  // namespace strata

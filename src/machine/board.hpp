@@ -32,6 +32,7 @@ class Pic8259Pair;
 class IoApic;
 class GsiRouter;
 class Hpet;
+class AcpiPm;
 
 class Board {
 public:
@@ -50,6 +51,9 @@ public:
     // Called (from a vCPU thread or the virtio-console's loop) when the console device refused
     // input and has room again.
     void on_console_room(std::function<void()> notify);
+    // The ACPI fixed-feature power button (PWRBTN_STS): a guest that enabled it gets an SCI and
+    // may shut down gracefully.
+    void press_power_button();
 
 private:
     Board() = default;
@@ -71,6 +75,7 @@ private:
     Bus pio_{"port I/O"};
     Bus mmio_{"MMIO"};
     std::shared_ptr<Uart16550> com1_;
+    std::shared_ptr<AcpiPm> acpi_pm_;  // also on the port bus
     // Devices are owned by the buses (facets keep multi-window devices alive); COM1 is also
     // kept here. Device timers (the RTC's) are cancelled with their devices.
     // The device the terminal's input goes to: COM1, or the virtio-console (owned by its

@@ -61,6 +61,11 @@ std::expected<std::unique_ptr<Machine>, StopReason> Machine::create(const Machin
 
     if (auto r = machine->engine_->set_boot_state(*entry); !r)
         return std::unexpected(machine->creation_failure(context(r.error(), "boot vCPU").error()));
+    if (!config.api_socket.empty()) {
+        auto server = api::ApiServer::start(config.api_socket, *machine);
+        if (!server) return std::unexpected(machine->creation_failure(server.error()));
+        machine->api_server_ = std::move(*server);
+    }
     if (machine->stop_pending()) return std::unexpected(*machine->stop_);
     return machine;
 }
@@ -88,7 +93,8 @@ void print_stop_reason(const StopReason& reason) {
         case StopKind::HostError: fmt::print(stderr, "strata: error: {}\n", reason.detail); break;
         case StopKind::TripleFault:
         case StopKind::EmulationFailure: fmt::print(stderr, "strata: error: the guest crashed: {}\n", reason.detail); break;
-        case StopKind::Signal: fmt::print(stderr, "strata: {}\n", reason.detail); break;
+        case StopKind::Signal:
+        case StopKind::Killed: fmt::print(stderr, "strata: {}\n", reason.detail); break;
         default: break;
     }
 }
@@ -143,7 +149,7 @@ void Machine::request_stop(StopReason reason) {
         stop_ = std::move(reason);
     }
     if (engine_) engine_->stop();
-    stopped_.notify();
+    attention_.notify();
 }
 
 void Machine::request_sleep() {
@@ -154,7 +160,7 @@ void Machine::request_sleep() {
         wake_requested_ = false;
     }
     if (engine_) engine_->stop();
-    stopped_.notify();
+    attention_.notify();
 }
 
 void Machine::request_wake() {
@@ -163,7 +169,7 @@ void Machine::request_wake() {
         if (!sleep_requested_) return;
         wake_requested_ = true;
     }
-    stopped_.notify();
+    attention_.notify();
 }
 
 Result<void> Machine::resume(const Platform& platform) {
@@ -183,30 +189,32 @@ int Machine::run() {
     if (auto raw = RawTerminal::enter(config_.console_in)) terminal = std::move(*raw);
     else warn(raw.error().message);
 
-    Platform platform{memory_, board_->pio(), board_->mmio(), *this};
-    if (auto r = engine_->start(platform); !r) request_stop(host_error(r.error().message));
+    platform_.emplace(Platform{memory_, board_->pio(), board_->mmio(), *this});
+    if (auto r = engine_->start(*platform_); !r) request_stop(host_error(r.error().message));
     // The console is served until the VM stops; an S3 sleep stops the vCPUs in between and a wake
-    // event resumes them.
-    bool asleep = false;
+    // event resumes them; the control API's tasks run between two looks at the console.
     while (true) {
         serve_console();
-        stopped_.drain();
+        attention_.drain();
+        run_main_loop_tasks();
         std::unique_lock lock(stop_mutex_);
         if (stop_) break;
-        if (sleep_requested_ && !asleep) {
+        if (sleep_requested_ && !asleep_) {
             lock.unlock();
             engine_->join();
-            asleep = true;
-            stopped_.notify();  // look again: the wake may already have come
+            lock.lock();
+            asleep_ = true;
+            attention_.notify();  // look again: the wake may already have come
             continue;
         }
-        if (asleep && wake_requested_) {
+        if (asleep_ && wake_requested_ && !paused_) {
             sleep_requested_ = wake_requested_ = false;
-            asleep = false;
+            asleep_ = false;
             lock.unlock();
-            if (auto r = resume(platform); !r) request_stop(host_error(context(r.error(), "S3 resume").error().message));
+            if (auto r = resume(*platform_); !r) request_stop(host_error(context(r.error(), "S3 resume").error().message));
         }
     }
+    close_main_loop_tasks();
     engine_->stop();
     engine_->join();
     terminal.reset();
@@ -227,7 +235,7 @@ void Machine::serve_console() {
         // A pipe waits while COM1 has not taken what was read (back-pressure); a terminal is
         // read on, so that the escape keys always work.
         bool read_input = input_open && (pending_input_.empty() || (terminal_input && pending_input_.size() < kMaxPendingInput));
-        pollfd fds[4] = {{stopped_.fd(), POLLIN, 0},
+        pollfd fds[4] = {{attention_.fd(), POLLIN, 0},
                          {signals_.fd(), POLLIN, 0},
                          {console_room_.fd(), POLLIN, 0},
                          {read_input ? config_.console_in : -1, POLLIN, 0}};

@@ -3,12 +3,23 @@
 //
 // Lifetime: create() builds everything and loads the guest; run() starts the vCPUs, serves the
 // console and signals, and returns the process exit status once every vCPU thread has finished.
-// The first stop requested (power-off, reset, debug-exit, guest crash, signal, escape) wins.
+// The first stop requested (power-off, reset, debug-exit, guest crash, signal, escape, the API's
+// kill) wins.
+// Control (--api-socket): the machine is the control API's VmControl. The API's threads hand
+// what changes the vCPUs' state (pause, resume, stop) to the thread of run(), which does it
+// between two looks at the console, so that the engine is driven from one thread only.
 #pragma once
 
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
+
+#include "api/api_server.hpp"
+#include "api/vm_control.hpp"
 
 #include "base/machine_clock.hpp"
 #include "bus/machine_control.hpp"
@@ -24,7 +35,7 @@ namespace strata {
 // the prefix every line of Strata's has: "strata: error: " for errors.
 void print_stop_reason(const StopReason& reason);
 
-class Machine final : public MachineControl {
+class Machine final : public MachineControl, public api::VmControl {
 public:
     // Builds the VM and loads the guest. Fails with a VMM error (status 2) naming the cause, or
     // with the signal that arrived first (SIGINT, SIGTERM, SIGHUP: status 128 + N): signals are
@@ -39,11 +50,18 @@ public:
     void request_sleep() override;
     void request_wake() override;
 
+    // api::VmControl, called on the API's threads.
+    [[nodiscard]] nlohmann::json info() override;
+    [[nodiscard]] api::ApiResult<> pause() override;
+    [[nodiscard]] api::ApiResult<> resume() override;
+    [[nodiscard]] api::ApiResult<> stop(std::chrono::milliseconds deadline) override;
+    [[nodiscard]] api::ApiResult<> kill() override;
+
 private:
-    Machine(MachineConfig config, GuestMemory memory, EventFd stopped, EventFd console_room, SignalFd signals)
+    Machine(MachineConfig config, GuestMemory memory, EventFd attention, EventFd console_room, SignalFd signals)
         : config_(std::move(config)),
           memory_(std::move(memory)),
-          stopped_(std::move(stopped)),
+          attention_(std::move(attention)),
           console_room_(std::move(console_room)),
           signals_(std::move(signals)) {}
     // Writes the firmware tables and the kernel into RAM; returns the boot vCPU's entry state.
@@ -60,9 +78,21 @@ private:
     // After a wake from S3: the boot CPU restarts in real mode at the FACS waking vector.
     [[nodiscard]] Result<void> resume(const Platform& platform);
 
+    // Runs `task` on the thread of run() and returns its result; refused once run() has stopped
+    // taking tasks (the VM is ending).
+    [[nodiscard]] api::ApiResult<> on_main_loop(std::function<api::ApiResult<>()> task);
+    void run_main_loop_tasks();
+    void close_main_loop_tasks();
+    // On the thread of run().
+    [[nodiscard]] api::ApiResult<> pause_now();
+    [[nodiscard]] api::ApiResult<> resume_now();
+    [[nodiscard]] api::ApiResult<> stop_now(std::chrono::milliseconds deadline);
+    // stop_mutex_ held.
+    [[nodiscard]] api::VmState state_locked() const;
+
     MachineConfig config_;
     GuestMemory memory_;
-    EventFd stopped_;
+    EventFd attention_;
     EventFd console_room_;  // COM1 can take input again
     SignalFd signals_;
     // Console input read from the host but not yet taken by COM1. While it is not empty a pipe is
@@ -80,6 +110,22 @@ private:
     std::optional<StopReason> stop_;
     bool sleep_requested_ = false;  // S3 entered; vCPUs are stopping or stopped
     bool wake_requested_ = false;   // a wake event arrived while asleep
+    bool asleep_ = false;           // S3: the vCPUs have stopped; a wake event restarts them
+    bool paused_ = false;           // the API paused the VM: vCPUs joined, the clock stopped
+    bool stopping_ = false;         // the API pressed the power button; stop_deadline_ is armed
+
+    struct MainLoopTask {
+        std::function<api::ApiResult<>()> work;
+        std::promise<api::ApiResult<>> done;
+    };
+    std::mutex tasks_mutex_;
+    std::deque<MainLoopTask> tasks_;
+    bool tasks_closed_ = false;
+    std::optional<Platform> platform_;  // what the vCPUs run on, from run() on
+    std::unique_ptr<TimerService::Timer> stop_deadline_;
+    std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+    // Last: destroyed first, so no API call reaches a machine half gone.
+    std::unique_ptr<api::ApiServer> api_server_;
 };
 
 }  // namespace strata

@@ -52,6 +52,8 @@ struct MachineConfig {
     std::vector<DiskConfig> disks;
     std::vector<NetConfig> nets;
     std::optional<VsockConfig> vsock;
+    std::string api_socket;        // --api-socket, or the socket --name places; empty: no control API
+    std::string name;              // --name, shown by the API and `strata ls`
     int console_in = 0;            // the terminal: input to the console device, output from it
     int console_out = 1;
 };

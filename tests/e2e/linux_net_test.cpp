@@ -21,82 +21,23 @@
 #include <vector>
 
 #include "e2e/linux_guest_support.hpp"
+#include "e2e/vmm_session.hpp"
 
 namespace strata::e2e {
 namespace {
 
-// strata on the default guest with its console (stdin, and stdout with stderr) on pipes, for a test
-// that types commands, waits for what the guest prints and acts on the host in between.
-class GuestSession {
+// strata on the default guest with its console on pipes (vmm_session.hpp).
+class GuestSession : public VmmSession {
 public:
-    GuestSession(const DefaultGuest& guest, std::vector<std::string> flags) {
+    GuestSession(const DefaultGuest& guest, const std::vector<std::string>& flags) : VmmSession(argv_for(guest, flags)) {}
+
+private:
+    static std::vector<std::string> argv_for(const DefaultGuest& guest, const std::vector<std::string>& flags) {
         std::vector<std::string> argv = {STRATA_BINARY, "run", "--accel", "soft", "--memory", "256M", "--kernel",
                                          guest.kernel, "--initrd", guest.initrd, "--cmdline", "console=ttyS0 panic=-1"};
         argv.insert(argv.end(), flags.begin(), flags.end());
-        std::vector<char*> args;
-        for (auto& arg : argv) args.push_back(arg.data());
-        args.push_back(nullptr);
-        int in[2], out[2];
-        if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) return;
-        pid_ = fork();
-        if (pid_ == 0) {
-            dup2(in[0], STDIN_FILENO);
-            dup2(out[1], STDOUT_FILENO);
-            dup2(out[1], STDERR_FILENO);
-            execv(args[0], args.data());
-            _exit(kExecFailed);
-        }
-        close(in[0]);
-        close(out[1]);
-        input_ = in[1];
-        output_fd_ = out[0];
+        return argv;
     }
-    ~GuestSession() {
-        if (pid_ > 0 && !exited_) {
-            kill(pid_, SIGKILL);
-            waitpid(pid_, nullptr, 0);
-        }
-        for (int fd : {input_, output_fd_})
-            if (fd >= 0) close(fd);
-    }
-    [[nodiscard]] bool started() const { return pid_ > 0 && input_ >= 0; }
-    void type(const std::string& line) {
-        ASSERT_EQ(write(input_, line.data(), line.size()), static_cast<ssize_t>(line.size()));
-    }
-    // Reads the console until `text` has appeared, the guest's end, or `limit`.
-    bool wait_for(const std::string& text, std::chrono::seconds limit = std::chrono::seconds(300)) {
-        auto deadline = std::chrono::steady_clock::now() + limit;
-        while (output_.find(text) == std::string::npos) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-            if (left.count() <= 0 || output_fd_ < 0) return false;
-            pollfd fd{output_fd_, POLLIN, 0};
-            if (poll(&fd, 1, static_cast<int>(left.count())) <= 0) continue;
-            char buffer[4096];
-            ssize_t n = read(output_fd_, buffer, sizeof buffer);
-            if (n <= 0) {
-                close(output_fd_);
-                output_fd_ = -1;
-                return output_.find(text) != std::string::npos;
-            }
-            output_.append(buffer, static_cast<size_t>(n));
-        }
-        return true;
-    }
-    // The exit status once the output has ended, or -1.
-    int wait_exit(std::chrono::seconds limit = std::chrono::seconds(120)) {
-        wait_for("\x01never\x02", limit);
-        int status = 0;
-        if (output_fd_ >= 0 || waitpid(pid_, &status, 0) != pid_) return -1;
-        exited_ = true;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    [[nodiscard]] const std::string& output() const { return output_; }
-
-private:
-    pid_t pid_ = -1;
-    bool exited_ = false;
-    int input_ = -1, output_fd_ = -1;
-    std::string output_;
 };
 
 // A TCP socket listening on 127.0.0.1 at a port the kernel picked (so parallel runs never collide).

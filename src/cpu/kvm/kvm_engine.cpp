@@ -260,6 +260,10 @@ void KvmEngine::join() {
     for (auto& vcpu : vcpus_) vcpu->join();
 }
 
+void KvmEngine::rearm() {
+    for (auto& vcpu : vcpus_) vcpu->rearm();
+}
+
 Result<void> KvmEngine::prepare_resume(const CpuState& boot) {
     for (size_t i = 0; i < vcpus_.size(); ++i) {
         vcpus_[i]->rearm();

@@ -51,6 +51,7 @@ public:
     [[nodiscard]] Result<void> start(const Platform& platform) override;
     void stop() override;
     void join() override;
+    void rearm() override;
     [[nodiscard]] Result<void> prepare_resume(const CpuState& boot) override;
 
 private:

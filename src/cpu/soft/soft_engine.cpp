@@ -125,6 +125,9 @@ public:
     void join() override {
         for (auto& vcpu : vcpus_) vcpu->thread().join();
     }
+    void rearm() override {
+        for (auto& vcpu : vcpus_) vcpu->thread().rearm();
+    }
     [[nodiscard]] Result<void> prepare_resume(const CpuState& boot) override {
         forget_code();
         for (size_t i = 0; i < vcpus_.size(); ++i) {

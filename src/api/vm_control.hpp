@@ -1,0 +1,46 @@
+// What the control API drives: one running VM. The machine implements it; the API's router
+// (api_router.hpp) and its tests' fake call it. Every call may come from any API connection's
+// thread; the implementation serialises them.
+//
+// State machine of a VM as the API sees it: running ⇄ paused, either → stopping → (the process
+// ends). A call that does not fit the current state is refused with 409 and the VM keeps going.
+#pragma once
+
+#include <chrono>
+#include <expected>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace strata::api {
+
+// A refused or failed request: the HTTP status it answers with (4xx: the request; 5xx: the VMM)
+// and one line for the user.
+struct ApiError {
+    int status = 500;
+    std::string message;
+};
+
+template <class T = void>
+using ApiResult = std::expected<T, ApiError>;
+
+enum class VmState { Running, Paused, Asleep, Stopping };
+
+[[nodiscard]] std::string_view to_string(VmState state);
+
+class VmControl {
+public:
+    virtual ~VmControl() = default;
+
+    // {"state", "engine", "uptime_ms", "guest_time_ms", "config": {...}}: see docs/openapi.yaml.
+    [[nodiscard]] virtual nlohmann::json info() = 0;
+    // Every vCPU stops at an instruction boundary and the device timers with them; guest time
+    // stands still until resume().
+    [[nodiscard]] virtual ApiResult<> pause() = 0;
+    [[nodiscard]] virtual ApiResult<> resume() = 0;
+    // Graceful: the ACPI power button, then a kill once `deadline` has passed without a power-off.
+    [[nodiscard]] virtual ApiResult<> stop(std::chrono::milliseconds deadline) = 0;
+    [[nodiscard]] virtual ApiResult<> kill() = 0;
+};
+
+}  // namespace strata::api

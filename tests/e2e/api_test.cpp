@@ -1,0 +1,145 @@
+// The control API end to end: strata runs the counter guest (guests/counter.c) with --api-socket
+// or --name, and the test drives it with the CLI's verbs, as a user would from another shell:
+// a paused VM's console falls silent and its counter goes on from the next number on resume;
+// stop presses the power button and kills at the deadline; kill ends it at once; refusals are
+// one line and change nothing; ls finds named VMs.
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <regex>
+#include <string>
+
+#include "e2e/process_runner.hpp"
+#include "e2e/vmm_session.hpp"
+
+namespace strata::e2e {
+namespace {
+
+// The last "counter: N" on the console, or 0.
+uint64_t last_count(const std::string& output) {
+    static const std::regex line("counter: ([0-9]+)\n");
+    uint64_t last = 0;
+    for (auto it = std::sregex_iterator(output.begin(), output.end(), line); it != std::sregex_iterator(); ++it)
+        last = std::stoull((*it)[1].str());
+    return last;
+}
+
+// Every count from 1 to the last is there once, in order.
+bool counts_in_order(const std::string& output) {
+    static const std::regex line("counter: ([0-9]+)\n");
+    uint64_t expected = 1;
+    for (auto it = std::sregex_iterator(output.begin(), output.end(), line); it != std::sregex_iterator(); ++it, ++expected)
+        if (std::stoull((*it)[1].str()) != expected) return false;
+    return expected > 1;
+}
+
+ProcessResult cli(std::vector<std::string> args) {
+    args.insert(args.begin(), STRATA_BINARY);
+    return run_process(args, std::chrono::seconds(30));
+}
+
+class ApiTest : public ::testing::TestWithParam<std::string> {
+protected:
+    void SetUp() override {
+        if (GetParam() == "kvm" && !kvm_usable()) GTEST_SKIP() << "/dev/kvm cannot be opened read-write; the kvm engine needs it";
+        static int made = 0;
+        socket_ = ::testing::TempDir() + "strata-api-e2e-" + std::to_string(::getpid()) + "-" + std::to_string(++made);
+        ::unlink(socket_.c_str());
+    }
+    std::vector<std::string> counter_vm(const std::string& cmdline = "") {
+        return {STRATA_BINARY, "run", "--accel", GetParam(), "--test-devices", "--memory", "16M",
+                "--kernel", guest_path("counter"), "--cmdline", cmdline, "--api-socket", socket_};
+    }
+    std::string socket_;
+};
+
+TEST_P(ApiTest, APausedVmFallsSilentAndCountsOnFromWhereItWasOnResume) {
+    VmmSession vm(counter_vm());
+    ASSERT_TRUE(vm.started());
+    ASSERT_TRUE(vm.wait_for("counter: 3\n", std::chrono::seconds(60))) << vm.output();
+
+    ProcessResult paused = cli({"pause", "--api-socket", socket_});
+    ASSERT_EQ(paused.exit_status, 0) << paused.err;
+    vm.read_for(std::chrono::milliseconds(200));  // what was on its way before the pause
+    std::string at_pause = vm.output();
+    uint64_t count_at_pause = last_count(at_pause);
+    vm.read_for(std::chrono::milliseconds(700));
+    EXPECT_EQ(vm.output(), at_pause) << "the console went on while paused";
+
+    ProcessResult info = cli({"info", "--api-socket", socket_});
+    ASSERT_EQ(info.exit_status, 0) << info.err;
+    EXPECT_NE(info.out.find("\"state\": \"paused\""), std::string::npos) << info.out;
+    EXPECT_NE(info.out.find("\"engine\": \"" + GetParam() + "\""), std::string::npos) << info.out;
+
+    ProcessResult again = cli({"pause", "--api-socket", socket_});
+    EXPECT_EQ(again.exit_status, 1);
+    EXPECT_EQ(again.err, "strata: error: pause: the VM is already paused\n");
+
+    ProcessResult resumed = cli({"resume", "--api-socket", socket_});
+    ASSERT_EQ(resumed.exit_status, 0) << resumed.err;
+    std::string next = "counter: " + std::to_string(count_at_pause + 3) + "\n";
+    ASSERT_TRUE(vm.wait_for(next, std::chrono::seconds(60))) << vm.output();
+    EXPECT_TRUE(counts_in_order(vm.output())) << vm.output();
+
+    ProcessResult killed = cli({"kill", "--api-socket", socket_});
+    EXPECT_EQ(killed.exit_status, 0) << killed.err;
+    EXPECT_EQ(vm.wait_exit(), 8) << vm.output();
+    EXPECT_NE(vm.output().find("strata: killed through the control API\n"), std::string::npos) << vm.output();
+}
+
+TEST_P(ApiTest, StopPressesThePowerButtonAndKillsAGuestThatIgnoresItAtTheDeadline) {
+    VmmSession vm(counter_vm());
+    ASSERT_TRUE(vm.started());
+    ASSERT_TRUE(vm.wait_for("counter: 2\n", std::chrono::seconds(60))) << vm.output();
+    ProcessResult refused = cli({"resume", "--api-socket", socket_});
+    EXPECT_EQ(refused.exit_status, 1);
+    EXPECT_EQ(refused.err, "strata: error: resume: the VM is not paused\n");
+
+    ProcessResult stop = cli({"stop", "--api-socket", socket_, "--timeout", "300"});
+    ASSERT_EQ(stop.exit_status, 0) << stop.err;
+    EXPECT_EQ(vm.wait_exit(), 8) << vm.output();
+    EXPECT_NE(vm.output().find("strata: the guest did not power off within 300 ms of the ACPI power button; killed\n"),
+              std::string::npos)
+        << vm.output();
+    ProcessResult gone = cli({"info", "--api-socket", socket_});
+    EXPECT_EQ(gone.exit_status, 2);
+    EXPECT_NE(gone.err.find(socket_), std::string::npos) << gone.err;
+}
+
+TEST_P(ApiTest, ANamedVmIsListedAndTakesItsVerbsByName) {
+    std::string runtime = ::testing::TempDir() + "strata-api-runtime-" + std::to_string(::getpid()) + "-" + GetParam();
+    ASSERT_EQ(run_process({"/bin/mkdir", "-p", "-m", "700", runtime}).exit_status, 0);
+    ::setenv("XDG_RUNTIME_DIR", runtime.c_str(), 1);
+    std::string name = "counter-" + GetParam();
+    VmmSession vm({STRATA_BINARY, "run", "--accel", GetParam(), "--test-devices", "--memory", "16M", "--kernel",
+                   guest_path("counter"), "--name", name});
+    ASSERT_TRUE(vm.started());
+    ASSERT_TRUE(vm.wait_for("counter: 2\n", std::chrono::seconds(60))) << vm.output();
+
+    ProcessResult listed = cli({"ls"});
+    EXPECT_EQ(listed.exit_status, 0) << listed.err;
+    EXPECT_TRUE(std::regex_search(listed.out, std::regex("\n" + name + " +[0-9]+ running +" + GetParam() + " +1 +16 MiB")))
+        << listed.out;
+    ProcessResult paused = cli({"pause", "--name", name});
+    EXPECT_EQ(paused.exit_status, 0) << paused.err;
+    EXPECT_NE(cli({"ls"}).out.find(" paused "), std::string::npos);
+    ProcessResult both = cli({"info", "--name", name, "--api-socket", socket_});
+    EXPECT_EQ(both.exit_status, 2);
+    ProcessResult bad = cli({"info", "--name", "../etc"});
+    EXPECT_EQ(bad.exit_status, 2);
+    EXPECT_NE(bad.err.find("--name: the name '../etc' may have only"), std::string::npos) << bad.err;
+
+    EXPECT_EQ(cli({"kill", "--name", name}).exit_status, 0);
+    EXPECT_EQ(vm.wait_exit(), 8) << vm.output();
+    ProcessResult empty = cli({"ls"});
+    EXPECT_EQ(empty.out.find(name), std::string::npos) << empty.out;
+    ::unsetenv("XDG_RUNTIME_DIR");
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, ApiTest, ::testing::Values("kvm", "soft"),
+                         [](const auto& test) { return test.param; });
+
+}  // namespace
+}  // namespace strata::e2e
