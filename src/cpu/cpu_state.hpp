@@ -63,6 +63,8 @@ struct DebugRegisters {
     bool operator==(const DebugRegisters&) const = default;
 };
 
+inline constexpr uint32_t kTscMsr = 0x10;  // IA32_TIME_STAMP_COUNTER
+
 struct MsrValue {
     uint32_t index = 0;
     uint64_t value = 0;

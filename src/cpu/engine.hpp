@@ -73,6 +73,13 @@ public:
     // from where it stopped (an instruction boundary; its state untouched).
     virtual void rearm() = 0;
 
+    // After join(), for a pause: takes note of the guest clocks that would run on in the host
+    // while the vCPUs are stopped (KVM: each vCPU's TSC, the in-kernel PIT) ...
+    [[nodiscard]] virtual Result<void> freeze_time() { return {}; }
+    // ... and before start() sets them back, so that guest time does not jump over the pause.
+    // Nothing to do for an engine whose clocks are the machine clock (the soft engine).
+    [[nodiscard]] virtual Result<void> thaw_time() { return {}; }
+
     // After join(), for ACPI S3 resume: the boot CPU at `boot`, the others waiting for
     // INIT-SIPI-SIPI again, the earlier stop request forgotten; start() then runs them.
     [[nodiscard]] virtual Result<void> prepare_resume(const CpuState& boot) = 0;

@@ -109,6 +109,8 @@ api::ApiResult<> Machine::pause_now() {
     engine_->stop();
     engine_->join();
     clock_.pause();
+    if (auto r = engine_->freeze_time(); !r)
+        fmt::print(stderr, "strata: warning: pause: guest time will jump on resume: {}\n", r.error().message);
     return {};
 }
 
@@ -119,6 +121,8 @@ api::ApiResult<> Machine::resume_now() {
         if (!paused_) return std::unexpected(conflict("the VM is not paused"));
         paused_ = false;
     }
+    if (auto r = engine_->thaw_time(); !r)
+        fmt::print(stderr, "strata: warning: resume: guest time jumps over the pause: {}\n", r.error().message);
     clock_.resume();
     engine_->rearm();
     if (auto r = engine_->start(*platform_); !r) {

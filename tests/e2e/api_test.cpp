@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <regex>
 #include <string>
@@ -17,9 +18,11 @@
 namespace strata::e2e {
 namespace {
 
+const std::regex kCounterLine("counter: ([0-9]+)(?: tsc=([0-9]+))?\n");
+
 // The last "counter: N" on the console, or 0.
 uint64_t last_count(const std::string& output) {
-    static const std::regex line("counter: ([0-9]+)\n");
+    const std::regex& line = kCounterLine;
     uint64_t last = 0;
     for (auto it = std::sregex_iterator(output.begin(), output.end(), line); it != std::sregex_iterator(); ++it)
         last = std::stoull((*it)[1].str());
@@ -28,7 +31,7 @@ uint64_t last_count(const std::string& output) {
 
 // Every count from 1 to the last is there once, in order.
 bool counts_in_order(const std::string& output) {
-    static const std::regex line("counter: ([0-9]+)\n");
+    const std::regex& line = kCounterLine;
     uint64_t expected = 1;
     for (auto it = std::sregex_iterator(output.begin(), output.end(), line); it != std::sregex_iterator(); ++it, ++expected)
         if (std::stoull((*it)[1].str()) != expected) return false;
@@ -87,6 +90,38 @@ TEST_P(ApiTest, APausedVmFallsSilentAndCountsOnFromWhereItWasOnResume) {
     EXPECT_EQ(killed.exit_status, 0) << killed.err;
     EXPECT_EQ(vm.wait_exit(), 8) << vm.output();
     EXPECT_NE(vm.output().find("strata: killed through the control API\n"), std::string::npos) << vm.output();
+}
+
+// The largest step of the guest's TSC from one counter line to the next.
+uint64_t largest_tsc_step(const std::string& output) {
+    uint64_t largest = 0, previous = 0;
+    for (auto it = std::sregex_iterator(output.begin(), output.end(), kCounterLine); it != std::sregex_iterator(); ++it) {
+        uint64_t tsc = std::stoull((*it)[2].str());
+        if (previous != 0 && tsc > previous) largest = std::max(largest, tsc - previous);
+        previous = tsc;
+    }
+    return largest;
+}
+
+TEST_P(ApiTest, GuestTimeDoesNotJumpOverAPause) {
+    // 20 M ticks a line; the pause lasts 1.5 s: 1.5 G ticks of the soft engine's 1 GHz TSC, more
+    // of a host's TSC under kvm. A step of over 20 M + 400 M ticks means the pause showed.
+    VmmSession vm(counter_vm("tsc=1"));
+    ASSERT_TRUE(vm.started());
+    ASSERT_TRUE(vm.wait_for("counter: 3 ", std::chrono::seconds(60))) << vm.output();
+    ASSERT_EQ(cli({"pause", "--api-socket", socket_}).exit_status, 0);
+    vm.read_for(std::chrono::milliseconds(1500));
+    uint64_t at_pause = last_count(vm.output());
+    ASSERT_EQ(cli({"resume", "--api-socket", socket_}).exit_status, 0);
+    ASSERT_TRUE(vm.wait_for("counter: " + std::to_string(at_pause + 2) + " ", std::chrono::seconds(60))) << vm.output();
+    EXPECT_TRUE(counts_in_order(vm.output())) << vm.output();
+    EXPECT_EQ(cli({"kill", "--api-socket", socket_}).exit_status, 0);
+    EXPECT_EQ(vm.wait_exit(), 8);
+    // PVM keeps a vCPU's TSC whatever the VMM sets; strata says so on resume.
+    if (GetParam() == "kvm" && vm.output().find("the host did not take TSC") != std::string::npos)
+        GTEST_SKIP() << "this host's KVM does not let the VMM set a vCPU's TSC (PVM): "
+                     << "the guest's TSC runs on through a pause here";
+    EXPECT_LT(largest_tsc_step(vm.output()), 420'000'000u) << vm.output();
 }
 
 TEST_P(ApiTest, StopPressesThePowerButtonAndKillsAGuestThatIgnoresItAtTheDeadline) {

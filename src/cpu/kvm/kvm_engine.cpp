@@ -264,6 +264,32 @@ void KvmEngine::rearm() {
     for (auto& vcpu : vcpus_) vcpu->rearm();
 }
 
+// The TSC runs on in the host while KVM_RUN is not called, and so does the in-kernel PIT's
+// count. Set back (KvmVcpu::set_tsc), each vCPU's TSC continues from the value it had, and
+// KVM_SET_PIT2 reloads each PIT channel's count from now. KVM's local APIC timers are not moved:
+// one due during the pause fires on resume.
+Result<void> KvmEngine::freeze_time() {
+    FrozenTime frozen;
+    for (auto& vcpu : vcpus_) {
+        auto tsc = vcpu->tsc();
+        if (!tsc) return std::unexpected(tsc.error());
+        frozen.tsc.push_back(*tsc);
+    }
+    if (ioctl_retry(vm_.get(), KVM_GET_PIT2, &frozen.pit) < 0) return fail_errno("KVM_GET_PIT2");
+    frozen_ = std::move(frozen);
+    return {};
+}
+
+Result<void> KvmEngine::thaw_time() {
+    if (!frozen_) return {};
+    FrozenTime frozen = std::move(*frozen_);
+    frozen_.reset();
+    for (size_t i = 0; i < vcpus_.size(); ++i)
+        if (auto r = vcpus_[i]->set_tsc(frozen.tsc[i]); !r) return r;
+    if (ioctl_retry(vm_.get(), KVM_SET_PIT2, &frozen.pit) < 0) return fail_errno("KVM_SET_PIT2");
+    return {};
+}
+
 Result<void> KvmEngine::prepare_resume(const CpuState& boot) {
     for (size_t i = 0; i < vcpus_.size(); ++i) {
         vcpus_[i]->rearm();

@@ -52,6 +52,8 @@ public:
     void stop() override;
     void join() override;
     void rearm() override;
+    [[nodiscard]] Result<void> freeze_time() override;
+    [[nodiscard]] Result<void> thaw_time() override;
     [[nodiscard]] Result<void> prepare_resume(const CpuState& boot) override;
 
 private:
@@ -77,6 +79,12 @@ private:
     std::unique_ptr<KvmMsi> msi_;  // the GSI routing table: pin routes and devices' MSI routes
     IoEvents io_events_{vm_};
     std::vector<std::unique_ptr<KvmVcpu>> vcpus_;
+    // What freeze_time() took for thaw_time() to set back: each vCPU's TSC, the in-kernel PIT.
+    struct FrozenTime {
+        std::vector<uint64_t> tsc;
+        kvm_pit_state2 pit{};
+    };
+    std::optional<FrozenTime> frozen_;
     std::vector<std::unique_ptr<Line>> lines_;
 };
 

@@ -258,6 +258,37 @@ bool KvmVcpu::set_msr(const MsrValue& msr) {
     return ioctl_retry(fd_.get(), kSetMsrs, msrs.get()) == 1;
 }
 
+Result<uint64_t> KvmVcpu::tsc() const {
+    auto value = msr(kTscMsr);
+    if (!value) return fail("vCPU {}: KVM_GET_MSRS refused IA32_TSC", index_);
+    return *value;
+}
+
+// Through the vCPU's TSC offset (KVM_VCPU_TSC_OFFSET, Linux 5.16) where the host has it: a write
+// of IA32_TSC is taken by KVM as an attempt to synchronise vCPUs when it lands within a second of
+// what the TSC would read had it run on (kvm_synchronize_tsc), and PVM ignores it. The MSR is the
+// fallback. Checked by reading the TSC back: a host that took neither is an error.
+Result<void> KvmVcpu::set_tsc(uint64_t value) {
+    auto now = tsc();
+    if (!now) return std::unexpected(now.error());
+    uint64_t offset = 0;
+    kvm_device_attr attr{.flags = 0, .group = KVM_VCPU_TSC_CTRL, .attr = KVM_VCPU_TSC_OFFSET,
+                         .addr = reinterpret_cast<uint64_t>(&offset)};
+    bool by_offset = ioctl_retry(fd_.get(), KVM_GET_DEVICE_ATTR, &attr) == 0;
+    if (by_offset) {
+        offset += value - *now;  // modulo 2^64, as the hardware adds it
+        by_offset = ioctl_retry(fd_.get(), KVM_SET_DEVICE_ATTR, &attr) == 0;
+    }
+    if (!by_offset && !set_msr({kTscMsr, value})) return fail("vCPU {}: KVM_SET_MSRS refused IA32_TSC", index_);
+    auto after = tsc();
+    if (!after) return std::unexpected(after.error());
+    // Read a moment later, it is a little past `value`; far past, the host kept its own.
+    constexpr uint64_t kSlack = uint64_t{1} << 30;  // about half a second at 2 GHz
+    if (*after - value > kSlack)
+        return fail("vCPU {}: the host did not take TSC {:#x} (it reads {:#x})", index_, value, *after);
+    return {};
+}
+
 Result<std::vector<uint8_t>> KvmVcpu::xsave_area() const {
     std::vector<uint8_t> area(fpu_transfer_.xsave_size, 0);
     if (ioctl_retry(fd_.get(), fpu_transfer_.xsave2 ? kGetXsave2 : kGetXsave, area.data()) < 0)

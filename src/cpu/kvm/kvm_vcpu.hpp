@@ -52,6 +52,10 @@ public:
     void join();
     // After join(): forgets the stop request, so that start() runs the vCPU again (S3 resume).
     void rearm();
+    // IA32_TSC, read and written as the guest sees it (KVM adjusts the TSC offset). Only while
+    // the thread does not run.
+    [[nodiscard]] Result<uint64_t> tsc() const;
+    [[nodiscard]] Result<void> set_tsc(uint64_t value);
 
 private:
     // What this host's KVM offers for moving FPU state (KVM_CHECK_EXTENSION on the VM fd).

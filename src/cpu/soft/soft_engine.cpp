@@ -13,7 +13,6 @@
 
 namespace strata::soft {
 
-constexpr uint32_t kTscMsr = 0x10;  // IA32_TIME_STAMP_COUNTER
 
 // MSI and MSI-X messages go onto the APIC bus as the IOAPIC's do (SDM vol. 3A §11.11).
 class ApicMsi final : public MsiController {
