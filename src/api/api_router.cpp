@@ -57,6 +57,13 @@ std::expected<void, HttpResponse> no_members(const HttpRequest& request) {
 
 HttpResponse get_vm(VmControl& vm, const HttpRequest&) { return ok(vm.info()); }
 
+HttpResponse get_metrics(VmControl& vm, const HttpRequest&) { return ok(vm.metrics()); }
+
+HttpResponse get_prometheus(VmControl& vm, const HttpRequest&) {
+    return {.status = 200, .content_type = "text/plain; version=0.0.4; charset=utf-8", .body = vm.metrics_prometheus(),
+            .allow = {}};
+}
+
 HttpResponse pause(VmControl& vm, const HttpRequest& request) {
     if (auto r = no_members(request); !r) return r.error();
     return from(vm.pause(), VmState::Paused);
@@ -95,6 +102,8 @@ struct Route {
 
 constexpr std::array kRoutes{
     Route{"/v1/vm", "GET", get_vm},
+    Route{"/v1/metrics", "GET", get_metrics},
+    Route{"/metrics", "GET", get_prometheus},
     Route{"/v1/vm/pause", "PUT", pause},
     Route{"/v1/vm/resume", "PUT", resume},
     Route{"/v1/vm/stop", "PUT", stop},

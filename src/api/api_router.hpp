@@ -2,7 +2,8 @@
 // client sent, apart from the HTTP transport (api_server.hpp) so that tests and the fuzz target
 // drive it directly.
 //
-// Routes (docs/openapi.yaml): GET /v1/vm, PUT /v1/vm/pause, /v1/vm/resume, /v1/vm/stop (an
+// Routes (docs/openapi.yaml): GET /v1/vm, GET /v1/metrics (JSON), GET /metrics (Prometheus text),
+// PUT /v1/vm/pause, /v1/vm/resume, /v1/vm/stop (an
 // optional {"timeout_ms": N}), /v1/vm/kill. Answers are JSON; every refusal is {"error": "..."}
 // with a 4xx status: 404 an unknown path, 405 a method the path does not take (with Allow), 413 a
 // body over kMaxBodyBytes, 415 a body that is not JSON by its Content-Type, 400 malformed JSON,

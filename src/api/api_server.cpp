@@ -73,7 +73,7 @@ struct ServerCallbacks {
 };
 
 Result<std::unique_ptr<ApiServer>> ApiServer::start(const std::string& path, VmControl& vm) {
-    auto listener = UnixListener::bind(path, 16, 0600);
+    auto listener = UnixListener::bind(path, static_cast<int>(kMaxConnections), 0600);
     if (!listener) return context(listener.error(), "--api-socket");
     std::unique_ptr<ApiServer> server(new ApiServer(std::move(*listener), vm));
     server->daemon_ = MHD_start_daemon(

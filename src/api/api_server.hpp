@@ -8,11 +8,11 @@
 //
 // State:    the listening socket (its path removed when the server goes), the daemon and its
 //           threads (one per connection, so that a slow request does not hold up the others).
-// Limits:   kMaxConnections at once, kMemoryPerConnection for the request line and headers (a
-//           longer one gets 431 or 414 from libmicrohttpd), bodies kept up to kMaxBodyBytes (413
-//           beyond), kIdleTimeout for a connection that sends nothing. The socket file is mode
-//           0600 before it listens, and a peer whose uid (SO_PEERCRED) is neither ours nor root's
-//           gets 403.
+// Limits:   kMaxConnections at once (one over it is closed at once), kMemoryPerConnection for the
+//           request line and headers (a longer one gets 431 or 414 from libmicrohttpd), bodies
+//           kept up to kMaxBodyBytes (413 beyond), kIdleTimeout for a connection that sends
+//           nothing. The socket file is mode 0600 before it listens, and a peer whose uid
+//           (SO_PEERCRED) is neither ours nor root's gets 403.
 #pragma once
 
 #include <memory>
@@ -28,7 +28,7 @@ namespace strata::api {
 
 class ApiServer {
 public:
-    static constexpr unsigned kMaxConnections = 16;
+    static constexpr unsigned kMaxConnections = 64;
     static constexpr size_t kMemoryPerConnection = 32 * 1024;
     static constexpr unsigned kIdleTimeoutSeconds = 10;
 

@@ -41,6 +41,9 @@ public:
     // Graceful: the ACPI power button, then a kill once `deadline` has passed without a power-off.
     [[nodiscard]] virtual ApiResult<> stop(std::chrono::milliseconds deadline) = 0;
     [[nodiscard]] virtual ApiResult<> kill() = 0;
+    // The VM's counters (machine/vm_metrics.hpp), as JSON and in the Prometheus text format.
+    [[nodiscard]] virtual nlohmann::json metrics() = 0;
+    [[nodiscard]] virtual std::string metrics_prometheus() = 0;
 };
 
 }  // namespace strata::api

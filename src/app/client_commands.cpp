@@ -45,6 +45,9 @@ ClientCommands::ClientCommands(CLI::App& app) {
                                        "powered off by the timeout");
     stop.command->add_option("--timeout", stop.timeout, "Milliseconds to wait for the power-off (0 to 600000; default 10000)");
     add_verb(app, "kill", "Stop a VM at once");
+    Verb& metrics = add_verb(app, "metrics", "Print a VM's counters: exits, halted time, instructions, device accesses, "
+                                             "interrupts");
+    metrics.command->add_option("--format", metrics.format, "json (default) or prometheus (the text exposition format)");
     ls_ = app.add_subcommand("ls", "List the VMs started with --name (their sockets in $XDG_RUNTIME_DIR/strata, or "
                                    "/tmp/strata-UID without XDG_RUNTIME_DIR)");
 }
@@ -75,8 +78,13 @@ int ClientCommands::run_verb(const Verb& verb) const {
         if (!path) return error(fmt::format("--name: {}", path.error().message), kUsageError);
         socket = *path;
     }
-    std::string method = command == "info" ? "GET" : "PUT";
-    std::string path = command == "info" ? "/v1/vm" : "/v1/vm/" + command;
+    bool reads = command == "info" || command == "metrics";
+    std::string method = reads ? "GET" : "PUT";
+    std::string path = command == "info" ? "/v1/vm" : command == "metrics" ? "/v1/metrics" : "/v1/vm/" + command;
+    bool prometheus = verb.format == "prometheus";
+    if (!verb.format.empty() && verb.format != "json" && !prometheus)
+        return error(fmt::format("--format: '{}' is not a format (expected json or prometheus)", verb.format), kUsageError);
+    if (prometheus) path = "/metrics";
     std::string body;
     if (!verb.timeout.empty()) {
         auto ms = parse_count(verb.timeout, 0, static_cast<uint64_t>(api::kMaxStopTimeout.count()));
@@ -86,7 +94,9 @@ int ClientCommands::run_verb(const Verb& verb) const {
     auto reply = api::api_call(socket, method, path, body);
     if (!reply) return error(reply.error().message, kUsageError);
     if (reply->status / 100 != 2) return error(fmt::format("{}: {}", command, reply_message(*reply)), kRefused);
-    if (command == "info") {
+    if (prometheus) {
+        fmt::print("{}", reply->body);
+    } else if (reads) {
         json info = json::parse(reply->body, nullptr, false);
         fmt::print("{}\n", info.is_discarded() ? reply->body : info.dump(2, ' ', false, json::error_handler_t::replace));
     }

@@ -1,6 +1,7 @@
-// The control API's verbs on the command line: `strata info|pause|resume|stop|kill` on a VM named
-// by --api-socket PATH or --name NAME, and `strata ls`. Each sends one request (api/api_client.hpp)
-// and prints the answer: info as JSON on stdout, the others nothing when they succeed.
+// The control API's verbs on the command line: `strata info|pause|resume|stop|kill|metrics` on a VM
+// named by --api-socket PATH or --name NAME, and `strata ls`. Each sends one request
+// (api/api_client.hpp) and prints the answer: info and metrics on stdout (JSON, or metrics in the
+// Prometheus text format), the others nothing when they succeed.
 // Exit status: 0 done; 1 the VM refused or failed the request (its message on stderr); 2 a usage
 // error, or no VM answered.
 #pragma once
@@ -26,6 +27,7 @@ private:
         std::string socket;
         std::string name;
         std::string timeout;  // stop
+        std::string format;   // metrics
     };
     Verb& add_verb(CLI::App& app, const char* name, const char* help);
     [[nodiscard]] int run_verb(const Verb& verb) const;

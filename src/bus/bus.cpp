@@ -37,12 +37,14 @@ const Bus::Range* Bus::find(uint64_t address, uint64_t length) const {
 bool Bus::read(uint64_t address, std::span<uint8_t> data) const {
     const Range* range = find(address, data.size());
     if (!range) {
+        unclaimed_.reads.fetch_add(1, std::memory_order_relaxed);
         if (fallback_)
             fallback_->read(address, data);
         else
             std::ranges::fill(data, uint8_t{0xff});
         return false;
     }
+    range->count->reads.fetch_add(1, std::memory_order_relaxed);
     range->device->read(address - range->base, data);
     return true;
 }
@@ -50,9 +52,11 @@ bool Bus::read(uint64_t address, std::span<uint8_t> data) const {
 bool Bus::write(uint64_t address, std::span<const uint8_t> data) const {
     const Range* range = find(address, data.size());
     if (!range) {
+        unclaimed_.writes.fetch_add(1, std::memory_order_relaxed);
         if (fallback_) fallback_->write(address, data);
         return false;
     }
+    range->count->writes.fetch_add(1, std::memory_order_relaxed);
     range->device->write(address - range->base, data);
     return true;
 }

@@ -5,6 +5,7 @@
 // subtractive decode of a PC's chipset, where what no fixed device claims goes to PCI).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -34,22 +35,32 @@ public:
     bool read(uint64_t address, std::span<uint8_t> data) const;
     bool write(uint64_t address, std::span<const uint8_t> data) const;
 
+    // Accesses counted for the control API's metrics (relaxed: counts, not ordering).
+    struct AccessCount {
+        std::atomic<uint64_t> reads{0};
+        std::atomic<uint64_t> writes{0};
+    };
     struct Range {
         uint64_t base;
         uint64_t size;
         std::shared_ptr<BusDevice> device;
         std::string name;
+        std::shared_ptr<AccessCount> count = std::make_shared<AccessCount>();
     };
     // The device whose range holds [address, address + length), or nullptr.
     [[nodiscard]] const Range* find(uint64_t address, uint64_t length) const;
 
     [[nodiscard]] const std::string& name() const { return name_; }
     [[nodiscard]] const std::map<uint64_t, Range>& ranges() const { return ranges_; }
+    // Accesses no range claimed: those the fallback device took, or that went nowhere.
+    [[nodiscard]] const AccessCount& unclaimed() const { return unclaimed_; }
+    [[nodiscard]] bool has_fallback() const { return fallback_ != nullptr; }
 
 private:
     std::string name_;
     std::map<uint64_t, Range> ranges_;  // keyed by base
     std::shared_ptr<BusDevice> fallback_;
+    mutable AccessCount unclaimed_;
 };
 
 }  // namespace strata

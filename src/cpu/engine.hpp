@@ -13,6 +13,7 @@
 #include "bus/msi.hpp"
 #include "devices/irqchip/apic_bus.hpp"
 #include "cpu/cpu_state.hpp"
+#include "cpu/vcpu_metrics.hpp"
 #include "memory/guest_dma.hpp"
 #include "memory/guest_memory.hpp"
 
@@ -60,6 +61,9 @@ public:
     // vCPUs are not running (before start(), after join()).
     [[nodiscard]] virtual Result<CpuState> vcpu_state(unsigned index) const = 0;
     [[nodiscard]] virtual Result<void> set_vcpu_state(unsigned index, const CpuState& state) = 0;
+
+    // Each vCPU's counts (vcpu_metrics.hpp); any thread, any time.
+    [[nodiscard]] virtual std::vector<VcpuMetrics> metrics() const = 0;
 
     // Starts one host thread per vCPU; `platform` must outlive them (until join()).
     [[nodiscard]] virtual Result<void> start(const Platform& platform) = 0;

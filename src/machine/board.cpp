@@ -117,10 +117,14 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
         place(board->mmio_, pc::kIoApic, IoApic::kWindowSize, board->ioapic_, "IOAPIC");
     }
     auto line = [&](unsigned gsi) -> IrqLine& {
+        if (gsi >= board->gsi_lines_.size()) board->gsi_lines_.resize(gsi + 1);
+        if (auto& counted = board->gsi_lines_[gsi]) return *counted;
         IrqLine* irq = board->gsi_ ? board->gsi_->line(gsi) : engine.irq_line(gsi);
         if (!irq) panic(fmt::format("the {} engine has no GSI {}", engine.name(), gsi));
-        return *irq;
+        board->gsi_lines_[gsi] = std::make_unique<CountingIrqLine>(*irq);
+        return *board->gsi_lines_[gsi];
     };
+    board->msi_ = std::make_unique<CountingMsi>(engine.msi());
 
     // override says) and IRQ8; its other routes are GSIs 20-23 (no ISA device, no PCI INTx). The
     // override says) and IRQ8; its other routes are the IOAPIC inputs no ISA device uses. The
@@ -188,7 +192,7 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
     if (MemoryWriteObserver* observer = engine.dma_observer()) board->dma_->add_observer(*observer);
     uint8_t next_slot = 2;
     auto add_virtio = [&](std::unique_ptr<VirtioDevice> device) -> Result<void> {
-        auto pci_function = VirtioPci::create(std::move(device), *board->dma_, engine.msi(), engine.io_events());
+        auto pci_function = VirtioPci::create(std::move(device), *board->dma_, *board->msi_, engine.io_events());
         if (!pci_function) return std::unexpected(pci_function.error());
         return pci->add_device(next_slot++, *pci_function);
     };
@@ -256,5 +260,13 @@ size_t Board::console_input(std::span<const uint8_t> bytes) { return console_->r
 void Board::on_console_room(std::function<void()> notify) { console_->set_room_notifier(std::move(notify)); }
 
 void Board::press_power_button() { acpi_pm_->press_power_button(); }
+
+Board::InterruptCounts Board::interrupt_counts() const {
+    InterruptCounts counts;
+    for (unsigned gsi = 0; gsi < gsi_lines_.size(); ++gsi)
+        if (gsi_lines_[gsi] && gsi_lines_[gsi]->raised()) counts.gsi.emplace_back(gsi, gsi_lines_[gsi]->raised());
+    counts.msi = msi_->sent();
+    return counts;
+}
 
 }  // namespace strata

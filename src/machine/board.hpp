@@ -22,6 +22,7 @@
 #include "bus/machine_control.hpp"
 #include "bus/wired_or_line.hpp"
 #include "cpu/engine.hpp"
+#include "machine/interrupt_counts.hpp"
 #include "machine/machine_config.hpp"
 
 namespace strata {
@@ -51,6 +52,13 @@ public:
     // Called (from a vCPU thread or the virtio-console's loop) when the console device refused
     // input and has room again.
     void on_console_room(std::function<void()> notify);
+    // Interrupts the devices raised so far (interrupt_counts.hpp): rising edges by GSI (those
+    // with any), and MSIs. Any thread.
+    struct InterruptCounts {
+        std::vector<std::pair<unsigned, uint64_t>> gsi;
+        uint64_t msi = 0;
+    };
+    [[nodiscard]] InterruptCounts interrupt_counts() const;
     // The ACPI fixed-feature power button (PWRBTN_STS): a guest that enabled it gets an SCI and
     // may shut down gracefully.
     void press_power_button();
@@ -65,6 +73,9 @@ private:
     std::unique_ptr<Pic8259Pair> pic_;
     std::shared_ptr<IoApic> ioapic_;
     std::unique_ptr<GsiRouter> gsi_;
+    // What devices raise interrupts through, counting them: before every device.
+    std::vector<std::unique_ptr<CountingIrqLine>> gsi_lines_;  // by GSI; null where none was asked for
+    std::unique_ptr<CountingMsi> msi_;
     // Declared before the RTC's line and the buses: the PIT and RTC interrupt through it.
     std::shared_ptr<Hpet> hpet_;
     // PCI INTx: GSIs 16-19, each shared by the pins the swizzle puts on it.

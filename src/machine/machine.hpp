@@ -31,6 +31,8 @@
 
 namespace strata {
 
+struct VmMetrics;
+
 // How a VM ended, or why it never started, as one line (or a register dump) on stderr, with
 // the prefix every line of Strata's has: "strata: error: " for errors.
 void print_stop_reason(const StopReason& reason);
@@ -56,6 +58,8 @@ public:
     [[nodiscard]] api::ApiResult<> resume() override;
     [[nodiscard]] api::ApiResult<> stop(std::chrono::milliseconds deadline) override;
     [[nodiscard]] api::ApiResult<> kill() override;
+    [[nodiscard]] nlohmann::json metrics() override;
+    [[nodiscard]] std::string metrics_prometheus() override;
 
 private:
     Machine(MachineConfig config, GuestMemory memory, EventFd attention, EventFd console_room, SignalFd signals)
@@ -89,6 +93,8 @@ private:
     [[nodiscard]] api::ApiResult<> stop_now(std::chrono::milliseconds deadline);
     // stop_mutex_ held.
     [[nodiscard]] api::VmState state_locked() const;
+    [[nodiscard]] api::VmState state();
+    [[nodiscard]] VmMetrics collect_metrics();
 
     MachineConfig config_;
     GuestMemory memory_;

@@ -1,6 +1,7 @@
 // The machine as the control API's VmControl (machine.hpp): what the API's threads may read
 // directly (configuration, state, clocks) and what they hand to the thread of run().
 #include "machine/machine.hpp"
+#include "machine/vm_metrics.hpp"
 
 #include <unistd.h>
 
@@ -52,17 +53,17 @@ api::VmState Machine::state_locked() const {
     return api::VmState::Running;
 }
 
+api::VmState Machine::state() {
+    std::lock_guard lock(stop_mutex_);
+    return state_locked();
+}
+
 json Machine::info() {
-    api::VmState state;
-    {
-        std::lock_guard lock(stop_mutex_);
-        state = state_locked();
-    }
     auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
     return {
         {"name", config_.name},
         {"pid", ::getpid()},
-        {"state", api::to_string(state)},
+        {"state", api::to_string(state())},
         {"engine", engine_->name()},
         {"vcpus", engine_->vcpu_count()},
         {"uptime_ms", uptime.count()},
@@ -70,6 +71,25 @@ json Machine::info() {
         {"config", config_json(config_)},
     };
 }
+
+VmMetrics Machine::collect_metrics() {
+    VmMetrics metrics;
+    metrics.name = config_.name;
+    metrics.engine = std::string(engine_->name());
+    metrics.state = std::string(api::to_string(state()));
+    metrics.uptime_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_).count();
+    metrics.guest_time_ms = clock_.now_ns() / 1'000'000;
+    metrics.vcpus = engine_->metrics();
+    collect_accesses(board_->pio(), "pio", metrics.devices);
+    collect_accesses(board_->mmio(), "mmio", metrics.devices);
+    metrics.interrupts = board_->interrupt_counts();
+    return metrics;
+}
+
+json Machine::metrics() { return metrics_json(collect_metrics()); }
+
+std::string Machine::metrics_prometheus() { return strata::metrics_prometheus(collect_metrics()); }
 
 api::ApiResult<> Machine::pause() {
     return on_main_loop([this] { return pause_now(); });

@@ -133,5 +133,17 @@ TEST(ApiRouter, ABodyOverTheLimitIs413AndTheVmIsNotTouched) {
               404);
 }
 
+TEST(ApiRouter, MetricsComeAsJsonAndAsPrometheusText) {
+    FakeVm vm;
+    HttpResponse json_metrics = send(vm, "GET", "/v1/metrics");
+    EXPECT_EQ(json_metrics.status, 200);
+    EXPECT_TRUE(json::parse(json_metrics.body)["vcpus"].is_array());
+    HttpResponse text = send(vm, "GET", "/metrics");
+    EXPECT_EQ(text.status, 200);
+    EXPECT_EQ(text.content_type, "text/plain; version=0.0.4; charset=utf-8");
+    EXPECT_EQ(text.body, "strata_uptime_seconds{vm=\"fake\"} 1\n");
+    EXPECT_EQ(send(vm, "PUT", "/metrics").status, 405);
+}
+
 }  // namespace
 }  // namespace strata::api

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -148,15 +149,22 @@ TEST(ApiServer, ManyClientsAtOnceEachGetTheirAnswer) {
     ASSERT_TRUE(server) << server.error().message;
     std::vector<std::thread> clients;
     std::atomic<int> answered{0};
+    std::mutex failures_mutex;
+    std::string failures;
     for (int i = 0; i < 8; ++i)
         clients.emplace_back([&] {
             for (int round = 0; round < 20; ++round) {
                 auto info = api_call(path, "GET", "/v1/vm");
-                if (info && info->status == 200) ++answered;
+                if (info && info->status == 200) {
+                    ++answered;
+                    continue;
+                }
+                std::lock_guard lock(failures_mutex);
+                failures += (info ? fmt::format("HTTP {}: {}", info->status, info->body) : info.error().message) + "\n";
             }
         });
     for (auto& client : clients) client.join();
-    EXPECT_EQ(answered, 160);
+    EXPECT_EQ(answered, 160) << failures;
 }
 
 }  // namespace

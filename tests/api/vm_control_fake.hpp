@@ -41,6 +41,8 @@ public:
         ++kills;
         return {};
     }
+    nlohmann::json metrics() override { return {{"vcpus", nlohmann::json::array()}}; }
+    std::string metrics_prometheus() override { return "strata_uptime_seconds{vm=\"fake\"} 1\n"; }
     [[nodiscard]] VmState state() {
         std::lock_guard lock(mutex_);
         return state_;

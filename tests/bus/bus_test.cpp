@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <vector>
 
 namespace strata {
@@ -85,6 +86,28 @@ TEST(Bus, FallbackTakesWhatNoRangeClaimsAtItsAbsoluteAddress) {
     EXPECT_TRUE(fixed->writes.empty());
     EXPECT_EQ(fallback->reads, (std::vector<uint64_t>{0x2345}));
     EXPECT_EQ(fallback->writes, (std::vector<uint64_t>{0x10ff}));
+}
+
+// The control API's metrics read these counts: per range, and for what no range claimed.
+TEST(Bus, CountsEachRangesReadsAndWritesAndTheUnclaimedOnes) {
+    Bus bus("pio");
+    auto uart = std::make_shared<RecordingDevice>();
+    auto rtc = std::make_shared<RecordingDevice>();
+    ASSERT_TRUE(bus.add(0x3f8, 8, uart, "uart"));
+    ASSERT_TRUE(bus.add(0x70, 2, rtc, "rtc"));
+    uint8_t byte = 0;
+    for (int i = 0; i < 3; ++i) bus.write(0x3f8, std::span<const uint8_t>(&byte, 1));
+    bus.read(0x3fd, std::span(&byte, 1));
+    bus.read(0x71, std::span(&byte, 1));
+    bus.read(0x1234, std::span(&byte, 1));
+    bus.write(0x3ff, std::span<const uint8_t>(std::array<uint8_t, 2>{}));  // straddles the end: unclaimed
+    const auto& ranges = bus.ranges();
+    EXPECT_EQ(ranges.at(0x3f8).count->writes, 3u);
+    EXPECT_EQ(ranges.at(0x3f8).count->reads, 1u);
+    EXPECT_EQ(ranges.at(0x70).count->reads, 1u);
+    EXPECT_EQ(ranges.at(0x70).count->writes, 0u);
+    EXPECT_EQ(bus.unclaimed().reads, 1u);
+    EXPECT_EQ(bus.unclaimed().writes, 1u);
 }
 
 }  // namespace

@@ -246,6 +246,12 @@ Result<void> KvmEngine::set_vcpu_state(unsigned index, const CpuState& state) {
     return vcpus_[index]->set_state(state);
 }
 
+std::vector<VcpuMetrics> KvmEngine::metrics() const {
+    std::vector<VcpuMetrics> all;
+    for (const auto& vcpu : vcpus_) all.push_back(vcpu->metrics());
+    return all;
+}
+
 Result<void> KvmEngine::start(const Platform& platform) {
     for (auto& vcpu : vcpus_)
         if (auto r = vcpu->start(platform); !r) return r;

@@ -48,6 +48,7 @@ public:
     [[nodiscard]] Result<void> set_boot_state(const CpuState& state) override;
     [[nodiscard]] Result<CpuState> vcpu_state(unsigned index) const override;
     [[nodiscard]] Result<void> set_vcpu_state(unsigned index, const CpuState& state) override;
+    [[nodiscard]] std::vector<VcpuMetrics> metrics() const override;
     [[nodiscard]] Result<void> start(const Platform& platform) override;
     void stop() override;
     void join() override;

@@ -506,7 +506,39 @@ Result<void> KvmVcpu::complete_pending_exit() {
     return result;
 }
 
+namespace {
+
+std::string exit_reason_name(size_t reason) {
+    switch (reason) {
+        case KVM_EXIT_UNKNOWN: return "unknown";
+        case KVM_EXIT_EXCEPTION: return "exception";
+        case KVM_EXIT_IO: return "io";
+        case KVM_EXIT_HYPERCALL: return "hypercall";
+        case KVM_EXIT_DEBUG: return "debug";
+        case KVM_EXIT_HLT: return "hlt";
+        case KVM_EXIT_MMIO: return "mmio";
+        case KVM_EXIT_IRQ_WINDOW_OPEN: return "irq_window_open";
+        case KVM_EXIT_SHUTDOWN: return "shutdown";
+        case KVM_EXIT_FAIL_ENTRY: return "fail_entry";
+        case KVM_EXIT_INTR: return "intr";
+        case KVM_EXIT_INTERNAL_ERROR: return "internal_error";
+        case KVM_EXIT_SYSTEM_EVENT: return "system_event";
+        default: return fmt::format("reason_{}", reason);
+    }
+}
+
+}  // namespace
+
+VcpuMetrics KvmVcpu::metrics() const {
+    VcpuMetrics metrics{.index = index_, .exits = {}, .halted_ns = std::nullopt, .soft = std::nullopt};
+    for (size_t reason = 0; reason < exit_counts_.size(); ++reason)
+        if (uint64_t count = exit_counts_[reason].get())
+            metrics.exits.emplace_back(reason + 1 == exit_counts_.size() ? "other" : exit_reason_name(reason), count);
+    return metrics;
+}
+
 bool KvmVcpu::handle_exit(const Platform& platform) {
+    exit_counts_[std::min<size_t>(run_->exit_reason, kCountedExitReasons - 1)].add();
     switch (run_->exit_reason) {
         case KVM_EXIT_IO:
             handle_io(platform);

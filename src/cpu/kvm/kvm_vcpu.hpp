@@ -15,6 +15,7 @@
 
 #include <linux/kvm.h>
 
+#include <array>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -52,6 +53,9 @@ public:
     void join();
     // After join(): forgets the stop request, so that start() runs the vCPU again (S3 resume).
     void rearm();
+    // The exits to Strata so far, by reason; any thread.
+    [[nodiscard]] VcpuMetrics metrics() const;
+
     // IA32_TSC, read and written as the guest sees it (KVM adjusts the TSC offset). Only while
     // the thread does not run.
     [[nodiscard]] Result<uint64_t> tsc() const;
@@ -102,6 +106,9 @@ private:
     kvm_run* run_;
     size_t run_size_;
     FpuTransfer fpu_transfer_;
+    // Exits by KVM exit reason; the last slot counts the reasons past it.
+    static constexpr size_t kCountedExitReasons = 64;
+    std::array<RelaxedCounter, kCountedExitReasons> exit_counts_;
     // The buses of the last start(), for the pieces of a string I/O or split MMIO access that a
     // completing KVM_RUN may still exit for.
     const Platform* platform_ = nullptr;

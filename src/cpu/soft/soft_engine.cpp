@@ -113,6 +113,11 @@ public:
         }
         return {};
     }
+    [[nodiscard]] std::vector<VcpuMetrics> metrics() const override {
+        std::vector<VcpuMetrics> all;
+        for (const auto& vcpu : vcpus_) all.push_back(vcpu->metrics());
+        return all;
+    }
     [[nodiscard]] Result<void> start(const Platform& platform) override {
         for (auto& vcpu : vcpus_)
             if (auto r = vcpu->thread().start(platform); !r) return r;

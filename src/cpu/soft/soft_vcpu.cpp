@@ -90,7 +90,9 @@ void SoftVcpu::sleep_until_event() {
         auto deadline = start + halt_poll_.window();
         for (unsigned spin = 1;; ++spin) {
             if (woken()) {
-                halt_poll_.record(std::chrono::steady_clock::now() - start, false);
+                auto halted = std::chrono::steady_clock::now() - start;
+                halt_poll_.record(halted, false);
+                count_halt(halted);
                 return;
             }
             __builtin_ia32_pause();
@@ -101,7 +103,33 @@ void SoftVcpu::sleep_until_event() {
         std::unique_lock lock(sleep_mutex_);
         wake_.wait(lock, woken);
     }
-    if (halt) halt_poll_.record(std::chrono::steady_clock::now() - start, true);
+    auto halted = std::chrono::steady_clock::now() - start;
+    if (halt) halt_poll_.record(halted, true);
+    count_halt(halted);
+}
+
+void SoftVcpu::count_halt(std::chrono::steady_clock::duration halted) {
+    published_.halts.add();
+    published_.halted_ns.add(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(halted).count()));
+}
+
+void SoftVcpu::publish_counts() {
+    published_.instructions.set(interpreter_.instructions());
+    published_.blocks_run.set(interpreter_.blocks_run());
+    published_.blocks_decoded.set(interpreter_.cache().blocks_built());
+    published_.jump_misses.set(interpreter_.jump_misses());
+    published_.tlb_flushes.set(cpu_.tlb_generation());
+}
+
+VcpuMetrics SoftVcpu::metrics() const {
+    return {.index = cpu_.index,
+            .exits = {{"halt", published_.halts.get()}},
+            .halted_ns = published_.halted_ns.get(),
+            .soft = VcpuMetrics::Soft{.instructions = published_.instructions.get(),
+                                      .blocks_run = published_.blocks_run.get(),
+                                      .blocks_decoded = published_.blocks_decoded.get(),
+                                      .jump_cache_misses = published_.jump_misses.get(),
+                                      .tlb_flushes = published_.tlb_flushes.get()}};
 }
 
 // INIT (SDM vol. 3A §9.1.1, table 9-1): the reset state of the registers, except that x87/SSE
@@ -168,6 +196,7 @@ bool SoftVcpu::run_once(const Platform& platform) {
             // yet (an interrupt while RFLAGS.IF is clear) must not stop the guest from reaching
             // the instruction that will let it in.
             interpreter_.run_slice(kBlocksPerSlice, lapic_.event_word(), kicked_);
+            publish_counts();
         }
     } catch (const TripleFault&) {
         report_triple_fault(platform);

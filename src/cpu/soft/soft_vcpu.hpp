@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <memory>
+#include <chrono>
 #include <mutex>
 
 #include "cpu/soft/cpu.hpp"
@@ -38,6 +39,9 @@ public:
     // the current block soon and wake the thread if it sleeps. Any thread.
     void kick() override;
 
+    // What this vCPU has done, as of its last slice or halt; any thread.
+    [[nodiscard]] VcpuMetrics metrics() const;
+
     bool run_once(const Platform& platform) override;
     void on_stop(std::thread* running) override;
     void on_rearm() override;
@@ -46,6 +50,9 @@ private:
     void take_events();
     void enter_init_state();
     void sleep_until_event();
+    // Copies the interpreter's counts where metrics() reads them.
+    void publish_counts();
+    void count_halt(std::chrono::steady_clock::duration halted);
     void report_triple_fault(const Platform& platform);
 
     Cpu cpu_;
@@ -59,6 +66,9 @@ private:
     std::mutex sleep_mutex_;
     std::condition_variable wake_;
     HaltPollWindow halt_poll_;  // this thread's alone
+    struct PublishedCounts {
+        RelaxedCounter instructions, blocks_run, blocks_decoded, jump_misses, tlb_flushes, halts, halted_ns;
+    } published_;
 };
 
 }  // namespace strata::soft
