@@ -281,9 +281,10 @@ std::vector<uint8_t> build_fadt(uint64_t facs, uint64_t dsdt) {
     fadt.p_lvl2_lat = kC2Unsupported;
     fadt.p_lvl3_lat = kC3Unsupported;
     fadt.iapc_boot_arch = boot_arch::LegacyDevices | boot_arch::Has8042;
-    // PWR_BUTTON/SLP_BUTTON set: no fixed-feature buttons. The PM timer is 24 bits (no TMR_VAL_EXT).
-    fadt.flags = fadt_flags::Wbinvd | fadt_flags::ProcC1 | fadt_flags::PwrButton | fadt_flags::SlpButton |
-                 fadt_flags::ResetRegSup;
+    // PWR_BUTTON clear: the power button is the fixed feature (PWRBTN_STS/PWRBTN_EN in PM1, which
+    // the control API's stop presses); SLP_BUTTON set: no sleep button. The PM timer is 24 bits
+    // (no TMR_VAL_EXT).
+    fadt.flags = fadt_flags::Wbinvd | fadt_flags::ProcC1 | fadt_flags::SlpButton | fadt_flags::ResetRegSup;
     fadt.reset_reg = io_register(kResetPort, 8, 1);
     fadt.reset_value = kResetValue;
     std::vector<uint8_t> table;

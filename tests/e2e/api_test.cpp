@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "e2e/linux_guest_support.hpp"
 #include "e2e/process_runner.hpp"
 #include "e2e/vmm_session.hpp"
 
@@ -214,6 +215,26 @@ TEST_P(ApiTest, ANamedVmIsListedAndTakesItsVerbsByName) {
     ProcessResult empty = cli({"ls"});
     EXPECT_EQ(empty.out.find(name), std::string::npos) << empty.out;
     ::unsetenv("XDG_RUNTIME_DIR");
+}
+
+// The default guest's /init powers off when its ACPI power button is pressed: strata stop is a
+// clean shutdown (the disk synced and unmounted), exit status 0, long before the deadline.
+TEST(LinuxGuestApi, StopPowersTheDefaultGuestOffThroughItsPowerButton) {
+    auto guest = default_guest();
+    if (!guest) GTEST_SKIP() << kNeedsDefaultGuest;
+    std::string socket = ::testing::TempDir() + "strata-api-linux-" + std::to_string(::getpid());
+    ::unlink(socket.c_str());
+    VmmSession vm({STRATA_BINARY, "run", "--accel", "soft", "--memory", "256M", "--kernel", guest->kernel, "--initrd",
+                   guest->initrd, "--cmdline", "console=ttyS0 panic=-1", "--api-socket", socket});
+    ASSERT_TRUE(vm.started());
+    ASSERT_TRUE(vm.wait_for("Exit the shell to power off.", std::chrono::seconds(300))) << vm.output();
+    // The power button's watcher finds its input device in the background, within a second or two.
+    vm.read_for(std::chrono::seconds(3));
+    ProcessResult stop = cli({"stop", "--api-socket", socket, "--timeout", "60000"});
+    ASSERT_EQ(stop.exit_status, 0) << stop.err;
+    EXPECT_EQ(vm.wait_exit(std::chrono::seconds(60)), 0) << vm.output();
+    EXPECT_NE(vm.output().find("Power button: powering off."), std::string::npos) << vm.output();
+    EXPECT_EQ(vm.output().find("killed"), std::string::npos) << vm.output();
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, ApiTest, ::testing::Values("kvm", "soft"),
