@@ -83,7 +83,8 @@ static_assert(offsetof(Fadt, reset_reg) == 116 && offsetof(Fadt, reset_value) ==
 static_assert(offsetof(Fadt, x_pm1a_evt_blk) == 148 && offsetof(Fadt, x_pm_tmr_blk) == 208);
 
 namespace fadt_flags {  // §5.2.9, table 5.10
-constexpr uint32_t Wbinvd = 1u << 0, ProcC1 = 1u << 2, PwrButton = 1u << 4, SlpButton = 1u << 5, ResetRegSup = 1u << 10;
+// (Bit 4, PWR_BUTTON, stays clear: the power button is the fixed feature.)
+constexpr uint32_t Wbinvd = 1u << 0, ProcC1 = 1u << 2, SlpButton = 1u << 5, ResetRegSup = 1u << 10;
 }
 namespace boot_arch {  // §5.2.9.3 IA-PC boot architecture flags
 constexpr uint16_t LegacyDevices = 1u << 0, Has8042 = 1u << 1;
