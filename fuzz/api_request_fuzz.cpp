@@ -8,7 +8,8 @@
 // Invariants beyond "no crash, no UB, no leak":
 //   - the status is 200, or 4xx for the client's mistakes (the fake VM never fails);
 //   - the body is valid JSON; a refusal is {"error": "<non-empty>"}, a 405 names its Allow;
-//   - a refused request leaves the VM's state as it was; a 200 is one of the routes and methods.
+//   - a refused request leaves the VM's state as it was; a 200 is one of the routes and methods;
+//   - a snapshot reaches the VM only with an absolute path without "." or ".." components.
 #include <array>
 #include <string>
 #include <string_view>
@@ -30,7 +31,8 @@ std::string_view take_line(std::string_view& rest) {
 
 bool is_route(std::string_view method, std::string_view path) {
     if (path == "/v1/vm" || path == "/v1/metrics" || path == "/metrics") return method == "GET";
-    return method == "PUT" && (path == "/v1/vm/pause" || path == "/v1/vm/resume" || path == "/v1/vm/stop" || path == "/v1/vm/kill");
+    return method == "PUT" && (path == "/v1/vm/pause" || path == "/v1/vm/resume" || path == "/v1/vm/stop" ||
+                               path == "/v1/vm/kill" || path == "/v1/vm/snapshot");
 }
 
 }  // namespace
@@ -59,6 +61,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(!json.is_discarded(), "the answer is not JSON: {}", response.body);
     if (response.status == 200) {
         FUZZ_CHECK(is_route(method, path), "200 for {} {}", method, path);
+        if (vm.snapshots > 0) {
+            const std::string& dir = vm.last_snapshot;
+            FUZZ_CHECK(!dir.empty() && dir.front() == '/' && dir.size() <= kMaxSnapshotPathBytes &&
+                           dir.find("/../") == std::string::npos && dir.find("/./") == std::string::npos &&
+                           dir.find("//") == std::string::npos && !dir.ends_with("/..") && !dir.ends_with("/.") &&
+                           !dir.ends_with("/"),
+                       "a snapshot path the router should have refused: {}", dir);
+        }
         return 0;
     }
     FUZZ_CHECK(json.is_object() && json.contains("error") && json["error"].is_string() &&

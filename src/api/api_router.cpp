@@ -89,6 +89,42 @@ HttpResponse stop(VmControl& vm, const HttpRequest& request) {
     return from(vm.stop(timeout), VmState::Stopping);
 }
 
+// Why `path` is not a snapshot directory the API writes, or empty: an absolute path of at most
+// kMaxSnapshotPathBytes, without empty, "." or ".." components or control characters, so that
+// what the VMM creates is exactly what the text names.
+std::string snapshot_path_problem(const std::string& path) {
+    if (path.empty() || path.front() != '/') return "must be an absolute path";
+    if (path.size() > kMaxSnapshotPathBytes) return fmt::format("is longer than {} bytes", kMaxSnapshotPathBytes);
+    if (path == "/") return "names the root directory";
+    for (char c : path)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return "has a control character";
+    size_t start = 1;
+    while (start <= path.size()) {
+        size_t end = path.find('/', start);
+        if (end == std::string::npos) end = path.size();
+        std::string_view part(path.data() + start, end - start);
+        if (part.empty() || part == "." || part == "..") return "has an empty, '.' or '..' component";
+        start = end + 1;
+    }
+    return {};
+}
+
+HttpResponse snapshot(VmControl& vm, const HttpRequest& request) {
+    auto body = object_body(request);
+    if (!body) return body.error();
+    if (auto r = only_members(*body, {"path"}); !r) return r.error();
+    if (!body->contains("path") || !(*body)["path"].is_string())
+        return error_response(400, "the body must give \"path\": the directory to write the snapshot into");
+    std::string path = (*body)["path"].get<std::string>();
+    if (std::string problem = snapshot_path_problem(path); !problem.empty()) {
+        json quoted = path;
+        return error_response(400, fmt::format("path {} {}", dump(quoted), problem));
+    }
+    auto result = vm.snapshot(path);
+    if (!result) return error_response(result.error().status, result.error().message);
+    return ok(*result);
+}
+
 HttpResponse kill(VmControl& vm, const HttpRequest& request) {
     if (auto r = no_members(request); !r) return r.error();
     return from(vm.kill(), VmState::Stopping);
@@ -108,6 +144,7 @@ constexpr std::array kRoutes{
     Route{"/v1/vm/resume", "PUT", resume},
     Route{"/v1/vm/stop", "PUT", stop},
     Route{"/v1/vm/kill", "PUT", kill},
+    Route{"/v1/vm/snapshot", "PUT", snapshot},
 };
 
 }  // namespace

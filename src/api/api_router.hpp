@@ -21,6 +21,7 @@ namespace strata::api {
 constexpr size_t kMaxBodyBytes = 16 * 1024;
 constexpr std::chrono::milliseconds kDefaultStopTimeout{10'000};
 constexpr std::chrono::milliseconds kMaxStopTimeout{600'000};
+constexpr size_t kMaxSnapshotPathBytes = 1024;  // PUT /v1/vm/snapshot "path"
 
 struct HttpRequest {
     std::string_view method;        // as sent: GET, PUT, ...

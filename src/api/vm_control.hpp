@@ -41,6 +41,10 @@ public:
     // Graceful: the ACPI power button, then a kill once `deadline` has passed without a power-off.
     [[nodiscard]] virtual ApiResult<> stop(std::chrono::milliseconds deadline) = 0;
     [[nodiscard]] virtual ApiResult<> kill() = 0;
+    // The whole VM into the new directory `path` (absolute, checked by the router; it must not
+    // exist): a running VM is paused for it and runs on after; a paused one stays paused.
+    // {"path", "state_bytes", "memory_bytes", "memory_data_bytes", "took_ms", "notes"}.
+    [[nodiscard]] virtual ApiResult<nlohmann::json> snapshot(const std::string& path) = 0;
     // The VM's counters (machine/vm_metrics.hpp), as JSON and in the Prometheus text format.
     [[nodiscard]] virtual nlohmann::json metrics() = 0;
     [[nodiscard]] virtual std::string metrics_prometheus() = 0;

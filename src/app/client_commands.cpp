@@ -1,5 +1,7 @@
 #include "app/client_commands.hpp"
 
+#include <filesystem>
+
 #include <nlohmann/json.hpp>
 
 #include "api/api_client.hpp"
@@ -48,6 +50,9 @@ ClientCommands::ClientCommands(CLI::App& app) {
     Verb& metrics = add_verb(app, "metrics", "Print a VM's counters: exits, halted time, instructions, device accesses, "
                                              "interrupts");
     metrics.command->add_option("--format", metrics.format, "json (default) or prometheus (the text exposition format)");
+    Verb& snapshot = add_verb(app, "snapshot", "Save the whole VM into a new directory (a running VM pauses for it and "
+                                               "runs on); strata restore DIR starts it again");
+    snapshot.command->add_option("DIR", snapshot.directory, "The directory to create (it must not exist)")->required();
     ls_ = app.add_subcommand("ls", "List the VMs started with --name (their sockets in $XDG_RUNTIME_DIR/strata, or "
                                    "/tmp/strata-UID without XDG_RUNTIME_DIR)");
 }
@@ -91,10 +96,27 @@ int ClientCommands::run_verb(const Verb& verb) const {
         if (!ms) return error(fmt::format("--timeout: {}", ms.error().message), kUsageError);
         body = json{{"timeout_ms", *ms}}.dump();
     }
-    auto reply = api::api_call(socket, method, path, body);
+    if (command == "snapshot") {
+        // The VM writes the directory: it gets the path as this shell means it.
+        std::error_code ignored;
+        std::filesystem::path absolute = std::filesystem::absolute(verb.directory, ignored).lexically_normal();
+        std::string text = absolute.string();
+        while (text.size() > 1 && text.back() == '/') text.pop_back();
+        body = json{{"path", text}}.dump();
+    }
+    auto reply = api::api_call(socket, method, path, body, std::chrono::minutes(10));
     if (!reply) return error(reply.error().message, kUsageError);
     if (reply->status / 100 != 2) return error(fmt::format("{}: {}", command, reply_message(*reply)), kRefused);
-    if (prometheus) {
+    if (command == "snapshot") {
+        json done = json::parse(reply->body, nullptr, false);
+        if (!done.is_object()) return 0;
+        fmt::print("{}: {} of RAM ({} written), {} of state, in {:.1f} ms\n", done.value("path", std::string("?")),
+                   format_size(done.value("memory_bytes", uint64_t{0})), format_size(done.value("memory_data_bytes", uint64_t{0})),
+                   format_size(done.value("state_bytes", uint64_t{0})), done.value("took_ms", 0.0));
+        if (done.contains("notes") && done["notes"].is_array())
+            for (const json& note : done["notes"])
+                if (note.is_string()) fmt::print(stderr, "strata: note: {}\n", note.get<std::string>());
+    } else if (prometheus) {
         fmt::print("{}", reply->body);
     } else if (reads) {
         json info = json::parse(reply->body, nullptr, false);

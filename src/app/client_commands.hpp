@@ -1,7 +1,7 @@
-// The control API's verbs on the command line: `strata info|pause|resume|stop|kill|metrics` on a VM
+// The control API's verbs on the command line: `strata info|pause|resume|stop|kill|metrics|snapshot` on a VM
 // named by --api-socket PATH or --name NAME, and `strata ls`. Each sends one request
 // (api/api_client.hpp) and prints the answer: info and metrics on stdout (JSON, or metrics in the
-// Prometheus text format), the others nothing when they succeed.
+// Prometheus text format), snapshot one line of what it wrote, the others nothing when they succeed.
 // Exit status: 0 done; 1 the VM refused or failed the request (its message on stderr); 2 a usage
 // error, or no VM answered.
 #pragma once
@@ -28,6 +28,7 @@ private:
         std::string name;
         std::string timeout;  // stop
         std::string format;   // metrics
+        std::string directory;  // snapshot
     };
     Verb& add_verb(CLI::App& app, const char* name, const char* help);
     [[nodiscard]] int run_verb(const Verb& verb) const;

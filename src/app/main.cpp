@@ -53,6 +53,42 @@ std::string once_message(const ValueFlag& flag) {
     return fmt::format("{} is given {} times ({}); give it once", flag.name, flag.values.size(), given);
 }
 
+// --accel's value, or the usage error.
+std::expected<strata::Accel, int> accel_from(const std::string& engine) {
+    if (engine == "kvm") return strata::Accel::Kvm;
+    if (engine == "soft") return strata::Accel::Soft;
+    if (engine == "auto") return strata::Accel::Auto;
+    return std::unexpected(usage_error(fmt::format("--accel: '{}' is not an engine (expected auto, kvm or soft)", engine)));
+}
+
+// Where --api-socket or --name puts the control API's socket (and the VM's name), or the usage
+// error; both empty without either flag.
+struct ApiPlace {
+    std::string socket;
+    std::string name;
+};
+std::expected<ApiPlace, int> api_place(const ValueFlag& api_socket, const ValueFlag& name) {
+    if (!api_socket.values.empty() && !name.values.empty())
+        return std::unexpected(usage_error("--api-socket and --name both say where the API socket goes; give one"));
+    ApiPlace place;
+    if (!name.values.empty()) {
+        auto path = strata::api::socket_path_for_name(name.values.front(), true);
+        if (!path) return std::unexpected(usage_error(fmt::format("--name: {}", path.error().message)));
+        place.name = name.values.front();
+        place.socket = *path;
+    }
+    if (!api_socket.values.empty()) place.socket = api_socket.values.front();
+    return place;
+}
+
+int run_machine(std::expected<std::unique_ptr<strata::Machine>, strata::StopReason> machine) {
+    if (!machine) {
+        strata::print_stop_reason(machine.error());
+        return machine.error().exit_status();
+    }
+    return (*machine)->run();
+}
+
 // CLI11's own messages, in Strata's words where they read oddly ("1 required TEXT missing").
 std::string parse_error_message(const CLI::ParseError& error) {
     std::string what = error.what();
@@ -111,6 +147,22 @@ int run_command_line(int argc, char** argv) {
     run->add_flag("--test-devices", config.test_devices,
                   "Add the test devices kvm-unit-tests uses: isa-debug-exit at port 0xf4, pc-testdev, pci-testdev");
 
+    // strata restore DIR: a snapshot's VM in this process, its console on the terminal.
+    std::string restore_dir;
+    ValueFlag restore_accel{"--accel", {}}, restore_api_socket{"--api-socket", {}}, restore_name{"--name", {}};
+    CLI::App* restore = app.add_subcommand("restore", "Start the VM a snapshot directory holds (strata snapshot) in this "
+                                                      "process, with its console on the terminal");
+    restore->add_option("DIR", restore_dir, "The snapshot directory")->required();
+    auto add_restore = [&](ValueFlag& flag, const char* help) {
+        return restore->add_option(flag.name, flag.values, help)->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    };
+    add_restore(restore_accel, "CPU engine to continue under: kvm, soft or auto (default); either engine restores a "
+                               "snapshot taken under the other");
+    add_restore(restore_api_socket, "Serve the control API on this Unix socket (as strata run --api-socket)");
+    add_restore(restore_name, "Name the restored VM (as strata run --name)");
+    bool restore_paused = false;
+    restore->add_flag("--paused", restore_paused, "Keep the VM paused until strata resume (needs --api-socket or --name)");
+
     strata::app::ClientCommands client(app);
 
     try {
@@ -136,6 +188,26 @@ int run_command_line(int argc, char** argv) {
 
     if (auto status = client.run()) return *status;
 
+    if (restore->parsed()) {
+        for (const ValueFlag* flag : {&restore_accel, &restore_api_socket, &restore_name})
+            if (flag->values.size() > 1) return usage_error(once_message(*flag));
+        strata::RestoreOptions options;
+        options.dir = restore_dir;
+        auto chosen = accel_from(restore_accel.values.empty() ? "auto" : restore_accel.values.front());
+        if (!chosen) return chosen.error();
+        options.accel = *chosen;
+        auto place = api_place(restore_api_socket, restore_name);
+        if (!place) return place.error();
+        options.api_socket = place->socket;
+        options.name = place->name;
+        options.paused = restore_paused;
+        if (options.paused && options.api_socket.empty())
+            return usage_error("--paused: the VM would never run; give --api-socket or --name to resume it");
+        options.console_in = STDIN_FILENO;
+        options.console_out = STDOUT_FILENO;
+        return run_machine(strata::Machine::restore(options));
+    }
+
     for (const ValueFlag* flag :
          {&kernel, &initrd, &cmdline, &memory, &cpus, &accel, &unpack, &console, &vsock, &api_socket, &name})
         if (flag->values.size() > 1) return usage_error(once_message(*flag));
@@ -159,11 +231,9 @@ int run_command_line(int argc, char** argv) {
     if (!count) return usage_error(fmt::format("--cpus: {}", count.error().message));
     config.cpus = static_cast<unsigned>(*count);
 
-    std::string engine = value_of(accel, "auto");
-    if (engine == "kvm") config.accel = strata::Accel::Kvm;
-    else if (engine == "soft") config.accel = strata::Accel::Soft;
-    else if (engine == "auto") config.accel = strata::Accel::Auto;
-    else return usage_error(fmt::format("--accel: '{}' is not an engine (expected auto, kvm or soft)", engine));
+    auto chosen = accel_from(value_of(accel, "auto"));
+    if (!chosen) return chosen.error();
+    config.accel = *chosen;
 
     std::string where = value_of(unpack, "host");
     if (where == "host") config.kernel_unpack = strata::KernelUnpack::Host;
@@ -193,25 +263,15 @@ int run_command_line(int argc, char** argv) {
         config.vsock = std::move(*parsed);
     }
 
-    if (!api_socket.values.empty() && !name.values.empty())
-        return usage_error("--api-socket and --name both say where the API socket goes; give one");
-    if (!name.values.empty()) {
-        auto path = strata::api::socket_path_for_name(name.values.front(), true);
-        if (!path) return usage_error(fmt::format("--name: {}", path.error().message));
-        config.name = name.values.front();
-        config.api_socket = *path;
-    }
-    if (!api_socket.values.empty()) config.api_socket = api_socket.values.front();
+    auto place = api_place(api_socket, name);
+    if (!place) return place.error();
+    config.api_socket = place->socket;
+    config.name = place->name;
 
     config.console_in = STDIN_FILENO;
     config.console_out = STDOUT_FILENO;
 
-    auto machine = strata::Machine::create(config);
-    if (!machine) {
-        strata::print_stop_reason(machine.error());
-        return machine.error().exit_status();
-    }
-    return (*machine)->run();
+    return run_machine(strata::Machine::create(config));
 }
 
 }  // namespace

@@ -51,6 +51,15 @@ void MachineClock::pause() {
     notify_services();
 }
 
+void MachineClock::set_paused_time(int64_t ns) {
+    {
+        std::lock_guard lock(mutex_);
+        if (!paused_) panic("MachineClock::set_paused_time on a running clock");
+        paused_total_ = paused_at_ - origin_ - ns;
+    }
+    notify_services();
+}
+
 void MachineClock::resume() {
     {
         std::lock_guard lock(mutex_);

@@ -49,6 +49,9 @@ public:
     void pause();
     void resume();
     [[nodiscard]] bool paused() const;
+    // While paused: makes now_ns() read `ns` (a restored snapshot's time), which resume() then
+    // continues from. Timers armed for earlier times fire at resume.
+    void set_paused_time(int64_t ns);
 
 private:
     friend class TimerService;

@@ -51,6 +51,7 @@ uint8_t StateReader::u8_at_most(uint8_t max, std::string_view field) {
 }
 
 void StateReader::bytes(std::span<uint8_t> out, std::string_view field) {
+    if (out.empty()) return;  // an empty blob's span may have no data() to memset or copy to
     if (!take(out.size(), field)) {
         std::memset(out.data(), 0, out.size());
         return;

@@ -64,6 +64,7 @@ struct DebugRegisters {
 };
 
 inline constexpr uint32_t kTscMsr = 0x10;  // IA32_TIME_STAMP_COUNTER
+inline constexpr uint32_t kTscDeadlineMsr = 0x6e0;  // IA32_TSC_DEADLINE
 
 struct MsrValue {
     uint32_t index = 0;
@@ -122,6 +123,7 @@ inline constexpr uint32_t kSavedMsrs[] = {
     0xc000'0084,  // SFMASK
     0xc000'0102,  // KERNEL_GS_BASE
     0xc000'0103,  // TSC_AUX
+    0x6e0,        // IA32_TSC_DEADLINE: after IA32_TSC, which it is compared with
 };
 
 struct CpuState {

@@ -12,6 +12,7 @@
 #include "bus/machine_control.hpp"
 #include "bus/msi.hpp"
 #include "devices/irqchip/apic_bus.hpp"
+#include "devices/irqchip/irqchip_state.hpp"
 #include "cpu/cpu_state.hpp"
 #include "cpu/vcpu_metrics.hpp"
 #include "memory/guest_dma.hpp"
@@ -61,6 +62,16 @@ public:
     // vCPUs are not running (before start(), after join()).
     [[nodiscard]] virtual Result<CpuState> vcpu_state(unsigned index) const = 0;
     [[nodiscard]] virtual Result<void> set_vcpu_state(unsigned index, const CpuState& state) = 0;
+
+    // Snapshots: the interrupt controllers and PIT the engine brings (KVM's in-kernel ones), in the
+    // board's neutral form, with times on the machine clock, which reads `machine_now_ns`; nullopt
+    // when the engine has none (the board's are Strata's own). Only while the vCPUs are stopped.
+    [[nodiscard]] virtual Result<std::optional<IrqchipState>> irqchip_state(int64_t /*machine_now_ns*/) const {
+        return std::nullopt;
+    }
+    [[nodiscard]] virtual Result<void> set_irqchip_state(const IrqchipState& /*state*/, int64_t /*machine_now_ns*/) {
+        return fail("the {} engine has no interrupt controllers of its own", name());
+    }
 
     // Each vCPU's counts (vcpu_metrics.hpp); any thread, any time.
     [[nodiscard]] virtual std::vector<VcpuMetrics> metrics() const = 0;

@@ -137,9 +137,9 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
     place(board->mmio_, pc::kHpet, Hpet::kWindowSize, board->hpet_, "HPET");
 
     if (board->gsi_) {
-        auto pit = std::make_shared<Pit8254>(board->hpet_->pit_input(), timers);
-        place(board->pio_, pc::kPortPit, 4, pit->counters(), "8254 PIT");
-        place(board->pio_, pc::kPortSystemControlB, 1, pit->system_control(), "port 0x61 (PIT gate, speaker)");
+        board->pit_ = std::make_shared<Pit8254>(board->hpet_->pit_input(), timers);
+        place(board->pio_, pc::kPortPit, 4, board->pit_->counters(), "8254 PIT");
+        place(board->pio_, pc::kPortSystemControlB, 1, board->pit_->system_control(), "port 0x61 (PIT gate, speaker)");
     }
 
     // The terminal shows COM1 with either --console: with virtio, the kernel's early messages

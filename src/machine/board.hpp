@@ -20,16 +20,19 @@
 #include "base/machine_clock.hpp"
 #include "bus/bus.hpp"
 #include "bus/machine_control.hpp"
+#include "base/state_stream.hpp"
 #include "bus/wired_or_line.hpp"
 #include "cpu/engine.hpp"
 #include "machine/interrupt_counts.hpp"
 #include "machine/machine_config.hpp"
+#include "snapshot/snapshot_format.hpp"
 
 namespace strata {
 
 class ConsoleInput;
 class Uart16550;
 class Pic8259Pair;
+class Pit8254;
 class IoApic;
 class GsiRouter;
 class Hpet;
@@ -63,8 +66,50 @@ public:
     // may shut down gracefully.
     void press_power_button();
 
+    // Snapshots (board_state.cpp), while the vCPUs are stopped and the machine clock paused.
+    // quiesce() returns once no device has work in flight (virtio requests completed) and holds
+    // new work back until unquiesce().
+    void quiesce();
+    void unquiesce();
+    // Every device's state as a named section (docs/snapshot-format.md), Strata's own interrupt
+    // controllers included when the board has them ("irqchip"); quiesced.
+    [[nodiscard]] Result<void> save_state(std::vector<snapshot::Section>& sections) const;
+    // Sets every device from its section. Each section is decoded and checked before any device
+    // changes; a section missing, left over or refused fails with its name.
+    [[nodiscard]] Result<void> restore_state(std::span<const snapshot::Section> sections);
+    // Whether the interrupt controllers are the board's (the soft engine) or the engine's.
+    [[nodiscard]] bool has_own_irqchip() const { return pic_ != nullptr; }
+    [[nodiscard]] IrqchipState irqchip_state() const;
+    [[nodiscard]] Result<void> set_irqchip_state(const IrqchipState& state);
+
 private:
     Board() = default;
+
+    // A device with state in snapshots: its section's name, a label for messages, how to write
+    // its state, and how to read it back into the change that restores it (made only once every
+    // section has been read); virtio functions also quiesce.
+    struct Stateful {
+        std::string name;
+        std::string label;
+        std::function<Result<void>(StateWriter&)> save;
+        std::function<Result<std::function<Result<void>()>>(StateReader&)> load;
+        std::function<void(bool)> quiesce;  // true: quiesce; false: unquiesce
+    };
+    // Registers a device whose State has encode/decode and whose set_state returns Result.
+    template <class Device>
+    void keep_state(std::string name, std::string label, std::shared_ptr<Device> device) {
+        stateful_.push_back({std::move(name), std::move(label),
+                             [device](StateWriter& out) -> Result<void> {
+                                 device->state().encode(out);
+                                 return {};
+                             },
+                             [device](StateReader& in) -> Result<std::function<Result<void>()>> {
+                                 auto state = Device::State::decode(in);
+                                 return [device, state] { return device->set_state(state); };
+                             },
+                             {}});
+    }
+    std::vector<Stateful> stateful_;
 
     // What devices reach guest memory through; before the buses, which own the devices.
     std::unique_ptr<GuestDma> dma_;
@@ -72,6 +117,7 @@ private:
     // before the buses: devices there (the PIT's timer, the RTC's) drive the router's lines.
     std::unique_ptr<Pic8259Pair> pic_;
     std::shared_ptr<IoApic> ioapic_;
+    std::shared_ptr<Pit8254> pit_;
     std::unique_ptr<GsiRouter> gsi_;
     // What devices raise interrupts through, counting them: before every device.
     std::vector<std::unique_ptr<CountingIrqLine>> gsi_lines_;  // by GSI; null where none was asked for

@@ -15,6 +15,7 @@
 #include "loader/mptable.hpp"
 #include "loader/multiboot_loader.hpp"
 #include "machine/engine_choice.hpp"
+#include "machine/messages.hpp"
 
 namespace strata {
 
@@ -26,9 +27,6 @@ StopReason signal_stop(int signal) {
     return {StopKind::Signal, static_cast<uint32_t>(signal),
             fmt::format("stopped by signal {} ({})", signal, strsignal(signal))};
 }
-
-void warn(std::string_view message) { fmt::print(stderr, "strata: warning: {}\n", message); }
-void note(std::string_view message) { fmt::print(stderr, "strata: {}\n", message); }
 
 }  // namespace
 
@@ -190,7 +188,18 @@ int Machine::run() {
     else warn(raw.error().message);
 
     platform_.emplace(Platform{memory_, board_->pio(), board_->mmio(), *this});
-    if (auto r = engine_->start(*platform_); !r) request_stop(host_error(r.error().message));
+    // A restored machine's clock waits at the snapshot's time until its vCPUs start, which for
+    // `strata restore --paused` is at the API's resume.
+    bool start_paused = false;
+    {
+        std::lock_guard lock(stop_mutex_);
+        start_paused = paused_;
+    }
+    if (!start_paused) {
+        clock_.resume();
+        if (auto r = engine_->start(*platform_); !r) request_stop(host_error(r.error().message));
+        note_running();
+    }
     // The console is served until the VM stops; an S3 sleep stops the vCPUs in between and a wake
     // event resumes them; the control API's tasks run between two looks at the console.
     while (true) {

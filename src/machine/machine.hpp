@@ -10,6 +10,7 @@
 // between two looks at the console, so that the engine is driven from one thread only.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -28,6 +29,7 @@
 #include "host/signal_fd.hpp"
 #include "machine/board.hpp"
 #include "machine/machine_config.hpp"
+#include "snapshot/snapshot_dir.hpp"
 
 namespace strata {
 
@@ -37,12 +39,28 @@ struct VmMetrics;
 // the prefix every line of Strata's has: "strata: error: " for errors.
 void print_stop_reason(const StopReason& reason);
 
+// `strata restore DIR`: the snapshot, and what the command line gives anew.
+struct RestoreOptions {
+    std::string dir;
+    Accel accel = Accel::Auto;
+    std::string api_socket;
+    std::string name;
+    bool paused = false;  // stays paused until the API's resume
+    int console_in = 0;
+    int console_out = 1;
+};
+
 class Machine final : public MachineControl, public api::VmControl {
 public:
     // Builds the VM and loads the guest. Fails with a VMM error (status 2) naming the cause, or
     // with the signal that arrived first (SIGINT, SIGTERM, SIGHUP: status 128 + N): signals are
     // taken from the start, while images load.
     static std::expected<std::unique_ptr<Machine>, StopReason> create(const MachineConfig& config);
+    // Builds the VM a snapshot directory holds (machine_snapshot.cpp): its RAM mapped from the
+    // snapshot, every vCPU's and device's state set; run() then continues it. Everything is
+    // checked before any vCPU runs: a snapshot that is corrupt, truncated, of another version or
+    // that does not fit fails with one line (status 2).
+    static std::expected<std::unique_ptr<Machine>, StopReason> restore(const RestoreOptions& options);
     ~Machine() override;
 
     // Runs the guest to its end; returns the exit status (see StopReason::exit_status).
@@ -58,6 +76,7 @@ public:
     [[nodiscard]] api::ApiResult<> resume() override;
     [[nodiscard]] api::ApiResult<> stop(std::chrono::milliseconds deadline) override;
     [[nodiscard]] api::ApiResult<> kill() override;
+    [[nodiscard]] api::ApiResult<nlohmann::json> snapshot(const std::string& path) override;
     [[nodiscard]] nlohmann::json metrics() override;
     [[nodiscard]] std::string metrics_prometheus() override;
 
@@ -91,10 +110,15 @@ private:
     [[nodiscard]] api::ApiResult<> pause_now();
     [[nodiscard]] api::ApiResult<> resume_now();
     [[nodiscard]] api::ApiResult<> stop_now(std::chrono::milliseconds deadline);
+    [[nodiscard]] api::ApiResult<nlohmann::json> snapshot_now(const std::string& path);
+    // The vCPUs', interrupt controllers' and devices' state; stopped and quiesced.
+    [[nodiscard]] Result<snapshot::SnapshotContent> capture_state();
     // stop_mutex_ held.
     [[nodiscard]] api::VmState state_locked() const;
     [[nodiscard]] api::VmState state();
     [[nodiscard]] VmMetrics collect_metrics();
+    // The vCPUs have just started (run(), resume): a restored machine notes how long that took.
+    void note_running();
 
     MachineConfig config_;
     GuestMemory memory_;
@@ -130,6 +154,11 @@ private:
     std::optional<Platform> platform_;  // what the vCPUs run on, from run() on
     std::unique_ptr<TimerService::Timer> stop_deadline_;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+    // A restored machine: the snapshot it came from, the engine that took it, and how long from
+    // the restore's start (started_) until its vCPUs ran (-1 until they have).
+    std::string restored_from_;
+    std::string restored_engine_;
+    std::atomic<int64_t> restore_to_running_us_{-1};
     // Last: destroyed first, so no API call reaches a machine half gone.
     std::unique_ptr<api::ApiServer> api_server_;
 };

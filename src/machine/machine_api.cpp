@@ -1,6 +1,7 @@
 // The machine as the control API's VmControl (machine.hpp): what the API's threads may read
 // directly (configuration, state, clocks) and what they hand to the thread of run().
 #include "machine/machine.hpp"
+#include "machine/messages.hpp"
 #include "machine/vm_metrics.hpp"
 
 #include <unistd.h>
@@ -58,9 +59,23 @@ api::VmState Machine::state() {
     return state_locked();
 }
 
+void Machine::note_running() {
+    if (restored_from_.empty() || restore_to_running_us_.load() >= 0) return;
+    auto took = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started_);
+    restore_to_running_us_.store(took.count());
+}
+
 json Machine::info() {
     auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
+    json restore;
+    if (!restored_from_.empty()) {
+        int64_t us = restore_to_running_us_.load();
+        restore = {{"from", restored_from_},
+                   {"engine", restored_engine_},
+                   {"to_running_ms", us < 0 ? json() : json(static_cast<double>(us) / 1000.0)}};
+    }
     return {
+        {"restore", restore},
         {"name", config_.name},
         {"pid", ::getpid()},
         {"state", api::to_string(state())},
@@ -130,7 +145,7 @@ api::ApiResult<> Machine::pause_now() {
     engine_->join();
     clock_.pause();
     if (auto r = engine_->freeze_time(); !r)
-        fmt::print(stderr, "strata: warning: pause: guest time will jump on resume: {}\n", r.error().message);
+        warn(fmt::format("pause: guest time will jump on resume: {}", r.error().message));
     return {};
 }
 
@@ -142,13 +157,14 @@ api::ApiResult<> Machine::resume_now() {
         paused_ = false;
     }
     if (auto r = engine_->thaw_time(); !r)
-        fmt::print(stderr, "strata: warning: resume: guest time jumps over the pause: {}\n", r.error().message);
+        warn(fmt::format("resume: guest time jumps over the pause: {}", r.error().message));
     clock_.resume();
     engine_->rearm();
     if (auto r = engine_->start(*platform_); !r) {
         request_stop({StopKind::HostError, 0, context(r.error(), "resume").error().message});
         return std::unexpected(api::ApiError{500, r.error().message});
     }
+    note_running();
     return {};
 }
 

@@ -14,12 +14,27 @@ namespace strata {
 Result<GuestMemory> GuestMemory::create(uint64_t ram_size) {
     if (!valid_size(ram_size))
         return fail("guest memory of {} is not allowed (1 MiB to 1 TiB, a multiple of 4 KiB)", format_size(ram_size));
-
-    GuestMemory memory;
-    memory.fd_ = memfd_create("strata-guest-ram", MFD_CLOEXEC);
-    if (memory.fd_ < 0) return fail_errno("memfd_create for guest RAM");
-    if (ftruncate(memory.fd_, static_cast<off_t>(ram_size)) != 0)
+    int fd = memfd_create("strata-guest-ram", MFD_CLOEXEC);
+    if (fd < 0) return fail_errno("memfd_create for guest RAM");
+    if (ftruncate(fd, static_cast<off_t>(ram_size)) != 0) {
+        close(fd);
         return fail_errno("sizing guest RAM memfd to {} bytes", ram_size);
+    }
+    return map(fd, ram_size, false);
+}
+
+Result<GuestMemory> GuestMemory::map_private(int fd, uint64_t ram_size) {
+    if (!valid_size(ram_size)) {
+        close(fd);
+        return fail("guest memory of {} is not allowed (1 MiB to 1 TiB, a multiple of 4 KiB)", format_size(ram_size));
+    }
+    return map(fd, ram_size, true);
+}
+
+Result<GuestMemory> GuestMemory::map(int fd, uint64_t ram_size, bool copy_on_write) {
+    GuestMemory memory;  // owns fd from here
+    memory.fd_ = fd;
+    memory.private_ = copy_on_write;
     memory.ram_size_ = ram_size;
 
     uint64_t low = std::min(ram_size, kLowRamLimit);
@@ -28,18 +43,23 @@ Result<GuestMemory> GuestMemory::create(uint64_t ram_size) {
         memory.regions_.push_back({.gpa = kHighRamStart, .size = ram_size - low, .host = nullptr, .file_offset = low});
 
     for (auto& region : memory.regions_) {
-        void* host = mmap(nullptr, region.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, memory.fd_,
+        void* host = mmap(nullptr, region.size, PROT_READ | PROT_WRITE,
+                          (copy_on_write ? MAP_PRIVATE : MAP_SHARED) | MAP_NORESERVE, memory.fd_,
                           static_cast<off_t>(region.file_offset));
         if (host == MAP_FAILED) return fail_errno("mapping {} bytes of guest RAM", region.size);
         region.host = static_cast<uint8_t*>(host);
-        // Transparent huge pages cut TLB misses for the guest; failure is harmless.
+        // Transparent huge pages cut TLB misses for the guest; failure is harmless. (A private
+        // file mapping gets them only for the pages it copies.)
         madvise(host, region.size, MADV_HUGEPAGE);
     }
     return memory;
 }
 
 GuestMemory::GuestMemory(GuestMemory&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), ram_size_(other.ram_size_), regions_(std::move(other.regions_)) {
+    : fd_(std::exchange(other.fd_, -1)),
+      private_(other.private_),
+      ram_size_(other.ram_size_),
+      regions_(std::move(other.regions_)) {
     other.regions_.clear();
 }
 
@@ -47,6 +67,7 @@ GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept {
     if (this != &other) {
         release();
         fd_ = std::exchange(other.fd_, -1);
+        private_ = other.private_;
         ram_size_ = other.ram_size_;
         regions_ = std::move(other.regions_);
         other.regions_.clear();

@@ -38,6 +38,11 @@ public:
 
     // Creates `ram_size` bytes of zeroed guest RAM laid out as described above.
     static Result<GuestMemory> create(uint64_t ram_size);
+    // Guest RAM of `ram_size` bytes mapped copy-on-write from the file `fd` (a snapshot's RAM,
+    // laid out as the memfd is), which it takes: pages the guest only reads stay shared with the
+    // host's page cache, and what it writes never reaches the file. fd() is then -1: the pages
+    // are not all in one file any more.
+    static Result<GuestMemory> map_private(int fd, uint64_t ram_size);
 
     GuestMemory(GuestMemory&& other) noexcept;
     GuestMemory& operator=(GuestMemory&& other) noexcept;
@@ -47,7 +52,8 @@ public:
 
     [[nodiscard]] std::span<const RamRegion> regions() const { return regions_; }
     [[nodiscard]] uint64_t ram_size() const { return ram_size_; }
-    [[nodiscard]] int fd() const { return fd_; }
+    // The memfd behind all of RAM, or -1 (map_private).
+    [[nodiscard]] int fd() const { return private_ ? -1 : fd_; }
     // One past the highest RAM address.
     [[nodiscard]] uint64_t end() const;
 
@@ -66,8 +72,10 @@ public:
 private:
     GuestMemory() = default;
     void release();
+    [[nodiscard]] static Result<GuestMemory> map(int fd, uint64_t ram_size, bool copy_on_write);
 
     int fd_ = -1;
+    bool private_ = false;
     uint64_t ram_size_ = 0;
     std::vector<RamRegion> regions_;
 };

@@ -2,6 +2,8 @@
 // router: every malformed one gets its 4xx and a JSON error, and the VM's state is unchanged.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include "api/api_router.hpp"
 #include "api/vm_control_fake.hpp"
 
@@ -120,6 +122,40 @@ TEST(ApiRouter, StopTakesItsTimeoutOrTheDefault) {
     FakeVm other;
     EXPECT_EQ(send(other, "PUT", "/v1/vm/stop").status, 200);
     EXPECT_EQ(other.last_deadline, kDefaultStopTimeout);
+}
+
+TEST(ApiRouter, SnapshotTakesAnAbsolutePathAndRefusesAnyOther) {
+    FakeVm vm;
+    HttpResponse response = send(vm, "PUT", "/v1/vm/snapshot", "{\"path\": \"/tmp/snaps/one\"}", "application/json");
+    EXPECT_EQ(response.status, 200) << response.body;
+    EXPECT_EQ(vm.last_snapshot, "/tmp/snaps/one");
+    struct Case {
+        std::string_view body;
+        std::string_view message;
+    };
+    const Case cases[] = {
+        {"{}", "the body must give \"path\": the directory to write the snapshot into"},
+        {"{\"path\": 5}", "the body must give \"path\": the directory to write the snapshot into"},
+        {"{\"path\": \"snap\"}", "path \"snap\" must be an absolute path"},
+        {"{\"path\": \"/tmp/../etc/x\"}", "path \"/tmp/../etc/x\" has an empty, '.' or '..' component"},
+        {"{\"path\": \"/tmp//x\"}", "path \"/tmp//x\" has an empty, '.' or '..' component"},
+        {"{\"path\": \"/tmp/x/\"}", "path \"/tmp/x/\" has an empty, '.' or '..' component"},
+        {"{\"path\": \"/tmp/\\u0001\"}", "path \"/tmp/\\u0001\" has a control character"},
+        {"{\"path\": \"/\"}", "path \"/\" names the root directory"},
+        {"{\"path\": \"/x\", \"force\": true}", "unknown member \"force\" in the body"},
+    };
+    for (const Case& c : cases) {
+        HttpResponse refused = send(vm, "PUT", "/v1/vm/snapshot", c.body, "application/json");
+        EXPECT_EQ(refused.status, 400) << c.body;
+        EXPECT_EQ(error_of(refused), c.message) << c.body;
+    }
+    std::string long_path = "{\"path\": \"/" + std::string(kMaxSnapshotPathBytes, 'a') + "\"}";
+    EXPECT_EQ(error_of(send(vm, "PUT", "/v1/vm/snapshot", long_path, "application/json")),
+              fmt::format("path \"/{}\" is longer than 1024 bytes", std::string(kMaxSnapshotPathBytes, 'a')));
+    EXPECT_EQ(vm.snapshots, 1);
+    (void)vm.kill();
+    EXPECT_EQ(send(vm, "PUT", "/v1/vm/snapshot", "{\"path\": \"/tmp/two\"}", "application/json").status, 409)
+        << "snapshot while stopping";
 }
 
 TEST(ApiRouter, ABodyOverTheLimitIs413AndTheVmIsNotTouched) {

@@ -41,6 +41,13 @@ public:
         ++kills;
         return {};
     }
+    ApiResult<nlohmann::json> snapshot(const std::string& path) override {
+        std::lock_guard lock(mutex_);
+        if (state_ == VmState::Stopping) return std::unexpected(ApiError{409, "the VM is stopping"});
+        last_snapshot = path;
+        ++snapshots;
+        return nlohmann::json{{"path", path}};
+    }
     nlohmann::json metrics() override { return {{"vcpus", nlohmann::json::array()}}; }
     std::string metrics_prometheus() override { return "strata_uptime_seconds{vm=\"fake\"} 1\n"; }
     [[nodiscard]] VmState state() {
@@ -48,7 +55,8 @@ public:
         return state_;
     }
 
-    std::atomic<int> pauses{0}, kills{0};
+    std::atomic<int> pauses{0}, kills{0}, snapshots{0};
+    std::string last_snapshot;
     std::chrono::milliseconds last_deadline{-1};
 
 private:

@@ -63,6 +63,25 @@ TEST_F(ManualTime, ClockStartsAtZeroAndStandsStillWhilePaused) {
     EXPECT_EQ(clock.now_ns(), 125);
 }
 
+TEST_F(ManualTime, RestoredTimeIsWhereAPausedClockContinues) {
+    Log log;
+    auto timer = timers.create_timer([&log] { log.add(1); });
+    clock.pause();
+    clock.set_paused_time(7'000'000'000);  // a snapshot taken 7 s into its VM's life
+    EXPECT_EQ(clock.now_ns(), 7'000'000'000);
+    timer->arm_at(7'000'000'500);
+    source_ns += 1'000'000;
+    timers.run_due_timers();
+    EXPECT_TRUE(log.get().empty()) << "no timer fires while paused";
+    clock.resume();
+    EXPECT_EQ(clock.now_ns(), 7'000'000'000);
+    advance(499);
+    EXPECT_TRUE(log.get().empty());
+    advance(1);
+    EXPECT_EQ(log.get(), std::vector<int>{1});
+    EXPECT_EQ(clock.now_ns(), 7'000'000'500);
+}
+
 TEST(MachineClockReal, FollowsTheHostMonotonicClock) {
     MachineClock clock;
     int64_t before = clock.now_ns();

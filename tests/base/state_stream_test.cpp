@@ -61,6 +61,16 @@ TEST(StateStream, LengthsAreBoundedBeforeAnythingIsRead) {
     EXPECT_NE(in.finish().error().message.find("more than the 64 allowed"), std::string::npos);
 }
 
+TEST(StateStream, AnEmptyBlobReadsBackEmpty) {
+    StateWriter out;
+    out.blob({});
+    out.u8(7);
+    StateReader in(out.view(), "x");
+    EXPECT_TRUE(in.blob(64, "name").empty());
+    EXPECT_EQ(in.u8("after"), 7);
+    EXPECT_TRUE(in.finish());
+}
+
 TEST(StateStream, LeftOverBytesAreAnError) {
     StateWriter out;
     out.u32(1);

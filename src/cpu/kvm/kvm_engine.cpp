@@ -2,11 +2,14 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 
+#include <array>
 #include <cstring>
 #include <fstream>
 #include <string>
 
+#include "cpu/kvm/kvm_irqchip.hpp"
 #include "cpu/kvm/kvm_vcpu.hpp"
 #include "memory/pc_layout.hpp"
 
@@ -244,6 +247,46 @@ Result<CpuState> KvmEngine::vcpu_state(unsigned index) const {
 Result<void> KvmEngine::set_vcpu_state(unsigned index, const CpuState& state) {
     if (index >= vcpus_.size()) return fail("vCPU {} does not exist ({} vCPUs)", index, vcpus_.size());
     return vcpus_[index]->set_state(state);
+}
+
+namespace {
+ClockPair clock_pair(int64_t machine_now_ns) {
+    timespec host{};
+    clock_gettime(CLOCK_MONOTONIC, &host);
+    return {.machine_ns = machine_now_ns, .host_ns = host.tv_sec * 1'000'000'000ll + host.tv_nsec};
+}
+// KVM_GET_IRQCHIP's chip ids, in the order they are saved and restored.
+constexpr std::array<uint32_t, 3> kKvmIrqchips{KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_IRQCHIP_IOAPIC};
+}  // namespace
+
+Result<std::optional<IrqchipState>> KvmEngine::irqchip_state(int64_t machine_now_ns) const {
+    IrqchipState state;
+    for (uint32_t id : kKvmIrqchips) {
+        kvm_irqchip chip{};
+        chip.chip_id = id;
+        if (ioctl_retry(vm_.get(), KVM_GET_IRQCHIP, &chip) < 0) return fail_errno("KVM_GET_IRQCHIP {}", id);
+        if (id == KVM_IRQCHIP_PIC_MASTER) state.pic.master = from_kvm(chip.chip.pic, true);
+        if (id == KVM_IRQCHIP_PIC_SLAVE) state.pic.slave = from_kvm(chip.chip.pic, false);
+        if (id == KVM_IRQCHIP_IOAPIC) state.ioapic = from_kvm(chip.chip.ioapic);
+    }
+    kvm_pit_state2 pit{};
+    if (ioctl_retry(vm_.get(), KVM_GET_PIT2, &pit) < 0) return fail_errno("KVM_GET_PIT2");
+    state.pit = from_kvm(pit, clock_pair(machine_now_ns));
+    return state;
+}
+
+Result<void> KvmEngine::set_irqchip_state(const IrqchipState& state, int64_t machine_now_ns) {
+    for (uint32_t id : kKvmIrqchips) {
+        kvm_irqchip chip{};
+        chip.chip_id = id;
+        if (id == KVM_IRQCHIP_PIC_MASTER) chip.chip.pic = to_kvm(state.pic.master);
+        if (id == KVM_IRQCHIP_PIC_SLAVE) chip.chip.pic = to_kvm(state.pic.slave);
+        if (id == KVM_IRQCHIP_IOAPIC) chip.chip.ioapic = to_kvm(state.ioapic, pc::kIoApic);
+        if (ioctl_retry(vm_.get(), KVM_SET_IRQCHIP, &chip) < 0) return fail_errno("KVM_SET_IRQCHIP {}", id);
+    }
+    kvm_pit_state2 pit = to_kvm(state.pit, clock_pair(machine_now_ns));
+    if (ioctl_retry(vm_.get(), KVM_SET_PIT2, &pit) < 0) return fail_errno("KVM_SET_PIT2");
+    return {};
 }
 
 std::vector<VcpuMetrics> KvmEngine::metrics() const {

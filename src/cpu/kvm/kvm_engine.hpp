@@ -48,6 +48,8 @@ public:
     [[nodiscard]] Result<void> set_boot_state(const CpuState& state) override;
     [[nodiscard]] Result<CpuState> vcpu_state(unsigned index) const override;
     [[nodiscard]] Result<void> set_vcpu_state(unsigned index, const CpuState& state) override;
+    [[nodiscard]] Result<std::optional<IrqchipState>> irqchip_state(int64_t machine_now_ns) const override;
+    [[nodiscard]] Result<void> set_irqchip_state(const IrqchipState& state, int64_t machine_now_ns) override;
     [[nodiscard]] std::vector<VcpuMetrics> metrics() const override;
     [[nodiscard]] Result<void> start(const Platform& platform) override;
     void stop() override;

@@ -94,6 +94,8 @@ public:
         x.lapic = apic.page;
         for (MsrValue& m : x.msrs)
             if (m.index == kTscMsr) m.value = guest_tsc(vcpu.cpu());
+        // The TSC deadline is the local APIC's; the CPU's state leaves it out.
+        if (auto deadline = read_msr(vcpu.cpu(), kTscDeadlineMsr)) x.msrs.push_back({kTscDeadlineMsr, *deadline});
         return s;
     }
     [[nodiscard]] Result<void> set_vcpu_state(unsigned index, const CpuState& state) override {
@@ -108,8 +110,11 @@ public:
         vcpu.cpu().set_state(state);
         if (state.extended) {
             vcpu.set_waiting_for_sipi(state.extended->mp_state == MpState::Uninitialized);
+            // The TSC first: a TSC deadline is armed against it.
             for (const MsrValue& m : state.extended->msrs)
                 if (m.index == kTscMsr) (void)write_msr(vcpu.cpu(), kTscMsr, m.value);
+            for (const MsrValue& m : state.extended->msrs)
+                if (m.index == kTscDeadlineMsr) (void)write_msr(vcpu.cpu(), kTscDeadlineMsr, m.value);
         }
         return {};
     }
