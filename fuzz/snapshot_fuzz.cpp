@@ -1,6 +1,6 @@
 // Fuzzes what `strata restore` reads from a snapshot directory before it builds anything: the
 // manifest (snapshot.json) with the machine configuration in it, and state.bin's sections with
-// the decoders of the vCPU state, the memory map and the interrupt controllers.
+// the decoders of the vCPU state, the memory map, the interrupt controllers and the devices.
 //
 // Input: the first byte picks the part: even, the rest is snapshot.json; odd, the rest is
 // state.bin, and every section of it is given to the decoder its name selects.
@@ -13,6 +13,13 @@
 
 #include "cpu/cpu_state_codec.hpp"
 #include "devices/irqchip/irqchip_state.hpp"
+#include "devices/legacy/acpi_pm.hpp"
+#include "devices/legacy/cmos_rtc.hpp"
+#include "devices/legacy/fw_cfg.hpp"
+#include "devices/legacy/hpet.hpp"
+#include "devices/legacy/i8042.hpp"
+#include "devices/legacy/uart16550.hpp"
+#include "devices/test/pc_testdev.hpp"
 #include "fuzz_support.hpp"
 #include "machine/snapshot_config.hpp"
 #include "snapshot/memory_file.hpp"
@@ -34,6 +41,13 @@ void round_trip(const snapshot::Section& section, Decode decode, Encode encode) 
                section.name, section.bytes.size());
 }
 
+// A device's State, whose encode and decode are its members.
+template <class Device>
+void device_round_trip(const snapshot::Section& section) {
+    round_trip(section, Device::State::decode,
+               [](StateWriter& out, const typename Device::State& s) { s.encode(out); });
+}
+
 void check_section(const snapshot::Section& section) {
     if (section.name == "memory") {
         StateReader in(section.bytes, section.name);
@@ -51,6 +65,20 @@ void check_section(const snapshot::Section& section) {
         round_trip(section, decode_cpu_state, encode_cpu_state);
     } else if (section.name == "irqchip") {
         round_trip(section, IrqchipState::decode, [](StateWriter& out, const IrqchipState& s) { s.encode(out); });
+    } else if (section.name == "com1") {
+        device_round_trip<Uart16550>(section);
+    } else if (section.name == "rtc") {
+        device_round_trip<CmosRtc>(section);
+    } else if (section.name == "hpet") {
+        device_round_trip<Hpet>(section);
+    } else if (section.name == "acpi-pm") {
+        device_round_trip<AcpiPm>(section);
+    } else if (section.name == "i8042") {
+        device_round_trip<I8042>(section);
+    } else if (section.name == "fw-cfg") {
+        device_round_trip<FwCfg>(section);
+    } else if (section.name == "pc-testdev") {
+        device_round_trip<PcTestDev>(section);
     }
 }
 

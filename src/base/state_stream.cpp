@@ -9,6 +9,15 @@ void StateWriter::put(uint64_t value, unsigned width) {
     for (unsigned i = 0; i < width; ++i) bytes_.push_back(static_cast<uint8_t>(value >> (8 * i)));
 }
 
+// resize and memcpy rather than vector::insert: g++ 12 at -O3 inlines insert's reallocation into
+// its callers and then warns (-Wstringop-overflow) about a copy into the old, smaller buffer.
+void StateWriter::bytes(std::span<const uint8_t> data) {
+    if (data.empty()) return;
+    size_t offset = bytes_.size();
+    bytes_.resize(offset + data.size());
+    std::memcpy(bytes_.data() + offset, data.data(), data.size());
+}
+
 void StateWriter::blob(std::span<const uint8_t> data) {
     u32(static_cast<uint32_t>(data.size()));
     bytes(data);

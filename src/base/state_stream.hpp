@@ -11,6 +11,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -28,8 +29,17 @@ public:
     void u64(uint64_t value) { put(value, 8); }
     void i64(int64_t value) { put(static_cast<uint64_t>(value), 8); }
     void boolean(bool value) { u8(value ? 1 : 0); }
+    // A boolean "present", then the value only when there is one.
+    void optional_u64(std::optional<uint64_t> value) {
+        boolean(value.has_value());
+        if (value) u64(*value);
+    }
+    void optional_i64(std::optional<int64_t> value) {
+        boolean(value.has_value());
+        if (value) i64(*value);
+    }
     // Raw bytes of a size both sides know.
-    void bytes(std::span<const uint8_t> data) { bytes_.insert(bytes_.end(), data.begin(), data.end()); }
+    void bytes(std::span<const uint8_t> data);
     // A u32 length, then the bytes.
     void blob(std::span<const uint8_t> data);
     void string(std::string_view text);
@@ -53,6 +63,14 @@ public:
     uint64_t u64(std::string_view field) { return get(8, field); }
     int64_t i64(std::string_view field) { return static_cast<int64_t>(get(8, field)); }
     bool boolean(std::string_view field);
+    std::optional<uint64_t> optional_u64(std::string_view field) {
+        if (!boolean(field)) return std::nullopt;
+        return u64(field);
+    }
+    std::optional<int64_t> optional_i64(std::string_view field) {
+        if (!boolean(field)) return std::nullopt;
+        return i64(field);
+    }
     // A u8 that must be at most `max` (an enum's last value).
     uint8_t u8_at_most(uint8_t max, std::string_view field);
     void bytes(std::span<uint8_t> out, std::string_view field);

@@ -158,7 +158,10 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
     auto fw_cfg = std::make_shared<FwCfg>(memory.ram_size(), static_cast<uint16_t>(config.cpus));
     place(board->pio_, pc::kPortFwCfg, FwCfg::kWindowSize, fw_cfg, "fw_cfg");
 
-    auto acpi_pm = std::make_shared<AcpiPm>(line(pc::kIrqAcpiSci), control);
+    // The PM timer runs on the machine clock, so it stops while the VM is paused and a restore
+    // continues it from the snapshot's time.
+    MachineClock& clock = timers.clock();
+    auto acpi_pm = std::make_shared<AcpiPm>(line(pc::kIrqAcpiSci), control, [&clock] { return clock.now_ns(); });
     place(board->pio_, pc::kPortAcpiPm, AcpiPm::kWindowSize, acpi_pm, "ACPI PM");
     board->acpi_pm_ = acpi_pm;
 
@@ -167,6 +170,16 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
     uint64_t below_4g = std::min<uint64_t>(memory.ram_size(), GuestMemory::kLowRamLimit);
     rtc->set_memory_size(below_4g, memory.ram_size() - below_4g);
     place(board->pio_, pc::kPortRtc, CmosRtc::kWindowSize, rtc, "CMOS/RTC");
+
+    // The legacy devices' snapshot sections (docs/snapshot-format.md). The RTC goes before the
+    // ACPI PM block: re-driving a raised RTC line sets RTC_STS, which the PM block's own state
+    // then overrides.
+    board->keep_state("hpet", "the HPET", board->hpet_);
+    board->keep_state("com1", "COM1", board->com1_);
+    board->keep_state("i8042", "the i8042 keyboard controller", i8042);
+    board->keep_state("fw-cfg", "fw_cfg", fw_cfg);
+    board->keep_state("rtc", "the CMOS RTC", rtc);
+    board->keep_state("acpi-pm", "the ACPI PM block", acpi_pm);
 
     auto pci = std::make_shared<PciHost>(control);
     place(board->pio_, pc::kPortPciConfig, PciHost::kWindowSize, pci, "PCI host (config mechanism #1)");
@@ -181,6 +194,8 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
         place(board->pio_, pc::kPortTestDev, PcTestDev::kPortsWindowSize, testdev->ports(), "pc-testdev");
         place(board->pio_, pc::kPortTestDevIrq, PcTestDev::kIrqPortsWindowSize, testdev->irq_ports(), "pc-testdev IRQ lines");
         place(board->mmio_, pc::kTestDevMmio, PcTestDev::kMmioWindowSize, testdev->mmio(), "pc-testdev memory");
+
+        board->keep_state("pc-testdev", "pc-testdev", testdev);
 
         auto pci_testdev = std::make_shared<PciTestDev>();
         if (auto r = pci->add_device(1, pci_testdev); !r) return std::unexpected(r.error());

@@ -61,6 +61,19 @@ TEST(StateStream, LengthsAreBoundedBeforeAnythingIsRead) {
     EXPECT_NE(in.finish().error().message.find("more than the 64 allowed"), std::string::npos);
 }
 
+TEST(StateStream, AnOptionalIsItsPresenceThenItsValue) {
+    StateWriter out;
+    out.optional_i64(std::nullopt);
+    out.optional_i64(-5);
+    out.optional_u64(9);
+    EXPECT_EQ(out.view().size(), 1u + 9 + 9);
+    StateReader in(out.view(), "x");
+    EXPECT_EQ(in.optional_i64("a"), std::nullopt);
+    EXPECT_EQ(in.optional_i64("b"), -5);
+    EXPECT_EQ(in.optional_u64("c"), 9u);
+    EXPECT_TRUE(in.finish());
+}
+
 TEST(StateStream, AnEmptyBlobReadsBackEmpty) {
     StateWriter out;
     out.blob({});

@@ -89,5 +89,39 @@ TEST_F(Pm, GblEnKeepsWhatIsWrittenAndGblStsStaysClear) {
     EXPECT_EQ(in(pm, 2, 2), 0x521u) << "TMR_EN, GBL_EN, PWRBTN_EN, RTC_EN";
 }
 
+// The PM timer counts on the device's clock from a start a snapshot keeps: restored on a clock at
+// the same time, it reads what it read, and the enable and status bits are the guest's.
+TEST_F(Pm, ARestoredBlockReadsTheSameTimerAndRaisesItsSci) {
+    now += 1'000'000;  // 1 ms: 3579 ticks
+    out(pm, 2, AcpiPm::kPwrBtnStatus, 2);  // PWRBTN_EN
+    pm.press_power_button();
+    ASSERT_TRUE(sci.level());
+    uint64_t timer = in(pm, 8, 4);
+
+    testing::FakeIrqLine restored_sci;
+    testing::FakeMachineControl restored_control;
+    AcpiPm restored{restored_sci, restored_control, [this] { return now.load(); }};
+    ASSERT_TRUE(restored.set_state(testing::through_snapshot(pm.state())));
+    EXPECT_EQ(in(restored, 8, 4), timer);
+    EXPECT_TRUE(restored_sci.level()) << "the power button's SCI is still up";
+    EXPECT_EQ(in(restored, 0, 2) & AcpiPm::kPwrBtnStatus, AcpiPm::kPwrBtnStatus);
+    out(restored, 0, AcpiPm::kPwrBtnStatus, 2);
+    EXPECT_FALSE(restored_sci.level());
+}
+
+TEST_F(Pm, AStateFromTheFutureOrAsleepIsRefused) {
+    AcpiPm::State bad = pm.state();
+    bad.start_ns = now + 1;
+    EXPECT_FALSE(pm.set_state(bad));
+    bad = pm.state();
+    bad.sleeping = true;
+    auto refused = pm.set_state(bad);
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error().message.find("S3"), std::string::npos);
+    bad = pm.state();
+    bad.enable = 0x8000;
+    EXPECT_FALSE(pm.set_state(bad));
+}
+
 }  // namespace
 }  // namespace strata

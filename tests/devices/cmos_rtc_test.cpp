@@ -339,5 +339,47 @@ TEST(RtcRealClock, DestroyingWhileTimerRunsStopsItAtOnce) {
     EXPECT_EQ(irq.levels().size(), changes) << "the line changed after the RTC was destroyed";
 }
 
+// A snapshot keeps the guest's time as an offset from the machine clock: an RTC restored on a
+// machine clock at the snapshot's time reads the guest's time (not the host's), keeps CMOS bytes
+// and interrupt settings, and its periodic interrupt goes on.
+TEST_F(Rtc, ARestoredRtcReadsTheGuestsTimeAndKeepsItsInterrupts) {
+    set(0x0b, 0x82);  // SET: the guest sets its own time
+    set(0x00, 0x00);
+    set(0x02, 0x00);
+    set(0x04, 0x08);
+    set(0x0b, 0x02 | 0x40);  // run, periodic interrupt on
+    set(0x40, 0x77);         // a CMOS byte
+    now += 3 * kSecond;
+    CmosRtc::State saved = rtc.state();
+
+    testing::FakeIrqLine restored_irq;
+    TimerService restored_timers{clock};  // the same machine clock: a restore sets it to the snapshot's time
+    CmosRtc restored{restored_irq, restored_timers, [] { return utc_ns(2030, 1, 1, 0, 0, 0); }};
+    ASSERT_TRUE(restored.set_state(testing::through_snapshot(saved)));
+    auto get_restored = [&](uint8_t index) {
+        outb(restored, 0, index);
+        return inb(restored, 1);
+    };
+    EXPECT_EQ(get_restored(0x04), 0x08) << "the guest's hour, not the new host clock's";
+    EXPECT_EQ(get_restored(0x00), 0x03);
+    EXPECT_EQ(get_restored(0x40), 0x77);
+    EXPECT_EQ(get_restored(0x0b), 0x42);
+    source_ns += 10'000'000;  // 10 ms: periodic flags at 1024 Hz
+    restored_timers.run_due_timers();
+    EXPECT_TRUE(restored_irq.level()) << "the periodic interrupt runs on";
+}
+
+TEST_F(Rtc, ATimeOutsideItsCenturiesIsRefused) {
+    CmosRtc::State bad = rtc.state();
+    bad.offset_ns = INT64_MAX;
+    auto refused = rtc.set_state(bad);
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error().message.find("outside 1900-2199"), std::string::npos) << refused.error().message;
+    bad = rtc.state();
+    bad.flags = 0x01;
+    EXPECT_FALSE(rtc.set_state(bad));
+    EXPECT_EQ(get(0x04), 0x13) << "the time is what it was";
+}
+
 }  // namespace
 }  // namespace strata

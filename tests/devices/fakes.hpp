@@ -141,3 +141,27 @@ private:
 };
 
 }  // namespace strata::testing
+
+#include <gtest/gtest.h>
+
+#include "base/state_stream.hpp"
+
+namespace strata::testing {
+
+// A device State as a snapshot carries it: encoded, decoded, and checked to be read whole and to
+// encode back to the same bytes.
+template <class State>
+State through_snapshot(const State& state) {
+    StateWriter out;
+    state.encode(out);
+    StateReader in(out.view(), "state");
+    State decoded = State::decode(in);
+    auto done = in.finish();
+    EXPECT_TRUE(done) << done.error().message;
+    StateWriter again;
+    decoded.encode(again);
+    EXPECT_TRUE(std::ranges::equal(again.view(), out.view())) << "the encoding is not canonical";
+    return decoded;
+}
+
+}  // namespace strata::testing

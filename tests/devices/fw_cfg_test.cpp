@@ -39,5 +39,15 @@ TEST(FwCfg, AddedItemsAndReselectRestart) {
     EXPECT_EQ(read_item(device, 0x8000, 3), (std::vector<uint8_t>{1, 2, 3}));
 }
 
+TEST(FwCfg, ARestoredDeviceReadsOnFromTheSamePosition) {
+    FwCfg device(GiB, 2);
+    testing::out(device, 0, 0x00, 2);
+    EXPECT_EQ(testing::inb(device, 1), 'Q');
+    FwCfg restored(GiB, 2);
+    ASSERT_TRUE(restored.set_state(testing::through_snapshot(device.state())));
+    EXPECT_EQ(testing::inb(restored, 1), 'E');
+    EXPECT_EQ(testing::inb(restored, 1), 'M');
+}
+
 }  // namespace
 }  // namespace strata

@@ -366,5 +366,45 @@ TEST_F(HpetTest, UnknownOffsetsReadZero) {
     EXPECT_EQ(read64(kConfig), 0u);
 }
 
+// The counter's enable time is machine time: an HPET restored on a machine clock at the
+// snapshot's time reads the counter on from where it was, and its armed timer fires on time.
+TEST_F(HpetTest, ARestoredHpetCountsOnAndFiresItsTimer) {
+    write64(timer_config(2), kIntEnable | route(16));
+    write64(comparator(2), 1000);  // 10 µs after enable
+    write64(kConfig, kEnable);
+    at(4000);  // 400 ticks
+    Hpet::State saved = hpet.state();
+
+    FakeIrqLine r_irq0, r_irq8, r_gsi16, r_gsi17;
+    TimerService restored_timers{clock};
+    Hpet::Wiring w;
+    w.irq0 = &r_irq0;
+    w.irq8 = &r_irq8;
+    w.ioapic[16] = &r_gsi16;
+    w.ioapic[17] = &r_gsi17;
+    Hpet restored{restored_timers, w};
+    ASSERT_TRUE(restored.set_state(testing::through_snapshot(saved)));
+    EXPECT_EQ(in(restored, kCounter, 8), 400u);
+    EXPECT_EQ(r_gsi16.raises(), 0u);
+    source_ns = 10'000;
+    restored_timers.run_due_timers();
+    EXPECT_EQ(r_gsi16.raises(), 1u) << "the comparator matched at tick 1000";
+}
+
+TEST_F(HpetTest, AStateWithBitsItDoesNotKeepIsRefused) {
+    Hpet::State bad = hpet.state();
+    bad.timers[1].config = kPeriodic;  // only timer 0 is periodic-capable
+    EXPECT_FALSE(hpet.set_state(bad));
+    bad = hpet.state();
+    bad.timers[0].config = route(5);  // not wired
+    auto refused = hpet.set_state(bad);
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error().message.find("input 5"), std::string::npos) << refused.error().message;
+    bad = hpet.state();
+    bad.enabled_at = 1'000'000;  // after the clock's present
+    EXPECT_FALSE(hpet.set_state(bad));
+    EXPECT_EQ(read64(timer_config(0)) & kPeriodic, 0u);
+}
+
 }  // namespace
 }  // namespace strata

@@ -136,5 +136,31 @@ TEST_F(Ps2, AuxWithoutMouseTimesOutOnIrq12) {
     EXPECT_EQ(inb(data, 0), 0x5a);
 }
 
+// Bytes the guest has not read yet and the command byte go with a snapshot.
+TEST_F(Ps2, ARestoredControllerHasItsPendingBytesAndIrq) {
+    outb(data, 0, 0xf2);  // identify: fa ab 83
+    ASSERT_TRUE(keyboard_irq.level());
+    FakeIrqLine restored_keyboard, restored_aux;
+    FakeMachineControl restored_control;
+    I8042 restored{restored_keyboard, restored_aux, restored_control};
+    ASSERT_TRUE(restored.set_state(testing::through_snapshot(i8042.state())));
+    EXPECT_TRUE(restored_keyboard.level());
+    std::vector<uint8_t> bytes;
+    while (inb(*restored.command_port(), 0) & kOutputFull) bytes.push_back(inb(*restored.data_port(), 0));
+    EXPECT_EQ(bytes, (std::vector<uint8_t>{0xfa, 0xab, 0x83}));
+    EXPECT_FALSE(restored_keyboard.level());
+}
+
+TEST_F(Ps2, AnOutputQueueOverItsLimitIsRefused) {
+    I8042::State bad = i8042.state();
+    bad.output.resize(257);
+    EXPECT_FALSE(i8042.set_state(bad));
+    StateWriter out;
+    out.u32(100'000);  // a queue length no decoder may believe
+    StateReader reader(out.view(), "i8042");
+    (void)I8042::State::decode(reader);
+    EXPECT_FALSE(reader.finish());
+}
+
 }  // namespace
 }  // namespace strata

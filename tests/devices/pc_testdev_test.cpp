@@ -96,5 +96,20 @@ TEST_F(TestDev, MmioScratchReadsBackAtAnyWidth) {
     EXPECT_EQ(in(mmio, 0xffff, 1), 0xabu);
 }
 
+TEST_F(TestDev, ARestoredDeviceKeepsItsScratchAndRaisedLines) {
+    out(*device->ports(), 0, 0xcafe'f00d, 4);
+    out(*device->mmio(), 0x100, 0x1234, 2);
+    testing::outb(*device->irq_ports(), 10, 1);
+    std::array<testing::FakeIrqLine, 24> restored_lines;
+    std::array<IrqLine*, 24> wired{};
+    for (size_t i = 0; i < wired.size(); ++i) wired[i] = &restored_lines[i];
+    PcTestDev restored(*memory, wired);
+    ASSERT_TRUE(restored.set_state(testing::through_snapshot(device->state())));
+    EXPECT_EQ(in(*restored.ports(), 0, 4), 0xcafe'f00du);
+    EXPECT_EQ(in(*restored.mmio(), 0x100, 2), 0x1234u);
+    EXPECT_TRUE(restored_lines[10].level()) << "GSI 10 is up again";
+    EXPECT_TRUE(restored_lines[9].levels().empty());
+}
+
 }  // namespace
 }  // namespace strata

@@ -226,5 +226,44 @@ TEST_F(Uart, FullBacklogPushesBackAndTellsWhenThereIsRoom) {
     EXPECT_EQ(inb(uart, LSR) & 0x02, 0) << "no overrun: nothing was lost";
 }
 
+// A snapshot carries the registers, the received bytes in the FIFO and what the host sent beyond
+// them: a UART restored from it interrupts and hands the guest every byte, in order.
+TEST_F(Uart, ARestoredUartHasItsRegistersAndEveryByteNotYetRead) {
+    outb(uart, FCR, 0x01);        // FIFOs on, trigger 1
+    outb(uart, MCR, 0x0b);        // DTR, RTS, OUT2: ready to receive
+    outb(uart, IER, 0x01);        // received-data interrupt
+    outb(uart, SCR, 0x5a);
+    ASSERT_EQ(receive("abcdefghijklmnopqrstuvwxyz"), 26u);  // 16 in the FIFO, 10 waiting
+    ASSERT_TRUE(irq.level());
+
+    FakeIrqLine restored_irq;
+    std::vector<uint8_t> restored_sent;
+    Uart16550 restored(restored_irq, [&](std::span<const uint8_t> b) { restored_sent.insert(restored_sent.end(), b.begin(), b.end()); });
+    ASSERT_TRUE(restored.set_state(testing::through_snapshot(uart.state())));
+    EXPECT_TRUE(restored_irq.level()) << "the received-data interrupt is up again";
+    EXPECT_EQ(inb(restored, IER), 0x01);
+    EXPECT_EQ(inb(restored, SCR), 0x5a);
+    EXPECT_EQ(inb(restored, IIR) & 0xc0, 0xc0) << "FIFOs stay on";
+    std::string got;
+    while (inb(restored, LSR) & 0x01) got.push_back(static_cast<char>(inb(restored, RBR)));
+    EXPECT_EQ(got, "abcdefghijklmnopqrstuvwxyz");
+    EXPECT_FALSE(restored_irq.level());
+    outb(restored, THR, 'x');
+    EXPECT_EQ(restored_sent, std::vector<uint8_t>{'x'});
+}
+
+TEST_F(Uart, AStateNo16550HoldsIsRefusedAndChangesNothing) {
+    Uart16550::State bad = uart.state();
+    bad.ier = 0x10;
+    auto refused = uart.set_state(bad);
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error().message.find("IER 0x10"), std::string::npos) << refused.error().message;
+    bad = uart.state();
+    bad.rx_fifo.assign(2, 'a');  // FIFOs off: a one-byte holding register
+    EXPECT_FALSE(uart.set_state(bad));
+    EXPECT_EQ(inb(uart, IER), 0);
+    EXPECT_EQ(inb(uart, LSR) & 0x01, 0) << "no byte appeared";
+}
+
 }  // namespace
 }  // namespace strata

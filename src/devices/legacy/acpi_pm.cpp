@@ -117,6 +117,57 @@ void AcpiPm::press_power_button() {
     update_sci();
 }
 
+void AcpiPm::State::encode(StateWriter& out) const {
+    out.i64(start_ns);
+    out.u64(overflow_periods_seen);
+    out.u16(status);
+    out.u16(enable);
+    out.u16(control);
+    out.boolean(sleeping);
+}
+
+AcpiPm::State AcpiPm::State::decode(StateReader& in) {
+    State s;
+    s.start_ns = in.i64("timer start");
+    s.overflow_periods_seen = in.u64("timer overflows seen");
+    s.status = in.u16("PM1_STS");
+    s.enable = in.u16("PM1_EN");
+    s.control = in.u16("PM1_CNT");
+    s.sleeping = in.boolean("sleeping");
+    return s;
+}
+
+AcpiPm::State AcpiPm::state() const {
+    std::lock_guard lock(mutex_);
+    return {.start_ns = start_ns_,
+            .overflow_periods_seen = overflow_periods_seen_,
+            .status = status_,
+            .enable = enable_,
+            .control = control_bits_,
+            .sleeping = sleeping_};
+}
+
+Result<void> AcpiPm::set_state(const State& s) {
+    int64_t now = monotonic_ns_();
+    if (s.start_ns > now) return fail("the PM timer starts at {} ns, after the clock's present {} ns", s.start_ns, now);
+    if (s.status & ~kStatusMask) return fail("PM1_STS {:#06x} has bits it does not keep", s.status);
+    if (s.enable & ~kEnableMask) return fail("PM1_EN {:#06x} has bits it does not keep", s.enable);
+    if (s.control & ~kControlMask) return fail("PM1_CNT {:#06x} has bits it does not keep", s.control);
+    if (s.sleeping) return fail("the guest was asleep in S3, and a restore does not resume a sleeping machine");
+    std::lock_guard lock(mutex_);
+    start_ns_ = s.start_ns;
+    overflow_periods_seen_ = s.overflow_periods_seen;
+    status_ = s.status;
+    enable_ = s.enable;
+    control_bits_ = s.control;
+    sleeping_ = false;
+    // The interrupt controllers were restored with the SCI's level; an SCI that is up is driven
+    // up again (no change there).
+    sci_level_ = false;
+    update_sci();
+    return {};
+}
+
 void AcpiPm::update_sci() {
     bool level = (status_ & enable_ & kStatusMask) != 0;
     if (level == sci_level_) return;

@@ -2,12 +2,14 @@
 // PM timer.
 //
 // State:    PM1_STS, PM1_EN, PM1_CNT (SCI_EN, SLP_TYP), the timer's start time, the count of
-//           timer-overflow periods already reported, and the SCI level.
+//           timer-overflow periods already reported, and the SCI level; state()/set_state() for
+//           snapshots.
 // Features: PM1_STS (offset 0, u16, write 1 to clear), PM1_EN (offset 2, u16), PM1_CNT (offset 4,
 //           u16): SLP_EN (bit 13) written with SLP_TYP (bits 12:10) == kSlpTypS5 powers off; SCI_EN
 //           reads 1 from reset because the FADT has no SMI_CMD (a hardware-reduced-style "always in
 //           ACPI mode" platform). PM_TMR (offset 8, u32, read-only): a 24-bit counter at
-//           3.579545 MHz from the host's monotonic clock, starting at 0. TMR_STS is set when bit 23
+//           3.579545 MHz from the clock it is given (the board's: the machine clock, which stops
+//           while the VM is paused), starting at 0. TMR_STS is set when bit 23
 //           of the counter has toggled since the last look; press_power_button() sets PWRBTN_STS.
 //           SCI = (PM1_STS & PM1_EN) != 0, evaluated on every access and button press.
 //           SLP_TYP == kSlpTypS3 suspends the machine (MachineControl::request_sleep) until
@@ -27,6 +29,8 @@
 #include <mutex>
 #include <span>
 
+#include "base/error.hpp"
+#include "base/state_stream.hpp"
 #include "bus/bus_device.hpp"
 #include "bus/irq_line.hpp"
 #include "bus/machine_control.hpp"
@@ -47,6 +51,23 @@ public:
 
     void read(uint64_t offset, std::span<uint8_t> data) override;
     void write(uint64_t offset, std::span<const uint8_t> data) override;
+
+    // For snapshots. The timer's start is on the device's clock, which for the board's is the
+    // machine clock that a restore sets back to the snapshot's time.
+    struct State {
+        int64_t start_ns = 0;
+        uint64_t overflow_periods_seen = 0;
+        uint16_t status = 0;
+        uint16_t enable = 0;
+        uint16_t control = 0;
+        bool sleeping = false;
+        void encode(StateWriter& out) const;
+        static State decode(StateReader& in);
+    };
+    [[nodiscard]] State state() const;
+    // Fails, changing nothing, on bits the registers do not keep, a timer started after the
+    // clock's present, or a guest asleep in S3 (a restore does not resume a sleeping machine).
+    Result<void> set_state(const State& state);
 
     // Sets PWRBTN_STS, so a guest with PWRBTN_EN gets an SCI and can shut down gracefully.
     void press_power_button();
@@ -76,7 +97,7 @@ private:
     IrqLine& sci_;
     MachineControl& control_;
     Clock monotonic_ns_;
-    std::mutex mutex_;
+    mutable std::mutex mutex_;
     int64_t start_ns_ = 0;
     uint64_t overflow_periods_seen_ = 0;  // 2^23-tick periods already turned into TMR_STS
     uint16_t status_ = 0;

@@ -310,6 +310,65 @@ void CmosRtc::advance(int64_t now) {
     update_irq();
 }
 
+void CmosRtc::State::encode(StateWriter& out) const {
+    out.bytes(cmos);
+    out.u8(index);
+    out.boolean(nmi_masked);
+    out.i64(offset_ns);
+    out.i64(last_second);
+    out.optional_i64(next_periodic);
+    out.u8(flags);
+}
+
+CmosRtc::State CmosRtc::State::decode(StateReader& in) {
+    State s;
+    s.cmos = in.array<128>("CMOS RAM");
+    s.index = in.u8_at_most(127, "index");
+    s.nmi_masked = in.boolean("NMI mask");
+    s.offset_ns = in.i64("clock offset");
+    s.last_second = in.i64("last second");
+    s.next_periodic = in.optional_i64("next periodic event");
+    s.flags = in.u8("register C flags");
+    return s;
+}
+
+CmosRtc::State CmosRtc::state() const {
+    std::lock_guard lock(mutex_);
+    return {.cmos = cmos_,
+            .index = index_,
+            .nmi_masked = nmi_masked_,
+            .offset_ns = offset_ns_,
+            .last_second = last_second_,
+            .next_periodic = next_periodic_,
+            .flags = flags_};
+}
+
+Result<void> CmosRtc::set_state(const State& s) {
+    auto in_range = [](int64_t guest_ns) {
+        return guest_ns >= kEarliestSecond * kNsPerSecond && guest_ns <= kLatestSecond * kNsPerSecond;
+    };
+    if (!in_range(s.offset_ns)) return fail("the clock offset {} ns is outside 1900-2199", s.offset_ns);
+    if (s.last_second < kEarliestSecond || s.last_second > kLatestSecond)
+        return fail("the last second {} is outside 1900-2199", s.last_second);
+    if (s.next_periodic && !in_range(*s.next_periodic))
+        return fail("the next periodic event {} ns is outside 1900-2199", *s.next_periodic);
+    if (s.flags & ~(kCPeriodic | kCAlarm | kCUpdate)) return fail("register C flags {:#04x} are not PF/AF/UF", s.flags);
+    std::lock_guard lock(mutex_);
+    cmos_ = s.cmos;
+    index_ = s.index;
+    nmi_masked_ = s.nmi_masked;
+    offset_ns_ = s.offset_ns;
+    last_second_ = s.last_second;
+    next_periodic_ = s.next_periodic;
+    flags_ = s.flags;
+    // The interrupt controllers were restored with this line's level; driving it again changes
+    // nothing there and keeps irq_level_ true to it.
+    irq_level_ = irqf();
+    irq_.set_level(irq_level_);
+    reschedule();
+    return {};
+}
+
 void CmosRtc::update_irq() {
     bool level = irqf();
     if (level == irq_level_) return;

@@ -1,7 +1,8 @@
 // The MC146818A real-time clock and CMOS RAM.
 //
 // State:    128 bytes of CMOS, the index register, the guest's clock as an offset from the machine
-//           clock, register A-D control bits, the reg C flags, and the next periodic event.
+//           clock, register A-D control bits, the reg C flags, and the next periodic event;
+//           state()/set_state() for snapshots.
 // Features: index port (offset 0, bit 7 = NMI mask) and data port (offset 1); time of day in UTC,
 //           starting from the host's wall clock when the RTC is made and running on the machine
 //           clock from then on (so it stops while the VM is paused, as QEMU's -rtc clock=vm), BCD
@@ -28,7 +29,9 @@
 #include <optional>
 #include <span>
 
+#include "base/error.hpp"
 #include "base/machine_clock.hpp"
+#include "base/state_stream.hpp"
 #include "bus/bus_device.hpp"
 #include "bus/irq_line.hpp"
 
@@ -53,6 +56,23 @@ public:
     // 0x30/0x31 KiB above 1 MiB (capped at 0xffff), 0x34/0x35 64 KiB units above 16 MiB,
     // 0x5b-0x5d 64 KiB units above 4 GiB.
     void set_memory_size(uint64_t below_4g, uint64_t above_4g);
+
+    // For snapshots. The guest's clock is kept as its offset from the machine clock, which a
+    // restore sets back to the snapshot's time, so the RTC reads on from where it was.
+    struct State {
+        std::array<uint8_t, 128> cmos{};
+        uint8_t index = 0;
+        bool nmi_masked = false;
+        int64_t offset_ns = 0;
+        int64_t last_second = 0;
+        std::optional<int64_t> next_periodic;
+        uint8_t flags = 0;
+        void encode(StateWriter& out) const;
+        static State decode(StateReader& in);
+    };
+    [[nodiscard]] State state() const;
+    // Fails, changing nothing, on a time outside 1900-2199 or flags reg C does not have.
+    Result<void> set_state(const State& state);
 
 private:
     enum class Reg : uint8_t {
@@ -95,7 +115,7 @@ private:
 
     IrqLine& irq_;
     MachineClock& clock_;
-    std::mutex mutex_;
+    mutable std::mutex mutex_;
 
     std::array<uint8_t, 128> cmos_{};
     uint8_t index_ = 0;

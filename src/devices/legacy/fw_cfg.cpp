@@ -28,6 +28,18 @@ void FwCfg::add_item(uint16_t key, std::vector<uint8_t> data) {
     items_[key] = std::move(data);
 }
 
+FwCfg::State FwCfg::state() const {
+    std::lock_guard lock(mutex_);
+    return {.selector = selector_, .position = position_};
+}
+
+Result<void> FwCfg::set_state(const State& state) {
+    std::lock_guard lock(mutex_);
+    selector_ = state.selector;
+    position_ = state.position;
+    return {};
+}
+
 void FwCfg::read(uint64_t offset, std::span<uint8_t> data) {
     std::lock_guard lock(mutex_);
     std::ranges::fill(data, uint8_t{0});

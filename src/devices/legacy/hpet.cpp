@@ -262,6 +262,94 @@ void Hpet::fire(unsigned index) {
     outputs_[*output]->pulse();
 }
 
+void Hpet::State::encode(StateWriter& out) const {
+    out.u64(config);
+    out.u64(status);
+    out.u64(counter);
+    out.i64(enabled_at);
+    for (const TimerState& t : timers) {
+        out.u64(t.config);
+        out.u64(t.comparator);
+        out.u64(t.period);
+        out.optional_u64(t.match_tick);
+        out.optional_i64(t.last_periodic_fire_ns);
+    }
+    for (bool level : legacy_inputs) out.boolean(level);
+}
+
+Hpet::State Hpet::State::decode(StateReader& in) {
+    State s;
+    s.config = in.u64("configuration");
+    s.status = in.u64("interrupt status");
+    s.counter = in.u64("main counter");
+    s.enabled_at = in.i64("enable time");
+    for (TimerState& t : s.timers) {
+        t.config = in.u64("timer configuration");
+        t.comparator = in.u64("timer comparator");
+        t.period = in.u64("timer period");
+        t.match_tick = in.optional_u64("timer match tick");
+        t.last_periodic_fire_ns = in.optional_i64("timer last periodic interrupt");
+    }
+    for (bool& level : s.legacy_inputs) level = in.boolean("legacy input level");
+    return s;
+}
+
+Hpet::State Hpet::state() const {
+    std::lock_guard lock(mutex_);
+    State s{.config = config_, .status = status_, .counter = counter_, .enabled_at = enabled_at_,
+            .legacy_inputs = legacy_inputs_};
+    for (unsigned i = 0; i < kTimers; ++i) {
+        const Timer& t = timers_[i];
+        s.timers[i] = {.config = t.config,
+                       .comparator = t.comparator,
+                       .period = t.period,
+                       .match_tick = t.match_tick,
+                       .last_periodic_fire_ns = t.last_periodic_fire_ns};
+    }
+    return s;
+}
+
+Result<void> Hpet::set_state(const State& s) {
+    int64_t now = clock_.now_ns();
+    if (s.config & ~kConfigurationWritable) return fail("configuration {:#x} has bits it does not keep", s.config);
+    if (s.status >> kTimers) return fail("interrupt status {:#x} names timers it does not have", s.status);
+    if (s.enabled_at < 0 || s.enabled_at > now)
+        return fail("the counter was enabled at {} ns, outside the machine's 0-{} ns", s.enabled_at, now);
+    for (unsigned i = 0; i < kTimers; ++i) {
+        const TimerState& t = s.timers[i];
+        uint64_t writable = kTimerWritable | (i < kPeriodicTimers ? kPeriodicTimerWritable : 0);
+        if (t.config & ~writable) return fail("timer {} configuration {:#x} has bits it does not keep", i, t.config);
+        unsigned route = static_cast<unsigned>((t.config & kRouteMask) >> kRouteShift);
+        // Route 0 is the reset value, which stays until the guest writes a wired one.
+        if (route != 0 && !((route_capabilities_ >> route) & 1)) return fail("timer {} is routed to IOAPIC input {}, which is not wired", i, route);
+        if ((t.config & k32BitMode) && ((t.comparator | t.period) >> 32))
+            return fail("timer {} is in 32-bit mode with a 64-bit comparator", i);
+        if (t.last_periodic_fire_ns && (*t.last_periodic_fire_ns < 0 || *t.last_periodic_fire_ns > now))
+            return fail("timer {}'s last periodic interrupt is outside the machine's time", i);
+    }
+    std::lock_guard lock(mutex_);
+    config_ = s.config;
+    status_ = s.status;
+    counter_ = s.counter;
+    enabled_at_ = s.enabled_at;
+    for (unsigned i = 0; i < kTimers; ++i) {
+        const TimerState& t = s.timers[i];
+        timers_[i] = {.config = t.config,
+                      .comparator = t.comparator,
+                      .period = t.period,
+                      .match_tick = t.match_tick,
+                      .last_periodic_fire_ns = t.last_periodic_fire_ns};
+    }
+    legacy_inputs_ = s.legacy_inputs;
+    // The interrupt controllers were restored with the lines' levels: the lines that are up are
+    // driven up again (no change there), the others stay down.
+    output_levels_ = {};
+    update_lines();
+    armed_deadline_.reset();
+    reschedule();
+    return {};
+}
+
 void Hpet::update_lines() {
     std::array<bool, kOutputs> wanted{};
     if (!legacy_routing()) {

@@ -5,7 +5,8 @@
 //           counter as "held value while halted, or value at the machine time it was enabled";
 //           per timer its configuration, comparator (in periodic mode the accumulator), the last
 //           value written to it (the period), and the counter tick of its next match; the levels
-//           of the PIT's and the RTC's interrupt outputs that pass through it.
+//           of the PIT's and the RTC's interrupt outputs that pass through it; state()/set_state()
+//           for snapshots.
 // Features: one 1 KiB MMIO window (§2.3.1 register map). Capabilities: revision 1, 3 timers,
 //           64-bit counter, LegacyReplacement capable, vendor 0x8086, COUNTER_CLK_PERIOD 10 ns
 //           (as QEMU's). The counter runs on the machine clock only while ENABLE_CNF is set (so
@@ -33,7 +34,7 @@
 // Missing:  FSB (MSI) delivery (Tn_FSB_INT_DEL_CAP reads 0); under the kvm engine the in-kernel
 //           PIT is not cut off in LegacyReplacement mode (Linux does not program it once the
 //           HPET runs); the routed IOAPIC inputs take the line active high, while Linux's
-//           /dev/hpet driver registers them level, active low; snapshots (state()/set_state()).
+//           /dev/hpet driver registers them level, active low.
 // Spec:     IA-PC HPET Specification 1.0a: §2.3.1 register map, §2.3.4 general capabilities,
 //           §2.3.5 general configuration (LegacyReplacement routing), §2.3.6 interrupt status,
 //           §2.3.7 main counter, §2.3.8 timer configuration and capabilities, §2.3.9 comparator
@@ -54,7 +55,9 @@
 #include <optional>
 #include <span>
 
+#include "base/error.hpp"
 #include "base/machine_clock.hpp"
+#include "base/state_stream.hpp"
 #include "bus/bus_device.hpp"
 #include "bus/irq_line.hpp"
 
@@ -128,6 +131,30 @@ public:
     [[nodiscard]] IrqLine& pit_input() { return pit_input_; }
     [[nodiscard]] IrqLine& rtc_input() { return rtc_input_; }
 
+    // For snapshots; the counter's enable time is machine time, which a restore sets back to the
+    // snapshot's, so the counter reads on from where it was.
+    struct TimerState {
+        uint64_t config = 0;
+        uint64_t comparator = ~uint64_t{0};
+        uint64_t period = 0;
+        std::optional<uint64_t> match_tick;
+        std::optional<int64_t> last_periodic_fire_ns;
+    };
+    struct State {
+        uint64_t config = 0;
+        uint64_t status = 0;
+        uint64_t counter = 0;
+        int64_t enabled_at = 0;
+        std::array<TimerState, kTimers> timers{};
+        std::array<bool, 2> legacy_inputs{};
+        void encode(StateWriter& out) const;
+        static State decode(StateReader& in);
+    };
+    [[nodiscard]] State state() const;
+    // Fails, changing nothing, on bits the registers do not keep, a route the board did not wire,
+    // or an enable time after the machine's present.
+    Result<void> set_state(const State& state);
+
 private:
     // Output lines by index: the two legacy IRQs, then the IOAPIC routes.
     static constexpr unsigned kOutputIrq0 = 0;
@@ -181,7 +208,7 @@ private:
     LegacyInput rtc_input_{*this, kOutputIrq8};
     uint32_t route_capabilities_ = 0;  // bit n: the board wired IOAPIC input n
 
-    std::mutex mutex_;
+    mutable std::mutex mutex_;
     uint64_t config_ = 0;
     uint64_t status_ = 0;
     uint64_t counter_ = 0;       // halted: the counter; running: its value at enabled_at_

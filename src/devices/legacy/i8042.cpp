@@ -98,12 +98,8 @@ struct I8042::Controller {
     IrqLine& keyboard_irq;
     IrqLine& aux_irq;
     MachineControl& control;
-    std::mutex mutex;
+    mutable std::mutex mutex;
 
-    struct OutputByte {
-        uint8_t value;
-        bool aux;
-    };
     std::deque<OutputByte> output;
     std::array<uint8_t, 32> ram{};
     uint8_t output_port = kOutResetLine | kOutA20;
@@ -311,6 +307,80 @@ uint8_t I8042::Controller::status() const {
         if (output.front().aux) value |= kStatusAuxData;
     }
     return value;
+}
+
+void I8042::State::encode(StateWriter& out) const {
+    out.u32(static_cast<uint32_t>(output.size()));
+    for (const OutputByte& byte : output) {
+        out.u8(byte.value);
+        out.boolean(byte.aux);
+    }
+    out.bytes(ram);
+    out.u8(output_port);
+    out.boolean(last_was_command);
+    out.boolean(timeout);
+    out.u8(pending_command);
+    out.u8(keyboard_pending);
+    out.boolean(keyboard_scanning);
+    out.u8(scancode_set);
+    out.u8(leds);
+}
+
+I8042::State I8042::State::decode(StateReader& in) {
+    State s;
+    s.output.resize(in.count(kOutputQueueLimit, "output queue length"));
+    for (OutputByte& byte : s.output) {
+        byte.value = in.u8("output byte");
+        byte.aux = in.boolean("output byte channel");
+    }
+    s.ram = in.array<32>("controller RAM");
+    s.output_port = in.u8("output port");
+    s.last_was_command = in.boolean("last write was a command");
+    s.timeout = in.boolean("timeout");
+    s.pending_command = in.u8("pending controller command");
+    s.keyboard_pending = in.u8("pending keyboard command");
+    s.keyboard_scanning = in.boolean("keyboard scanning");
+    s.scancode_set = in.u8_at_most(3, "scancode set");
+    s.leds = in.u8("LEDs");
+    return s;
+}
+
+I8042::State I8042::state() const {
+    const Controller& c = *controller_;
+    std::lock_guard lock(c.mutex);
+    return {.output = {c.output.begin(), c.output.end()},
+            .ram = c.ram,
+            .output_port = c.output_port,
+            .last_was_command = c.last_was_command,
+            .timeout = c.timeout,
+            .pending_command = c.pending_command,
+            .keyboard_pending = c.keyboard_pending,
+            .keyboard_scanning = c.keyboard_scanning,
+            .scancode_set = c.scancode_set,
+            .leds = c.leds};
+}
+
+Result<void> I8042::set_state(const State& s) {
+    if (s.output.size() > kOutputQueueLimit)
+        return fail("{} bytes in the output queue are over its limit of {}", s.output.size(), kOutputQueueLimit);
+    if (s.scancode_set > 3) return fail("scancode set {} does not exist", s.scancode_set);
+    Controller& c = *controller_;
+    std::lock_guard lock(c.mutex);
+    c.output.assign(s.output.begin(), s.output.end());
+    c.ram = s.ram;
+    c.output_port = s.output_port;
+    c.last_was_command = s.last_was_command;
+    c.timeout = s.timeout;
+    c.pending_command = s.pending_command;
+    c.keyboard_pending = s.keyboard_pending;
+    c.keyboard_scanning = s.keyboard_scanning;
+    c.scancode_set = s.scancode_set;
+    c.leds = s.leds;
+    // The interrupt controllers were restored with IRQ1's and IRQ12's levels; lines that are up
+    // are driven up again (no change there).
+    c.keyboard_level = c.aux_level = false;
+    c.update_irqs();
+    return {};
 }
 
 void I8042::Controller::update_irqs() {

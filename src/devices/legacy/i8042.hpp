@@ -2,7 +2,8 @@
 //
 // State:    status register, command byte (controller RAM byte 0) and the rest of its 32-byte RAM,
 //           output port, a queue of output bytes each tagged keyboard or aux, the command waiting
-//           for a data byte, and the keyboard's own pending command and settings.
+//           for a data byte, and the keyboard's own pending command and settings; state()/set_state()
+//           for snapshots.
 // Features: two windows the board places separately, data_port() at 0x60 and command_port() at
 //           0x64 (port 0x61 between them is the PIT's speaker port). Controller commands 0x20-0x3f
 //           / 0x60-0x7f (read/write RAM, byte 0 = command byte), 0xa7/0xa8 aux disable/enable,
@@ -23,10 +24,14 @@
 //           Controller"; Linux drivers/input/serio/i8042.c for what detection expects.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <vector>
 
+#include "base/error.hpp"
+#include "base/state_stream.hpp"
 #include "bus/bus_device.hpp"
 #include "bus/irq_line.hpp"
 #include "bus/machine_control.hpp"
@@ -47,6 +52,30 @@ public:
 
     // Scancodes from the host keyboard; dropped while the keyboard is disabled.
     void keyboard_input(std::span<const uint8_t> scancodes);
+
+    // For snapshots; IRQ1 and IRQ12 follow from the output queue and the command byte.
+    struct OutputByte {
+        uint8_t value = 0;
+        bool aux = false;
+        friend bool operator==(const OutputByte&, const OutputByte&) = default;
+    };
+    struct State {
+        std::vector<OutputByte> output;
+        std::array<uint8_t, 32> ram{};
+        uint8_t output_port = 0;
+        bool last_was_command = false;
+        bool timeout = false;
+        uint8_t pending_command = 0;
+        uint8_t keyboard_pending = 0;
+        bool keyboard_scanning = true;
+        uint8_t scancode_set = 2;
+        uint8_t leds = 0;
+        void encode(StateWriter& out) const;
+        static State decode(StateReader& in);
+    };
+    [[nodiscard]] State state() const;
+    // Fails, changing nothing, on an output queue over its limit or a scancode set past 3.
+    Result<void> set_state(const State& state);
 
 private:
     struct Controller;  // defined in i8042.cpp; shared by both ports

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "base/error.hpp"
+
 namespace strata {
 namespace {
 
@@ -258,6 +260,71 @@ void Uart16550::set_modem_inputs(uint8_t status) {
     if ((old & kMsrRi) && !(status & kMsrRi)) deltas |= kMsrTrailingRi;
     if (changed & kMsrDcd) deltas |= kMsrDeltaDcd;
     msr_ = static_cast<uint8_t>((status & 0xf0) | deltas);
+}
+
+void Uart16550::State::encode(StateWriter& out) const {
+    for (uint8_t b : {ier, lcr, mcr, scr, fcr, lsr_errors, msr}) out.u8(b);
+    out.u16(divisor);
+    out.boolean(thr_interrupt);
+    out.blob(rx_fifo);
+    out.blob(backlog);
+}
+
+Uart16550::State Uart16550::State::decode(StateReader& in) {
+    State s;
+    for (auto [field, name] : {std::pair{&s.ier, "IER"}, {&s.lcr, "LCR"}, {&s.mcr, "MCR"}, {&s.scr, "SCR"},
+                               {&s.fcr, "FCR"}, {&s.lsr_errors, "LSR errors"}, {&s.msr, "MSR"}})
+        *field = in.u8(name);
+    s.divisor = in.u16("divisor");
+    s.thr_interrupt = in.boolean("THRE interrupt");
+    s.rx_fifo = in.blob(kFifoSize, "RX FIFO");
+    s.backlog = in.blob(kBacklogLimit, "input backlog");
+    return s;
+}
+
+Uart16550::State Uart16550::state() const {
+    std::lock_guard lock(mutex_);
+    return {.ier = ier_,
+            .lcr = lcr_,
+            .mcr = mcr_,
+            .scr = scr_,
+            .fcr = fcr_,
+            .lsr_errors = lsr_errors_,
+            .msr = msr_,
+            .divisor = divisor_,
+            .thr_interrupt = thr_interrupt_,
+            .rx_fifo = {rx_fifo_.begin(), rx_fifo_.end()},
+            .backlog = {backlog_.begin(), backlog_.end()}};
+}
+
+Result<void> Uart16550::set_state(const State& s) {
+    if (s.ier & ~kIerMask) return fail("IER {:#04x} has bits a 16550 does not have", s.ier);
+    if (s.mcr & ~kMcrMask) return fail("MCR {:#04x} has bits a 16550 does not have", s.mcr);
+    if (s.fcr & ~(kFcrEnable | kFcrTriggerMask) || ((s.fcr & kFcrEnable) == 0 && s.fcr != 0))
+        return fail("FCR {:#04x} is not what the UART keeps of one", s.fcr);
+    if (s.lsr_errors & ~kLsrErrorBits) return fail("LSR error bits {:#04x} are not error bits", s.lsr_errors);
+    size_t capacity = (s.fcr & kFcrEnable) ? kFifoSize : 1;
+    if (s.rx_fifo.size() > capacity)
+        return fail("{} received bytes do not fit its {}-byte receiver", s.rx_fifo.size(), capacity);
+    if (s.backlog.size() > kBacklogLimit) return fail("an input backlog of {} bytes is over its limit", s.backlog.size());
+    std::lock_guard lock(mutex_);
+    ier_ = s.ier;
+    lcr_ = s.lcr;
+    mcr_ = s.mcr;
+    scr_ = s.scr;
+    fcr_ = s.fcr;
+    lsr_errors_ = s.lsr_errors;
+    msr_ = s.msr;
+    divisor_ = s.divisor;
+    thr_interrupt_ = s.thr_interrupt;
+    rx_fifo_.assign(s.rx_fifo.begin(), s.rx_fifo.end());
+    backlog_.assign(s.backlog.begin(), s.backlog.end());
+    host_waiting_ = false;
+    // The interrupt controllers were restored with this line's level; driving it again changes
+    // nothing there and keeps irq_level_ true to it.
+    irq_level_ = interrupt_identification() != kIirNone;
+    irq_.set_level(irq_level_);
+    return {};
 }
 
 void Uart16550::update_irq() {

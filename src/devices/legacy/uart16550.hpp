@@ -1,7 +1,8 @@
 // The 16550A UART (COM1 on the PC board): the guest's console.
 //
 // State:    IER, LCR, MCR, SCR, divisor latch, LSR error bits, MSR deltas, a 16-byte RX FIFO
-//           (1 byte when FIFOs are off), the THRE interrupt latch, and a host-side input backlog.
+//           (1 byte when FIFOs are off), the THRE interrupt latch, and a host-side input backlog;
+//           state()/set_state() for snapshots.
 // Features: DLAB; FIFOs enabled by FCR with IIR bits 7:6 = 11; RX trigger levels 1/4/8/14;
 //           interrupt priorities line status > received data / character timeout > THRE > modem
 //           status; THRE interrupt raised when ETBEI is set with THR empty and after each
@@ -30,7 +31,10 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <vector>
 
+#include "base/error.hpp"
+#include "base/state_stream.hpp"
 #include "bus/bus_device.hpp"
 #include "bus/irq_line.hpp"
 #include "devices/console_input.hpp"
@@ -59,6 +63,22 @@ public:
     // Called without the device's lock, from the vCPU thread that read the UART.
     void set_room_notifier(std::function<void()> notifier) override;
 
+    // For snapshots: the registers, the RX FIFO and the host backlog (input the guest has not
+    // read yet belongs to the VM and goes with it); the interrupt line follows from them.
+    struct State {
+        uint8_t ier = 0, lcr = 0, mcr = 0, scr = 0, fcr = 0, lsr_errors = 0, msr = 0;
+        uint16_t divisor = 12;
+        bool thr_interrupt = false;
+        std::vector<uint8_t> rx_fifo;
+        std::vector<uint8_t> backlog;
+        void encode(StateWriter& out) const;
+        static State decode(StateReader& in);
+    };
+    [[nodiscard]] State state() const;
+    // Fails, changing nothing, on what no 16550 holds (IER or MCR bits it lacks, FCR bits it does
+    // not keep, more received bytes than its FIFO has room for).
+    Result<void> set_state(const State& state);
+
 private:
     // Register offsets (PC16550D Table II); the same offset means different registers for
     // reads and writes, and offsets 0/1 become the divisor latch while LCR.DLAB is set.
@@ -86,7 +106,7 @@ private:
 
     IrqLine& irq_;
     Output output_;
-    std::mutex mutex_;         // the registers
+    mutable std::mutex mutex_;  // the registers
     std::mutex output_mutex_;  // keeps transmitted bytes in order once mutex_ is released
 
     uint8_t ier_ = 0;

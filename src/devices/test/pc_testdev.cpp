@@ -24,8 +24,8 @@ constexpr uint64_t kPageSize = 4096;
 
 }  // namespace
 
-struct PcTestDev::State {
-    State(const GuestMemory& memory_in, std::array<IrqLine*, 24> lines_in)
+struct PcTestDev::Core {
+    Core(const GuestMemory& memory_in, std::array<IrqLine*, 24> lines_in)
         : memory(memory_in), lines(lines_in), scratch_memory(kMmioWindowSize) {}
 
     void read_ports(uint64_t offset, std::span<uint8_t> data);
@@ -42,15 +42,16 @@ struct PcTestDev::State {
     uint32_t scratch32 = 0;
     uint8_t scratch8 = 0;
     std::vector<uint8_t> scratch_memory;
+    std::array<bool, 24> levels{};  // as last written, so that a snapshot keeps raised lines up
 };
 
 PcTestDev::PcTestDev(const GuestMemory& memory, std::array<IrqLine*, 24> lines)
-    : state_(std::make_shared<State>(memory, lines)),
-      ports_(std::make_shared<Facet<State>>(state_, &State::read_ports, &State::write_ports)),
-      irq_ports_(std::make_shared<Facet<State>>(state_, &State::read_irq, &State::write_irq)),
-      mmio_(std::make_shared<Facet<State>>(state_, &State::read_mmio, &State::write_mmio)) {}
+    : core_(std::make_shared<Core>(memory, lines)),
+      ports_(std::make_shared<Facet<Core>>(core_, &Core::read_ports, &Core::write_ports)),
+      irq_ports_(std::make_shared<Facet<Core>>(core_, &Core::read_irq, &Core::write_irq)),
+      mmio_(std::make_shared<Facet<Core>>(core_, &Core::read_mmio, &Core::write_mmio)) {}
 
-void PcTestDev::State::read_ports(uint64_t offset, std::span<uint8_t> data) {
+void PcTestDev::Core::read_ports(uint64_t offset, std::span<uint8_t> data) {
     std::lock_guard lock(mutex);
     for (size_t i = 0; i < data.size(); ++i) {
         uint64_t at = offset + i;
@@ -63,7 +64,7 @@ void PcTestDev::State::read_ports(uint64_t offset, std::span<uint8_t> data) {
     }
 }
 
-void PcTestDev::State::write_ports(uint64_t offset, std::span<const uint8_t> data) {
+void PcTestDev::Core::write_ports(uint64_t offset, std::span<const uint8_t> data) {
     if (offset == static_cast<uint64_t>(Port::FlushPage)) {
         flush_page(load_le(data.first(std::min<size_t>(data.size(), 8))));
         return;
@@ -80,7 +81,7 @@ void PcTestDev::State::write_ports(uint64_t offset, std::span<const uint8_t> dat
     }
 }
 
-void PcTestDev::State::flush_page(uint64_t gpa) const {
+void PcTestDev::Core::flush_page(uint64_t gpa) const {
     auto page = memory.translate(gpa & ~(kPageSize - 1), kPageSize);
     if (!page) return;  // not RAM: nothing to flush
     void* host = page->data();
@@ -91,17 +92,19 @@ void PcTestDev::State::flush_page(uint64_t gpa) const {
     madvise(host, kPageSize, MADV_DONTNEED);
 }
 
-void PcTestDev::State::read_irq(uint64_t /*offset*/, std::span<uint8_t> data) { std::ranges::fill(data, uint8_t{0}); }
+void PcTestDev::Core::read_irq(uint64_t /*offset*/, std::span<uint8_t> data) { std::ranges::fill(data, uint8_t{0}); }
 
-void PcTestDev::State::write_irq(uint64_t offset, std::span<const uint8_t> data) {
+void PcTestDev::Core::write_irq(uint64_t offset, std::span<const uint8_t> data) {
     std::lock_guard lock(mutex);
     for (size_t i = 0; i < data.size(); ++i) {
         uint64_t line = offset + i;
-        if (line < lines.size() && lines[line] != nullptr) lines[line]->set_level(data[i] != 0);
+        if (line >= lines.size() || lines[line] == nullptr) continue;
+        levels[line] = data[i] != 0;
+        lines[line]->set_level(levels[line]);
     }
 }
 
-void PcTestDev::State::read_mmio(uint64_t offset, std::span<uint8_t> data) {
+void PcTestDev::Core::read_mmio(uint64_t offset, std::span<uint8_t> data) {
     std::lock_guard lock(mutex);
     for (size_t i = 0; i < data.size(); ++i) {
         uint64_t at = offset + i;
@@ -109,12 +112,49 @@ void PcTestDev::State::read_mmio(uint64_t offset, std::span<uint8_t> data) {
     }
 }
 
-void PcTestDev::State::write_mmio(uint64_t offset, std::span<const uint8_t> data) {
+void PcTestDev::Core::write_mmio(uint64_t offset, std::span<const uint8_t> data) {
     std::lock_guard lock(mutex);
     for (size_t i = 0; i < data.size(); ++i) {
         uint64_t at = offset + i;
         if (at < scratch_memory.size()) scratch_memory[at] = data[i];
     }
+}
+
+void PcTestDev::State::encode(StateWriter& out) const {
+    out.u32(scratch32);
+    out.u8(scratch8);
+    out.bytes(scratch_memory);
+    for (bool level : levels) out.boolean(level);
+}
+
+PcTestDev::State PcTestDev::State::decode(StateReader& in) {
+    State s;
+    s.scratch32 = in.u32("32-bit scratch register");
+    s.scratch8 = in.u8("byte scratch register");
+    s.scratch_memory.resize(kMmioWindowSize);
+    in.bytes(s.scratch_memory, "scratch memory");
+    for (bool& level : s.levels) level = in.boolean("IRQ line level");
+    return s;
+}
+
+PcTestDev::State PcTestDev::state() const {
+    std::lock_guard lock(core_->mutex);
+    return {.scratch32 = core_->scratch32, .scratch8 = core_->scratch8, .scratch_memory = core_->scratch_memory,
+            .levels = core_->levels};
+}
+
+Result<void> PcTestDev::set_state(const State& s) {
+    if (s.scratch_memory.size() != kMmioWindowSize)
+        return fail("scratch memory is {} bytes, not {}", s.scratch_memory.size(), kMmioWindowSize);
+    std::lock_guard lock(core_->mutex);
+    core_->scratch32 = s.scratch32;
+    core_->scratch8 = s.scratch8;
+    core_->scratch_memory = s.scratch_memory;
+    core_->levels = s.levels;
+    // Lines the guest left up are driven up again (the interrupt controllers have them up).
+    for (size_t line = 0; line < s.levels.size(); ++line)
+        if (s.levels[line] && core_->lines[line]) core_->lines[line]->set_level(true);
+    return {};
 }
 
 }  // namespace strata

@@ -23,7 +23,10 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
+#include "base/error.hpp"
+#include "base/state_stream.hpp"
 #include "bus/bus_device.hpp"
 #include "bus/irq_line.hpp"
 #include "memory/guest_memory.hpp"
@@ -44,10 +47,22 @@ public:
     [[nodiscard]] std::shared_ptr<BusDevice> irq_ports() const { return irq_ports_; }
     [[nodiscard]] std::shared_ptr<BusDevice> mmio() const { return mmio_; }
 
-private:
-    struct State;  // defined in pc_testdev.cpp; shared by the three windows
+    // For snapshots: the scratch registers and memory and the IRQ lines' levels as written.
+    struct State {
+        uint32_t scratch32 = 0;
+        uint8_t scratch8 = 0;
+        std::vector<uint8_t> scratch_memory;  // kMmioWindowSize bytes
+        std::array<bool, 24> levels{};
+        void encode(StateWriter& out) const;
+        static State decode(StateReader& in);
+    };
+    [[nodiscard]] State state() const;
+    Result<void> set_state(const State& state);
 
-    std::shared_ptr<State> state_;
+private:
+    struct Core;  // defined in pc_testdev.cpp; shared by the three windows
+
+    std::shared_ptr<Core> core_;
     std::shared_ptr<BusDevice> ports_;
     std::shared_ptr<BusDevice> irq_ports_;
     std::shared_ptr<BusDevice> mmio_;
