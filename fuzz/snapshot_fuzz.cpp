@@ -8,7 +8,11 @@
 //   - what a decoder accepts (finish() succeeds) encodes back to exactly the bytes it read: the
 //     encoding is canonical, so nothing in a snapshot is ignored or silently changed;
 //   - a state file that decodes encodes back to the same bytes;
-//   - an accepted memory map's extents are whole pages, sorted, disjoint and inside RAM.
+//   - an accepted memory map's extents are whole pages, sorted, disjoint and inside RAM;
+//   - a "pci/SS" section is offered to a PCI function of each kind the board places (virtio-rng,
+//     virtio-console, pci-testdev): one that accepts it and is not left running by it saves
+//     the same bytes back.
+#include <memory>
 #include <string>
 
 #include "cpu/cpu_state_codec.hpp"
@@ -19,6 +23,11 @@
 #include "devices/legacy/hpet.hpp"
 #include "devices/legacy/i8042.hpp"
 #include "devices/legacy/uart16550.hpp"
+#include "devices/pci/pci_host.hpp"
+#include "devices/pci/pci_testdev.hpp"
+#include "devices/virtio/virtio_console.hpp"
+#include "devices/virtio/virtio_pci.hpp"
+#include "devices/virtio/virtio_rng.hpp"
 #include "devices/test/pc_testdev.hpp"
 #include "fuzz_support.hpp"
 #include "machine/snapshot_config.hpp"
@@ -46,6 +55,44 @@ template <class Device>
 void device_round_trip(const snapshot::Section& section) {
     round_trip(section, Device::State::decode,
                [](StateWriter& out, const typename Device::State& s) { s.encode(out); });
+}
+
+// PCI functions to restore "pci/SS" sections into, made once: a function refuses the state of any
+// other kind, so each input reaches the one it fits.
+struct PciFunctions {
+    struct NoMsi final : MsiController {
+        void send(uint64_t, uint32_t) override {}
+    };
+    GuestMemory memory = std::move(*GuestMemory::create(2 << 20));
+    GuestDma dma{memory};
+    NoMsi msi;
+    std::vector<std::shared_ptr<PciDevice>> functions;
+
+    PciFunctions() {
+        functions.push_back(*VirtioPci::create(std::make_unique<VirtioRng>(), dma, msi));
+        functions.push_back(*VirtioPci::create(std::make_unique<VirtioConsole>(VirtioConsole::Output()), dma, msi));
+        functions.push_back(std::make_shared<PciTestDev>());
+    }
+};
+
+void pci_function_round_trip(const snapshot::Section& section) {
+    static PciFunctions pci;
+    for (const std::shared_ptr<PciDevice>& function : pci.functions) {
+        StateReader in(section.bytes, section.name);
+        auto change = function->load_state(in);
+        if (!in.finish()) continue;
+        if (!change()) return;
+        auto* virtio = dynamic_cast<VirtioPci*>(function.get());
+        // A device the state leaves running goes on working (on rings in zeroed RAM).
+        if (virtio && (virtio->status() & virtio::kStatusDriverOk)) return;
+        function->quiesce(true);
+        StateWriter out;
+        function->save_state(out);
+        function->quiesce(false);
+        FUZZ_CHECK(std::ranges::equal(out.view(), section.bytes), "section '{}' does not save back to its {} bytes",
+                   section.name, section.bytes.size());
+        return;
+    }
 }
 
 void check_section(const snapshot::Section& section) {
@@ -79,6 +126,10 @@ void check_section(const snapshot::Section& section) {
         device_round_trip<FwCfg>(section);
     } else if (section.name == "pc-testdev") {
         device_round_trip<PcTestDev>(section);
+    } else if (section.name == "pci-host") {
+        device_round_trip<PciHost>(section);
+    } else if (section.name.starts_with("pci/")) {
+        pci_function_round_trip(section);
     }
 }
 

@@ -264,6 +264,11 @@ Result<std::unique_ptr<Board>> Board::build(CpuEngine& engine, MachineControl& c
         return board->pci_intx_[pc::pci_intx_gsi(slot, pin) - pc::kFirstPciGsi]->add_input();
     };
     if (auto r = pci->assign_resources(windows, intx); !r) return std::unexpected(r.error());
+    // The PCI functions' snapshot sections, then the host's, whose restore recomputes where the
+    // BARs decode from the functions' restored registers.
+    for (unsigned slot = 0; slot < PciHost::kSlots; ++slot)
+        if (auto device = pci->device(static_cast<uint8_t>(slot))) board->keep_pci_state(slot, std::move(device));
+    board->keep_state("pci-host", "the PCI host", pci);
     board->pio_.set_fallback(pci->io_space());
     board->mmio_.set_fallback(pci->memory_space());
     if (!placed) return std::unexpected(placed.error());

@@ -37,6 +37,7 @@ class IoApic;
 class GsiRouter;
 class Hpet;
 class AcpiPm;
+class PciDevice;
 
 class Board {
 public:
@@ -109,6 +110,8 @@ private:
                              },
                              {}});
     }
+    // Registers the PCI function in `slot` (section "pci/SS", SS the slot in hex).
+    void keep_pci_state(unsigned slot, std::shared_ptr<PciDevice> device);
     std::vector<Stateful> stateful_;
 
     // What devices reach guest memory through; before the buses, which own the devices.

@@ -8,6 +8,7 @@
 #include "devices/irqchip/ioapic.hpp"
 #include "devices/irqchip/pic8259.hpp"
 #include "devices/irqchip/pit8254.hpp"
+#include "devices/pci/pci_device.hpp"
 #include "machine/board.hpp"
 
 namespace strata {
@@ -24,6 +25,20 @@ Result<void> Board::set_irqchip_state(const IrqchipState& state) {
     pic_->set_state(state.pic);
     ioapic_->set_state(state.ioapic);
     return {};
+}
+
+void Board::keep_pci_state(unsigned slot, std::shared_ptr<PciDevice> device) {
+    std::string label = fmt::format("the PCI function in slot {} ({:04x}:{:04x})", slot, device->vendor_id(),
+                                    device->device_id());
+    stateful_.push_back({fmt::format("pci/{:02x}", slot), std::move(label),
+                         [device](StateWriter& out) -> Result<void> {
+                             device->save_state(out);
+                             return {};
+                         },
+                         [device](StateReader& in) -> Result<std::function<Result<void>()>> {
+                             return device->load_state(in);
+                         },
+                         [device](bool hold) { device->quiesce(hold); }});
 }
 
 void Board::quiesce() {

@@ -265,6 +265,49 @@ TEST_F(PciDecoding, IntxFollowsTheConditionAndIntxDisable) {
     EXPECT_EQ(line.levels(), (std::vector<bool>{true, false, true, false}));
 }
 
+// A function's and the host's state go into a new host with a new function of the same kind: the
+// BAR decodes where the guest had moved it, and the INTx line is raised again.
+TEST_F(PciDecoding, ARestoredFunctionDecodesWhereTheGuestLeftIt) {
+    config_write(2, 0x10, 0xd000'0000, 4);
+    config_write(2, 0x14, 0, 4);
+    function->set_intx(true);
+    StateWriter saved;
+    function->save_state(saved);
+
+    testing::FakeMachineControl control2;
+    PciHost host2{control2};
+    auto function2 = std::make_shared<TestFunction>();
+    ASSERT_TRUE(host2.add_device(2, function2));
+    std::array<testing::FakeIrqLine, 4> lines2;
+    ASSERT_TRUE(host2.assign_resources({.io_start = 0xc000, .io_end = 0x1'0000, .mmio_start = 0xc000'0000,
+                                        .mmio_end = 0xfe00'0000, .mmio64_start = 0x8'0000'0000,
+                                        .mmio64_end = 0x9'0000'0000},
+                                       [&](unsigned slot, unsigned pin) -> IrqLine& { return lines2[(slot + pin) % 4]; }));
+    StateReader in(saved.view(), "pci/02");
+    auto change = function2->load_state(in);
+    ASSERT_TRUE(in.finish());
+    ASSERT_TRUE(change());
+    ASSERT_TRUE(host2.set_state(host.state()));
+    EXPECT_EQ(testing::in(*host2.memory_space(), 0xd000'0007, 1), 7u);
+    EXPECT_EQ(testing::in(*host2.memory_space(), 0x8'0000'0007, 1), 0xffu) << "still at the address firmware gave";
+    EXPECT_TRUE(lines2[2].level()) << "INTx raised again";
+    EXPECT_EQ(function2->bar_address(0), 0xd000'0000u);
+}
+
+TEST_F(PciDecoding, ARestoreRefusesAnotherFunctionAndBadHostRegisters) {
+    StateWriter saved;
+    function->save_state(saved);
+    PciTestDev testdev;
+    StateReader in(saved.view(), "pci/02");
+    auto change = testdev.load_state(in);
+    auto refused = in.finish();
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error().message.find("a different device"), std::string::npos) << refused.error().message;
+    auto reserved = host.set_state({.config_address = 0x4000'0000, .reset_control = 0});
+    ASSERT_FALSE(reserved);
+    EXPECT_NE(reserved.error().message.find("reserved bits"), std::string::npos) << reserved.error().message;
+}
+
 TEST(WiredOrLine, OutputHighWhileAnyInputIs) {
     testing::FakeIrqLine output;
     WiredOrLine line(output);

@@ -281,5 +281,31 @@ TEST_F(VirtioConsoleTest, AFailedDeviceWorksAgainAfterAReset) {
     ASSERT_TRUE(eventually([&] { return written() == "back"; }));
 }
 
+// Input the guest has not been given yet is the device's, not the ring's: it is in a snapshot, and
+// a restored console holds it for the guest; more than its limit is refused.
+TEST(VirtioConsoleState, UndeliveredInputIsKeptInASnapshot) {
+    VirtioConsole original(VirtioConsole::Output{});
+    const std::string typed = "ls /mnt\n";
+    ASSERT_EQ(original.receive(std::span(reinterpret_cast<const uint8_t*>(typed.data()), typed.size())), typed.size());
+    StateWriter saved;
+    original.save_state(saved);
+
+    VirtioConsole restored(VirtioConsole::Output{});
+    StateReader in(saved.view(), "virtio-console");
+    auto change = restored.load_state(in);
+    ASSERT_TRUE(in.finish());
+    change();
+    StateWriter again;
+    restored.save_state(again);
+    EXPECT_TRUE(std::ranges::equal(again.view(), saved.view()));
+
+    VirtioConsole small(VirtioConsole::Output{}, {}, 4);
+    StateReader too_much(saved.view(), "virtio-console");
+    (void)small.load_state(too_much);
+    auto refused = too_much.finish();
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error().message.find("input not yet delivered"), std::string::npos) << refused.error().message;
+}
+
 }  // namespace
 }  // namespace strata

@@ -1,5 +1,6 @@
 #include "devices/virtio/virtio_pci.hpp"
 #include "devices/virtio/virtio_rng.hpp"
+#include "devices/virtio/virtio_console.hpp"
 
 #include <gtest/gtest.h>
 
@@ -166,6 +167,91 @@ TEST_F(VirtioPciRng, PciConfigurationAccessWindowReachesBarFour) {
     EXPECT_EQ(driver.config(window + 16, 2), 1u);
     driver.set_config(window + 12, 4, 4);
     EXPECT_EQ(driver.config(window + 16, 2), 0u) << "the length must match the access";
+}
+
+// --- Snapshots ---
+
+// A function's state, saved while it is held, as the board does it.
+std::vector<uint8_t> snapshot_of(VirtioPci& pci) {
+    pci.quiesce(true);
+    StateWriter out;
+    pci.save_state(out);
+    pci.quiesce(false);
+    return out.take();
+}
+
+// Loads `state` into `pci` and applies it, or returns the refusal.
+Result<void> restore_into(VirtioPci& pci, std::span<const uint8_t> state) {
+    StateReader in(state, "virtio-rng");
+    auto change = pci.load_state(in);
+    if (auto r = in.finish(); !r) return r;
+    return change();
+}
+
+TEST_F(VirtioPciRng, AHeldDeviceServesNothingUntilLetGo) {
+    driver.negotiate();
+    setup_queue();
+    driver.driver_ok();
+    pci->quiesce(true);
+    offer_buffer(0);
+    driver.notify();
+    std::this_thread::sleep_for(20ms);
+    EXPECT_EQ(used_idx(), 0) << "served while held";
+    pci->quiesce(false);
+    EXPECT_TRUE(eventually([&] { return used_idx() == 1; }));
+}
+
+// The function's state goes into another function of the same kind (a new process's): it carries
+// on with the queue where it was and its MSI-X vectors, and saving it again gives the same bytes.
+TEST_F(VirtioPciRng, ARestoredFunctionCarriesOnWhereItWas) {
+    driver.enable_msix(2);
+    driver.negotiate();
+    driver.write(0x16, 0, 2);
+    driver.write(0x1a, 1, 2);
+    setup_queue();
+    driver.driver_ok();
+    offer_buffer(0);
+    driver.notify();
+    ASSERT_TRUE(eventually([&] { return used_idx() == 1 && msi.count() == 1; }));
+    std::vector<uint8_t> state = snapshot_of(*pci);
+
+    testing::RecordingMsi msi2;
+    auto restored = *VirtioPci::create(std::make_unique<VirtioRng>(), dma, msi2);
+    auto r = restore_into(*restored, state);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(snapshot_of(*restored), state) << "snapshot, restore, snapshot: not the same state";
+    testing::VirtioPciDriver driver2{*restored};
+    EXPECT_EQ(driver2.status(), 1 | 2 | 4 | 8);
+    EXPECT_EQ(driver2.read(0x1a, 2), 1u) << "queue 0's vector";
+    offer_buffer(1);
+    driver2.notify();
+    ASSERT_TRUE(eventually([&] { return used_idx() == 2; }));
+    EXPECT_EQ(ring.used(1).second, 64u);
+    ASSERT_TRUE(eventually([&] { return msi2.count() == 1; }));
+    EXPECT_EQ(msi2.sent[0].second, 0x41u) << "through the restored MSI-X table";
+}
+
+TEST_F(VirtioPciRng, ARestoreRefusesAnotherDeviceAndRingsOutsideRam) {
+    // A function whose used ring lies in the second MiB of its 2 MiB of RAM.
+    GuestMemory large = *GuestMemory::create(2 << 20);
+    GuestDma large_dma{large};
+    auto original = *VirtioPci::create(std::make_unique<VirtioRng>(), large_dma, msi);
+    testing::VirtioPciDriver original_driver{*original};
+    original_driver.negotiate();
+    original_driver.setup_queue(0, 8, kDesc, kAvail, 0x18'0000);
+    original_driver.driver_ok();
+    ASSERT_TRUE(eventually([&] { return (original->status() & 4) != 0; }));
+    std::vector<uint8_t> state = snapshot_of(*original);
+
+    auto console = *VirtioPci::create(std::make_unique<VirtioConsole>(VirtioConsole::Output()), dma, msi);
+    auto other = restore_into(*console, state);
+    ASSERT_FALSE(other);
+    EXPECT_NE(other.error().message.find("a different device"), std::string::npos) << other.error().message;
+
+    auto outside = restore_into(*pci, state);  // the fixture's function has 1 MiB of RAM
+    ASSERT_FALSE(outside);
+    EXPECT_NE(outside.error().message.find("queue 0: used ring"), std::string::npos) << outside.error().message;
+    EXPECT_EQ(driver.status(), 0u) << "a refused state changed the function";
 }
 
 }  // namespace

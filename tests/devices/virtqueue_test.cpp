@@ -723,5 +723,62 @@ TEST_F(LargeGuestVirtqueueTest, ChainOfMoreThan4GiBIsAnError) {
     expect_pop_error("descriptor 2: the chain has more than 4294967295 bytes");
 }
 
+// --- Snapshots ---
+
+TEST_F(VirtqueueTest, AGivenBackChainIsPoppedAgain) {
+    enable(8);
+    driver_.descriptor(2, kBuffers, 64, kDescriptorWrite);
+    driver_.make_available(2);
+    pop_chain();
+    ASSERT_TRUE(queue_.unpop());
+    EXPECT_EQ(queue_.next_avail(), 0);
+    pop_chain();
+    EXPECT_EQ(chain_.head(), 2);
+    push(2, 10);
+    // Nothing in flight: there is nothing to give back.
+    auto again = queue_.unpop();
+    ASSERT_FALSE(again);
+    EXPECT_NE(again.error().message.find("0 in flight"), std::string::npos) << again.error().message;
+}
+
+TEST_F(VirtqueueTest, ARestoredQueueCarriesOnWhereItWas) {
+    enable(8);
+    for (uint16_t head = 0; head < 3; ++head) {
+        driver_.descriptor(head, kBuffers + 0x100 * head, 16, kDescriptorWrite);
+        driver_.make_available(head);
+        pop_chain();
+        push(head, 4);
+    }
+    EXPECT_TRUE(interrupt());
+    VirtqueuePosition saved = queue_.position();
+    EXPECT_EQ(saved, (VirtqueuePosition{3, 3, 3}));
+
+    Virtqueue restored(dma_);
+    auto r = restored.restore(driver_.config(), saved);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(restored.position(), saved);
+    driver_.descriptor(3, kBuffers + 0x300, 16, kDescriptorWrite);
+    driver_.make_available(3);
+    auto popped = restored.pop(chain_);
+    ASSERT_TRUE(popped && *popped);
+    EXPECT_EQ(chain_.head(), 3);
+    ASSERT_TRUE(restored.push_used(3, 4));
+    EXPECT_EQ(driver_.used_idx(), 4);
+    EXPECT_EQ(driver_.used(3).id, 3u);
+}
+
+TEST_F(VirtqueueTest, ARestoreRefusesChainsInFlightAndBadRings) {
+    Virtqueue restored(dma_);
+    auto in_flight = restored.restore(driver_.config(), {.next_avail = 5, .used_idx = 3, .signalled_used = 3});
+    ASSERT_FALSE(in_flight);
+    EXPECT_NE(in_flight.error().message.find("2 chains are in flight"), std::string::npos) << in_flight.error().message;
+    VirtqueueConfig outside = driver_.config();
+    outside.used_ring = kRamSize - 8;
+    auto bad = restored.restore(outside, {});
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().message.find("used ring"), std::string::npos) << bad.error().message;
+    EXPECT_FALSE(restored.enabled());
+}
+
 }  // namespace
 }  // namespace strata

@@ -237,19 +237,25 @@ TEST(Snapshot, TheApiRefusesAPathThatExistsOrIsNotAbsolute) {
     EXPECT_TRUE(vm.wait_for("counter: " + std::to_string(now + 2) + "\n", std::chrono::seconds(60))) << vm.output();
 }
 
-// The default guest snapshotted at its shell and restored in a new process: the shell answers.
-TEST(LinuxGuestSnapshot, TheShellWorksAfterARestore) {
+// The default guest snapshotted at its shell, with a virtio disk mounted and its virtio-rng in
+// use, and restored in a new process: the shell answers, its timers run, the disk reads what was
+// written before and takes new writes that the host's e2fsck and debugfs find, and the rng gives
+// bytes: the virtio devices carried on where they were.
+TEST(LinuxGuestSnapshot, TheShellAndTheVirtioDevicesWorkAfterARestore) {
     auto guest = default_guest();
     if (!guest) GTEST_SKIP() << kNeedsDefaultGuest;
+    if (run_on_host("command -v mkfs.ext4 debugfs e2fsck >/dev/null").status != 0) GTEST_SKIP() << "needs e2fsprogs";
     SnapshotFixture files;
-    std::string socket = files.path("linux.sock"), dir = files.path("linux");
+    std::string socket = files.path("linux.sock"), dir = files.path("linux"), image = files.path("disk.img");
+    HostCommand mkfs = run_on_host("mkfs.ext4 -q -F '" + image + "' 32M 2>&1");
+    ASSERT_EQ(mkfs.status, 0) << mkfs.out;
     {
         VmmSession vm({STRATA_BINARY, "run", "--accel", "soft", "--memory", "256M", "--kernel", guest->kernel, "--initrd",
-                       guest->initrd, "--cmdline", "console=ttyS0 panic=-1", "--api-socket", socket});
+                       guest->initrd, "--cmdline", "console=ttyS0 panic=-1", "--disk", image, "--api-socket", socket});
         ASSERT_TRUE(vm.started());
         ASSERT_TRUE(vm.wait_for("Exit the shell to power off.", std::chrono::seconds(300))) << vm.output();
-        vm.type("echo before-$((6*7))\n");
-        ASSERT_TRUE(vm.wait_for("before-42", std::chrono::seconds(60))) << vm.output();
+        vm.type("echo kept-$((1+1)) > /mnt/before.txt; sync; echo before-$((6*7)) rng=$(head -c 8 /dev/hwrng | wc -c)\n");
+        ASSERT_TRUE(vm.wait_for("before-42 rng=8", std::chrono::seconds(60))) << vm.output();
         ProcessResult taken = cli({"snapshot", "--api-socket", socket, dir});
         ASSERT_EQ(taken.exit_status, 0) << taken.err;
         EXPECT_EQ(cli({"kill", "--api-socket", socket}).exit_status, 0);
@@ -262,8 +268,19 @@ TEST(LinuxGuestSnapshot, TheShellWorksAfterARestore) {
     // The guest's timers run on: a sleep ends (the local APIC timer, re-armed from the snapshot).
     restored.type("sleep 1; echo slept-$((2+3))\n");
     ASSERT_TRUE(restored.wait_for("slept-5", std::chrono::seconds(60))) << restored.output();
+    // Past the guest's page cache: the file written before the snapshot is read from the disk.
+    restored.type("echo 3 > /proc/sys/vm/drop_caches; echo got=$(cat /mnt/before.txt) rng=$(head -c 16 /dev/hwrng | wc -c)\n");
+    ASSERT_TRUE(restored.wait_for("got=kept-2 rng=16", std::chrono::seconds(60))) << restored.output();
+    restored.type("seq 1 5000 > /mnt/after.txt; umount /mnt && echo unmount-$((3*3))\n");
+    ASSERT_TRUE(restored.wait_for("unmount-9", std::chrono::seconds(60))) << restored.output();
     restored.type("poweroff -f\n");
     EXPECT_EQ(restored.wait_exit(std::chrono::seconds(60)), 0) << restored.output();
+
+    HostCommand fsck = run_on_host("e2fsck -fn '" + image + "' 2>&1");
+    EXPECT_EQ(fsck.status, 0) << "the host's e2fsck after the restored guest's writes:\n" << fsck.out;
+    EXPECT_EQ(run_on_host("debugfs -R 'cat /before.txt' '" + image + "' 2>/dev/null").out, "kept-2\n");
+    HostCommand after = run_on_host("debugfs -R 'cat /after.txt' '" + image + "' 2>/dev/null | sha256sum");
+    EXPECT_EQ(after.out, run_on_host("seq 1 5000 | sha256sum").out) << "the 5000 lines the restored guest wrote";
 }
 
 }  // namespace

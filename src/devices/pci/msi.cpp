@@ -70,6 +70,37 @@ void MsiCapability::deliver_if_unmasked() {
     controller_.send(uint64_t{address_high_} << 32 | address_low_, data_);
 }
 
+void MsiCapability::save_state(StateWriter& out) const {
+    std::lock_guard lock(mutex_);
+    out.u16(control_);
+    out.u32(address_low_);
+    out.u32(address_high_);
+    out.u16(data_);
+    out.boolean(masked_);
+    out.boolean(pending_);
+}
+
+std::function<void()> MsiCapability::load_state(StateReader& in) {
+    uint16_t control = in.u16("MSI message control");
+    uint32_t address_low = in.u32("MSI message address");
+    uint32_t address_high = in.u32("MSI message upper address");
+    uint16_t data = in.u16("MSI message data");
+    bool masked = in.boolean("MSI mask");
+    bool pending = in.boolean("MSI pending");
+    in.check((control & ~(kEnable | kMultipleMessageEnable)) == 0, "MSI message control has read-only bits set");
+    in.check((address_low & 0x3) == 0, "MSI message address is not dword-aligned");
+    return [=, this] {
+        std::lock_guard lock(mutex_);
+        control_ = control;
+        address_low_ = address_low;
+        address_high_ = address_high;
+        data_ = data;
+        masked_ = masked;
+        pending_ = pending;
+        deliver_if_unmasked();
+    };
+}
+
 void MsiCapability::reset() {
     std::lock_guard lock(mutex_);
     control_ = 0;

@@ -26,6 +26,8 @@ public:
     [[nodiscard]] uint8_t size() const override { return 24; }
     void read(uint8_t offset, std::span<uint8_t> data) override;
     void write(uint8_t offset, std::span<const uint8_t> data) override;
+    void save_state(StateWriter& out) const override;
+    [[nodiscard]] std::function<void()> load_state(StateReader& in) override;
 
     [[nodiscard]] bool enabled() const;
     void notify();  // any thread

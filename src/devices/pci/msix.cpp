@@ -48,6 +48,55 @@ void MsixCapability::write(uint8_t offset, std::span<const uint8_t> data) {
     }
 }
 
+void MsixCapability::save_state(StateWriter& out) const {
+    std::lock_guard lock(mutex_);
+    out.boolean(enabled_);
+    out.boolean(function_masked_);
+    out.u32(static_cast<uint32_t>(entries_.size()));
+    for (const Entry& e : entries_) {
+        out.u32(e.address_low);
+        out.u32(e.address_high);
+        out.u32(e.data);
+        out.u32(e.control);
+        out.boolean(e.pending);
+    }
+}
+
+std::function<void()> MsixCapability::load_state(StateReader& in) {
+    struct Saved {
+        uint32_t address_low, address_high, data, control;
+        bool pending;
+    };
+    bool enabled = in.boolean("MSI-X enable");
+    bool function_masked = in.boolean("MSI-X function mask");
+    uint32_t count = in.count(kMaxVectors, "MSI-X table size");
+    if (in.ok() && count != entries_.size())
+        in.fail(fmt::format("the MSI-X table has {} vectors, this function has {}", count, entries_.size()));
+    std::vector<Saved> saved;
+    for (uint32_t v = 0; v < count && in.ok(); ++v) {
+        Saved e{in.u32("MSI-X message address"), in.u32("MSI-X upper address"), in.u32("MSI-X message data"),
+                in.u32("MSI-X vector control"), in.boolean("MSI-X pending bit")};
+        in.check((e.address_low & 0x3) == 0 && (e.control & ~1u) == 0,
+                 fmt::format("MSI-X vector {} has reserved bits set", v));
+        saved.push_back(e);
+    }
+    return [this, enabled, function_masked, saved = std::move(saved)] {
+        std::lock_guard lock(mutex_);
+        enabled_ = enabled;
+        function_masked_ = function_masked;
+        for (size_t v = 0; v < entries_.size() && v < saved.size(); ++v) {
+            Entry& e = entries_[v];
+            e.address_low = saved[v].address_low;
+            e.address_high = saved[v].address_high;
+            e.data = saved[v].data;
+            e.control = saved[v].control;
+            e.pending = saved[v].pending;
+            e.route->set_message(uint64_t{e.address_high} << 32 | e.address_low, e.data);
+        }
+        deliver_unmasked();
+    };
+}
+
 void MsixCapability::table_read(uint64_t offset, std::span<uint8_t> data) {
     std::lock_guard lock(mutex_);
     for (size_t i = 0; i < data.size(); ++i) {

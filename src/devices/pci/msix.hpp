@@ -41,6 +41,10 @@ public:
     [[nodiscard]] uint8_t size() const override { return 12; }
     void read(uint8_t offset, std::span<uint8_t> data) override;
     void write(uint8_t offset, std::span<const uint8_t> data) override;
+    // Enable, Function Mask, and each vector's entry and pending bit; a restore reprograms every
+    // vector's route and sends what is pending and no longer masked.
+    void save_state(StateWriter& out) const override;
+    [[nodiscard]] std::function<void()> load_state(StateReader& in) override;
 
     [[nodiscard]] unsigned vectors() const { return static_cast<unsigned>(entries_.size()); }
     [[nodiscard]] uint64_t table_size() const { return entries_.size() * kEntrySize; }

@@ -3,11 +3,15 @@
 // status register's Capabilities List bit, the pointer at 0x34) belongs to PciDevice; a
 // capability sees accesses to its body only, at offsets counted from the capability's start (so
 // its first body byte is offset 2), and keeps its registers' semantics to itself (MSI, MSI-X,
-// virtio's structure locations).
+// virtio's structure locations). A capability with registers the guest writes saves them for
+// snapshots.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
+
+#include "base/state_stream.hpp"
 
 namespace strata {
 
@@ -26,6 +30,14 @@ public:
     // `offset` >= 2 and the access lies inside size(). Any width, any alignment.
     virtual void read(uint8_t offset, std::span<uint8_t> data) = 0;
     virtual void write(uint8_t offset, std::span<const uint8_t> data) = 0;
+
+    // Snapshots: the registers the guest wrote (nothing for a capability whose fields are
+    // constant). load_state() reads them back, refusing (through `in`) what the registers cannot
+    // hold, and returns the change that sets them, made only once everything has been read.
+    virtual void save_state(StateWriter& /*out*/) const {}
+    [[nodiscard]] virtual std::function<void()> load_state(StateReader& /*in*/) {
+        return [] {};
+    }
 };
 
 }  // namespace strata

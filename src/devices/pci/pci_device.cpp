@@ -211,6 +211,51 @@ uint8_t PciDevice::add_capability(std::shared_ptr<PciCapability> capability) {
     return offset;
 }
 
+void PciDevice::save_state(StateWriter& out) const {
+    {
+        std::lock_guard lock(mutex_);
+        out.bytes(config_);
+    }
+    {
+        std::lock_guard lock(intx_mutex_);
+        out.boolean(intx_condition_);
+    }
+    for (const Capability& c : capabilities_) c.handler->save_state(out);
+}
+
+std::function<Result<void>()> PciDevice::load_state(StateReader& in) {
+    auto config = in.array<kConfigSize>("configuration space");
+    bool intx = in.boolean("INTx condition");
+    in.check(((config[reg(Reg::Status)] & kStatusInterrupt) != 0) == intx,
+             "the status register's Interrupt Status and the INTx condition disagree");
+    {
+        // Interrupt Status (in the status register) follows the INTx condition; every other byte
+        // the guest cannot write must be this function's own.
+        std::lock_guard lock(mutex_);
+        for (size_t at = 0; at < kConfigSize && in.ok(); ++at) {
+            uint8_t fixed = static_cast<uint8_t>(~writable_[at]);
+            if (at == reg(Reg::Status)) fixed &= static_cast<uint8_t>(~kStatusInterrupt);
+            if ((config[at] & fixed) != (config_[at] & fixed))
+                in.fail(fmt::format("configuration byte {:#04x} is {:#04x}, {:#04x} in this machine's {:04x}:{:04x} "
+                                    "(a different device)",
+                                    at, config[at], config_[at], load(reg(Reg::VendorId), 2),
+                                    load(reg(Reg::DeviceId), 2)));
+        }
+    }
+    std::vector<std::function<void()>> capabilities;
+    for (const Capability& c : capabilities_) capabilities.push_back(c.handler->load_state(in));
+    return [this, config, intx, capabilities = std::move(capabilities)]() -> Result<void> {
+        {
+            std::lock_guard lock(mutex_);
+            for (size_t at = 0; at < kConfigSize; ++at)
+                config_[at] = static_cast<uint8_t>((config_[at] & ~writable_[at]) | (config[at] & writable_[at]));
+        }
+        for (const auto& set : capabilities) set();
+        set_intx(intx);
+        return {};
+    };
+}
+
 void PciDevice::connect_intx(IrqLine& line) {
     std::lock_guard lock(intx_mutex_);
     intx_ = &line;

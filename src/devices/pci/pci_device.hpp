@@ -24,6 +24,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -31,6 +32,7 @@
 #include <vector>
 
 #include "base/error.hpp"
+#include "base/state_stream.hpp"
 #include "bus/bus_device.hpp"
 #include "bus/irq_line.hpp"
 #include "devices/pci/pci_capability.hpp"
@@ -117,6 +119,18 @@ public:
     // move it here.
     virtual void bar_moved(unsigned /*index*/, std::optional<PciBarMapping> /*mapping*/) {}
 
+    // Snapshots (docs/snapshot-format.md, the "pci/SS" sections). save_state(): the 256
+    // configuration bytes, the INTx condition and each capability's registers, then what a
+    // subclass adds. load_state() reads them back, refusing a function of another identity (a
+    // byte the guest cannot write that differs: IDs, class, BAR types, the capability list), and
+    // returns the change that sets them and re-drives INTx; the PCI host then recomputes where
+    // the BARs decode (PciHost::set_state).
+    virtual void save_state(StateWriter& out) const;
+    [[nodiscard]] virtual std::function<Result<void>()> load_state(StateReader& in);
+    // Holds the function's own work back (true) while a snapshot is taken, and lets it go on
+    // (false); a function with no work of its own has nothing to do.
+    virtual void quiesce(bool /*hold*/) {}
+
     // The line INTx drives; the board connects it before the guest runs.
     void connect_intx(IrqLine& line);
     // The device's interrupt condition: sets Interrupt Status, and drives the line unless INTx
@@ -157,7 +171,7 @@ private:
     std::vector<Capability> capabilities_;
     uint8_t next_capability_ = 0x40;  // capabilities start after the 64-byte header
 
-    std::mutex intx_mutex_;  // orders level changes of this device's line
+    mutable std::mutex intx_mutex_;  // orders level changes of this device's line
     IrqLine* intx_ = nullptr;
     bool intx_condition_ = false;
     bool intx_level_ = false;

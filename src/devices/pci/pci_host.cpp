@@ -143,6 +143,25 @@ std::shared_ptr<PciDevice> PciHost::device(uint8_t slot) const {
     return slot < kSlots ? slots_[slot] : nullptr;
 }
 
+PciHost::State PciHost::state() const {
+    std::lock_guard lock(mutex_);
+    return {.config_address = config_address_, .reset_control = reset_control_};
+}
+
+Result<void> PciHost::set_state(const State& state) {
+    if (state.config_address & ~kAddressWritable)
+        return fail("CONFIG_ADDRESS {:#010x} has reserved bits set", state.config_address);
+    if (state.reset_control & ~(kResetSystem | kResetFull))
+        return fail("the reset control register {:#04x} has bits that read as zero set", state.reset_control);
+    {
+        std::lock_guard lock(mutex_);
+        config_address_ = state.config_address;
+        reset_control_ = state.reset_control;
+    }
+    for (unsigned slot = 0; slot < kSlots; ++slot) refresh(slot);
+    return {};
+}
+
 PciDevice* PciHost::selected() const {
     if (!(config_address_ & kAddressEnable)) return nullptr;
     uint32_t bus = (config_address_ >> 16) & 0xff;

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "base/error.hpp"
+#include "base/state_stream.hpp"
 #include "bus/bus_device.hpp"
 #include "bus/machine_control.hpp"
 #include "devices/pci/pci_device.hpp"
@@ -68,6 +69,23 @@ public:
 
     void read(uint64_t offset, std::span<uint8_t> data) override;
     void write(uint64_t offset, std::span<const uint8_t> data) override;
+
+    // Snapshots: the host's own registers (each function has its own section). set_state() goes
+    // after the functions' states: it recomputes where every BAR decodes, as after a
+    // configuration write.
+    struct State {
+        uint32_t config_address = 0;
+        uint8_t reset_control = 0;
+        void encode(StateWriter& out) const {
+            out.u32(config_address);
+            out.u8(reset_control);
+        }
+        static State decode(StateReader& in) {
+            return {.config_address = in.u32("CONFIG_ADDRESS"), .reset_control = in.u8("reset control")};
+        }
+    };
+    [[nodiscard]] State state() const;
+    [[nodiscard]] Result<void> set_state(const State& state);
 
 private:
     enum class Reg : uint8_t { ConfigAddress = 0, ResetControl = 1, ConfigData = 4 };

@@ -101,6 +101,30 @@ PciTestDev::PciTestDev()
     set_interrupt_pin(0);
 }
 
+void PciTestDev::save_state(StateWriter& out) const {
+    PciDevice::save_state(out);
+    std::lock_guard lock(tests_->mutex);
+    out.boolean(tests_->current.has_value());
+    out.u8(static_cast<uint8_t>(tests_->current.value_or(0)));
+    out.u32(tests_->count);
+}
+
+std::function<Result<void>()> PciTestDev::load_state(StateReader& in) {
+    auto pci = PciDevice::load_state(in);
+    bool selected = in.boolean("test selected");
+    uint8_t test = in.u8_at_most(2 * kTestsPerKind - 1, "selected test");
+    uint32_t count = in.u32("test count");
+    std::optional<unsigned> current;
+    if (selected) current = test;
+    return [this, pci, current, count]() -> Result<void> {
+        if (auto r = pci(); !r) return r;
+        std::lock_guard lock(tests_->mutex);
+        tests_->current = current;
+        tests_->count = count;
+        return {};
+    };
+}
+
 std::shared_ptr<BusDevice> PciTestDev::bar_device(unsigned index) const {
     if (index == 0) return memory_region_;
     if (index == 1) return io_region_;

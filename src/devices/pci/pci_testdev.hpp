@@ -1,6 +1,6 @@
 // QEMU's pci-testdev (1b36:0005), as kvm-unit-tests' lib/pci-testdev.c drives it.
 //
-// State:    the selected test (or none) and its write count.
+// State:    the selected test (or none) and its write count (in snapshots too).
 // Features: BAR0 memory (4 KiB) and BAR1 I/O (256 bytes), both showing the selected test's
 //           header: u8 test, u8 width, u16 pad, u32 offset, u8 data, 3 pad, u32 count, name. A
 //           byte n < 3 written at offset 0 selects test n of that BAR's kind (mmio 0-2, portio
@@ -29,6 +29,9 @@ public:
     PciTestDev();
 
     [[nodiscard]] std::shared_ptr<BusDevice> bar_device(unsigned index) const override;
+    // The PCI function's state, then the selected test and its count.
+    void save_state(StateWriter& out) const override;
+    [[nodiscard]] std::function<Result<void>()> load_state(StateReader& in) override;
 
 private:
     struct Tests;  // defined in pci_testdev.cpp; shared by both BAR regions

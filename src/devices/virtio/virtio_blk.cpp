@@ -1,5 +1,7 @@
 #include "devices/virtio/virtio_blk.hpp"
 
+#include <poll.h>
+
 #include <algorithm>
 #include <filesystem>
 
@@ -103,6 +105,34 @@ void VirtioBlk::reset() {
     context_ = nullptr;
     failed_ = false;
     starved_ = false;
+}
+
+// A snapshot holds no request in flight: each completes (waiting on the back end's eventfd) and
+// goes back used; chains a starved queue left available are started too, until none is left.
+void VirtioBlk::quiesce() {
+    if (!context_ || failed_) return;
+    Result<void> r;
+    while (r && !failed_) {
+        if (free_.size() == kQueueSize) {
+            if (!starved_) break;
+            starved_ = false;
+            r = serve(context_->queue(0));
+            continue;
+        }
+        if (int fd = backend_->completion_fd(); fd >= 0) {
+            pollfd ready{.fd = fd, .events = POLLIN, .revents = 0};
+            if (::poll(&ready, 1, -1) < 0 && errno != EINTR) {
+                r = fail_errno("virtio-blk: waiting for the requests in flight");
+                break;
+            }
+        }
+        size_t before = free_.size();
+        r = complete();
+        // Without an eventfd everything completed in submit(): no progress means nothing will.
+        if (r && backend_->completion_fd() < 0 && free_.size() == before) break;
+    }
+    if (r && !failed_) r = context_->interrupt_if_wanted(0);
+    if (!r && !failed_) on_fail(r.error());
 }
 
 void VirtioBlk::forget_requests() {

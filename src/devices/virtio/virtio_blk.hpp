@@ -73,6 +73,8 @@ public:
     [[nodiscard]] Result<void> activate(VirtioContext& context) override;
     void queue_notified(unsigned index) override;
     void reset() override;
+    // Waits until every request in flight has completed and gone back used.
+    void quiesce() override;
 
     [[nodiscard]] std::string_view backend_name() const { return backend_->name(); }
     [[nodiscard]] uint64_t capacity_sectors() const { return image_.size / kSectorSize; }

@@ -38,6 +38,23 @@ void VirtioConsole::stop(std::string_view why) {
     context_ = nullptr;  // nothing more until the driver resets the device
 }
 
+void VirtioConsole::save_state(StateWriter& out) const {
+    out.boolean(guest_wrote_);
+    std::lock_guard lock(mutex_);
+    std::vector<uint8_t> input(input_.begin(), input_.end());
+    out.blob(input);
+}
+
+std::function<void()> VirtioConsole::load_state(StateReader& in) {
+    bool guest_wrote = in.boolean("port connected");
+    std::vector<uint8_t> input = in.blob(input_limit_, "input not yet delivered");
+    return [this, guest_wrote, input = std::move(input)] {
+        guest_wrote_ = guest_wrote;
+        std::lock_guard lock(mutex_);
+        input_.assign(input.begin(), input.end());
+    };
+}
+
 size_t VirtioConsole::receive(std::span<const uint8_t> bytes) {
     size_t taken;
     EventLoop* loop = nullptr;

@@ -76,6 +76,10 @@ public:
         guest_wrote_ = false;
     }
 
+    // Snapshots: the input not yet delivered, and whether the guest's port is connected (its
+    // first output came).
+    void save_state(StateWriter& out) const override;
+    [[nodiscard]] std::function<void()> load_state(StateReader& in) override;
     size_t receive(std::span<const uint8_t> bytes) override;
     void set_room_notifier(std::function<void()> notifier) override;
 
@@ -100,7 +104,7 @@ private:
     DescriptorChain transmit_chain_{256};
     std::array<uint8_t, 4096> scratch_{};  // the loop's copy buffer
 
-    std::mutex mutex_;  // what receive() shares with the loop
+    mutable std::mutex mutex_;  // what receive() shares with the loop
     std::deque<uint8_t> input_;
     bool host_waiting_ = false;   // receive() refused bytes: notify when there is room
     bool delivery_posted_ = false;

@@ -9,10 +9,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
 
+#include "base/state_stream.hpp"
 #include "devices/virtio/virtio_spec.hpp"
 #include "devices/virtio/virtqueue.hpp"
 #include "host/event_loop.hpp"
@@ -96,6 +98,25 @@ public:
     virtual void queue_notified(unsigned index) = 0;
     // Device reset (§2.4): stop all work, forget the context, drop pending requests.
     virtual void reset() = 0;
+
+    // Snapshots, on the loop, which the transport then holds until the snapshot is written
+    // (VirtioPci::quiesce). quiesce() finishes the work in flight (requests the back end is
+    // still doing complete and go back used) and gives back chains taken but not yet filled
+    // (Virtqueue::unpop), so that the rings alone say where the device is; active or not. A
+    // ring found broken meanwhile fails the device (VirtioContext::fail), as it would have anyway.
+    virtual void quiesce() {}
+    // The device type's own state beyond its rings and its configuration (which the machine's
+    // configuration gives): console input not yet delivered, for one. Nothing by default.
+    virtual void save_state(StateWriter& /*out*/) const {}
+    // Reads what save_state() wrote, refusing (through `in`) what the device cannot hold, and
+    // returns the change that sets it, made on the loop before the activation that continues
+    // a restored device.
+    [[nodiscard]] virtual std::function<void()> load_state(StateReader& /*in*/) {
+        return [] {};
+    }
+    // After that activation: what the device owes a driver whose host-side peers did not survive
+    // the restore (vsock: a TRANSPORT_RESET event).
+    virtual void restored() {}
 };
 
 }  // namespace strata

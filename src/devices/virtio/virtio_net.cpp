@@ -70,6 +70,12 @@ void VirtioNet::reset() {
     failed_ = false;
 }
 
+void VirtioNet::quiesce() {
+    if (!running() || !rx_chain_held_) return;
+    if (auto r = context_->queue(kReceiveQueue).unpop(); !r) return stop(r.error(), "receiveq");
+    rx_chain_held_ = false;
+}
+
 void VirtioNet::queue_notified(unsigned index) {
     if (!running()) return;
     if (index == kTransmitQueue) {

@@ -83,6 +83,9 @@ public:
     [[nodiscard]] Result<void> activate(VirtioContext& context) override;
     void queue_notified(unsigned index) override;
     void reset() override;
+    // Gives back a receive chain held for a frame that did not fit. Frames waiting in the backlog
+    // stay in host memory: a restore does not have them (lost, as on a wire).
+    void quiesce() override;
 
     [[nodiscard]] const Counters& counters() const { return counters_; }
     [[nodiscard]] const MacAddress& mac() const { return mac_; }

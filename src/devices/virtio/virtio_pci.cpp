@@ -106,6 +106,25 @@ public:
         }
     }
 
+    // The PCI configuration access capability's window (cap.bar, cap.offset, cap.length) is the
+    // driver's; the other structures are constant.
+    void save_state(StateWriter& out) const override {
+        if (type_ != CfgType::PciCfg) return;
+        std::lock_guard lock(mutex_);
+        out.u8(bytes_[4]);
+        out.bytes(std::span(bytes_).subspan(8, 8));
+    }
+    std::function<void()> load_state(StateReader& in) override {
+        if (type_ != CfgType::PciCfg) return [] {};
+        uint8_t bar = in.u8("the configuration access window's BAR");
+        auto window = in.array<8>("the configuration access window's offset and length");
+        return [this, bar, window] {
+            std::lock_guard lock(mutex_);
+            bytes_[4] = bar;
+            std::ranges::copy(window, bytes_.begin() + 8);
+        };
+    }
+
 private:
     static constexpr uint8_t kWindow = 16;
     // The BAR 4 offset the window reaches for an access of `width` bytes, when the driver set
@@ -121,7 +140,7 @@ private:
 
     VirtioPci& owner_;
     CfgType type_;
-    std::mutex mutex_;
+    mutable std::mutex mutex_;
     std::array<uint8_t, 20> bytes_{};
 };
 
@@ -379,7 +398,10 @@ void VirtioPci::write_status(uint8_t value) {
 
 // On the loop: the queues the driver enabled are checked and handed to the device, which then
 // looks at every queue once (buffers made available before DRIVER_OK were not notified to it).
-void VirtioPci::driver_ok() {
+void VirtioPci::driver_ok() { start_device({}); }
+
+// DRIVER_OK's work, or a restore's with the queues' saved positions (one for each queue).
+void VirtioPci::start_device(std::span<const VirtqueuePosition> restored) {
     std::vector<std::pair<unsigned, VirtqueueConfig>> configs;
     uint64_t features;
     {
@@ -402,8 +424,9 @@ void VirtioPci::driver_ok() {
         if (queues_[index].size > queues_[index].max_size)
             return fail(fmt::format("queue {}: size {} is larger than the maximum {}", index, config.size,
                                     queues_[index].max_size));
-        if (auto r = queues_[index].ring->enable(config); !r)
-            return fail(fmt::format("queue {}: {}", index, r.error().message));
+        auto r = restored.empty() ? queues_[index].ring->enable(config)
+                                  : queues_[index].ring->restore(config, restored[index]);
+        if (!r) return fail(fmt::format("queue {}: {}", index, r.error().message));
     }
     if (auto r = device_->activate(*this); !r) return fail(r.error().message);
     {
@@ -411,6 +434,7 @@ void VirtioPci::driver_ok() {
         if (failed_) return;
         active_ = true;
     }
+    if (!restored.empty()) device_->restored();
     for (const auto& [index, config] : configs) notify(index);
 }
 
@@ -448,6 +472,165 @@ void VirtioPci::reset_device() {
     }
     isr_ = 0;
     set_intx(false);
+}
+
+void VirtioPci::quiesce(bool hold) {
+    std::unique_lock lock(hold_mutex_);
+    if (!hold) {
+        hold_wanted_ = false;
+        hold_changed_.notify_all();
+        hold_changed_.wait(lock, [this] { return !held_; });  // a new hold starts from a free loop
+        return;
+    }
+    if (hold_wanted_) return;
+    hold_wanted_ = true;
+    loop_->post([this] {
+        device_->quiesce();
+        std::unique_lock held(hold_mutex_);
+        held_ = true;
+        hold_changed_.notify_all();
+        hold_changed_.wait(held, [this] { return !hold_wanted_; });
+        held_ = false;
+        hold_changed_.notify_all();
+    });
+    hold_changed_.wait(lock, [this] { return held_; });
+}
+
+void VirtioPci::save_state(StateWriter& out) const {
+    PciDevice::save_state(out);
+    std::lock_guard lock(mutex_);
+    out.u32(device_feature_select_);
+    out.u32(driver_feature_select_);
+    out.u64(driver_features_);
+    out.u16(config_vector_);
+    out.u8(status_);
+    out.u8(config_generation_);
+    out.u16(queue_select_);
+    out.u8(isr_);
+    out.boolean(failed_);
+    out.u32(static_cast<uint32_t>(queues_.size()));
+    for (const Queue& q : queues_) {
+        out.u16(q.size);
+        out.u16(q.msix_vector);
+        out.boolean(q.enabled);
+        out.u64(q.descriptor_table);
+        out.u64(q.avail_ring);
+        out.u64(q.used_ring);
+        VirtqueuePosition position = q.ring->position();  // the loop is held
+        out.u16(position.next_avail);
+        out.u16(position.used_idx);
+        out.u16(position.signalled_used);
+    }
+    device_->save_state(out);
+}
+
+std::function<Result<void>()> VirtioPci::load_state(StateReader& in) {
+    auto pci = PciDevice::load_state(in);
+    struct Saved {
+        uint32_t device_feature_select = 0, driver_feature_select = 0;
+        uint64_t driver_features = 0;
+        uint16_t config_vector = kNoVector;
+        uint8_t status = 0, config_generation = 0;
+        uint16_t queue_select = 0;
+        uint8_t isr = 0;
+        bool failed = false;
+        struct SavedQueue {
+            uint16_t size, msix_vector;
+            bool enabled;
+            uint64_t descriptor_table, avail_ring, used_ring;
+            VirtqueuePosition position;
+        };
+        std::vector<SavedQueue> queues;
+    } saved;
+    saved.device_feature_select = in.u32("device_feature_select");
+    saved.driver_feature_select = in.u32("driver_feature_select");
+    saved.driver_features = in.u64("driver features");
+    saved.config_vector = in.u16("config_msix_vector");
+    saved.status = in.u8("device_status");
+    saved.config_generation = in.u8("config_generation");
+    saved.queue_select = in.u16("queue_select");
+    saved.isr = in.u8("ISR status");
+    saved.failed = in.boolean("device failed");
+    uint32_t count = in.count(static_cast<uint32_t>(queues_.size()), "queue count");
+    if (in.ok() && count != queues_.size())
+        in.fail(fmt::format("{} queues, {} has {}", count, device_->name(), queues_.size()));
+    for (uint32_t i = 0; i < count && in.ok(); ++i) {
+        Saved::SavedQueue q{};
+        q.size = in.u16("queue_size");
+        q.msix_vector = in.u16("queue_msix_vector");
+        q.enabled = in.boolean("queue_enable");
+        q.descriptor_table = in.u64("queue_desc");
+        q.avail_ring = in.u64("queue_driver");
+        q.used_ring = in.u64("queue_device");
+        q.position.next_avail = in.u16("next available index");
+        q.position.used_idx = in.u16("used index");
+        q.position.signalled_used = in.u16("used index last signalled");
+        saved.queues.push_back(q);
+    }
+    auto device = device_->load_state(in);
+
+    using namespace virtio;
+    constexpr uint8_t kKnownStatus = kStatusAcknowledge | kStatusDriver | kStatusDriverOk | kStatusFeaturesOk |
+                                     kStatusDeviceNeedsReset | kStatusFailed;
+    auto vector_ok = [&](uint16_t v) { return v == kNoVector || v < msix_->vectors(); };
+    in.check((saved.status & ~kKnownStatus) == 0, "device_status has bits virtio 1.2 §2.1 does not define");
+    in.check(saved.failed == ((saved.status & kStatusDeviceNeedsReset) != 0),
+             "the device's failure and DEVICE_NEEDS_RESET disagree");
+    in.check(!(saved.status & kStatusDriverOk) || (saved.status & kStatusFeaturesOk), "DRIVER_OK without FEATURES_OK");
+    in.check(!(saved.status & kStatusFeaturesOk) ||
+                 ((saved.driver_features & ~offered_features_) == 0 && has_feature(saved.driver_features, Feature::Version1)),
+             "the driver's features are not a subset of the offered ones with VERSION_1, yet FEATURES_OK is set");
+    in.check(vector_ok(saved.config_vector), "config_msix_vector is past the MSI-X table");
+    in.check(saved.isr <= 3, "the ISR status has bits other than queue (0) and configuration (1)");
+    bool running = (saved.status & kStatusDriverOk) && !saved.failed;
+    for (size_t i = 0; i < saved.queues.size() && in.ok(); ++i) {
+        const auto& q = saved.queues[i];
+        in.check(vector_ok(q.msix_vector), fmt::format("queue {}: queue_msix_vector is past the MSI-X table", i));
+        if (!running || !q.enabled) continue;
+        if (q.size > queues_[i].max_size) {
+            in.fail(fmt::format("queue {}: size {} is larger than the maximum {}", i, q.size, queues_[i].max_size));
+            break;
+        }
+        // The rings must hold in the restored RAM as they did when the driver set them up.
+        Virtqueue check(dma_);
+        if (auto r = check.restore({.size = q.size, .descriptor_table = q.descriptor_table, .avail_ring = q.avail_ring,
+                                    .used_ring = q.used_ring},
+                                   q.position);
+            !r)
+            in.fail(fmt::format("queue {}: {}", i, r.error().message));
+    }
+
+    return [this, pci, device, saved, running]() -> Result<void> {
+        if (auto r = pci(); !r) return r;
+        {
+            std::lock_guard lock(mutex_);
+            device_feature_select_ = saved.device_feature_select;
+            driver_feature_select_ = saved.driver_feature_select;
+            driver_features_ = saved.driver_features;
+            config_vector_ = saved.config_vector;
+            status_ = saved.status;
+            config_generation_ = saved.config_generation;
+            queue_select_ = saved.queue_select;
+            isr_ = saved.isr;
+            failed_ = saved.failed;
+            for (size_t i = 0; i < queues_.size(); ++i) {
+                const auto& q = saved.queues[i];
+                queues_[i].size = q.size;
+                queues_[i].msix_vector = q.msix_vector;
+                queues_[i].enabled = q.enabled;
+                queues_[i].descriptor_table = q.descriptor_table;
+                queues_[i].avail_ring = q.avail_ring;
+                queues_[i].used_ring = q.used_ring;
+            }
+        }
+        std::vector<VirtqueuePosition> positions;
+        for (const auto& q : saved.queues) positions.push_back(q.position);
+        loop_->run_sync([&] {
+            device();
+            if (running) start_device(positions);
+        });
+        return {};
+    };
 }
 
 void VirtioPci::interrupt(unsigned index) {

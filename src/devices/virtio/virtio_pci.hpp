@@ -22,13 +22,17 @@
 //           per device; a notification is an eventfd write the loop waits on.
 //           Under the kvm engine each queue's notification slot is also a KVM ioeventfd on the
 //           same eventfd (16-bit writes, what Linux's driver does), moved with BAR 4; other
-//           widths take the MMIO exit to the same eventfd.
+//           widths take the MMIO exit to the same eventfd. Snapshots: quiesce() finishes the
+//           device's work and holds its loop; save_state()/load_state() carry the registers, the
+//           queues' positions and the device type's state, and a restore re-activates a device
+//           that was running.
 // Missing:  legacy and transitional interfaces; packed rings;
 //           VIRTIO_F_RING_RESET, NOTIFICATION_DATA.
 // Spec:     virtio 1.2 §4.1 (Virtio Over PCI Bus), §2.1 (status), §3.1 (initialization).
 #pragma once
 
 #include <array>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -66,6 +70,16 @@ public:
     [[nodiscard]] uint8_t status() const;
     [[nodiscard]] VirtioDevice& device() { return *device_; }
 
+    // Snapshots: the PCI function, the transport's registers, each queue's configuration and
+    // position, then the device type's own state (VirtioDevice::save_state); saved while held.
+    // A restored device that had reached DRIVER_OK is activated again on its loop, its queues
+    // where they were, and looks at every queue once, as at DRIVER_OK.
+    void save_state(StateWriter& out) const override;
+    [[nodiscard]] std::function<Result<void>()> load_state(StateReader& in) override;
+    // true: the device finishes its work in flight (VirtioDevice::quiesce), then its loop is
+    // held, so that nothing touches guest memory or the rings until false lets it go.
+    void quiesce(bool hold) override;
+
 private:
     VirtioPci(std::unique_ptr<VirtioDevice> device, const GuestDma& dma, MsiController& msi);
     class Region;
@@ -79,6 +93,7 @@ private:
     void write_status(uint8_t value);
     void reset_device();
     void driver_ok();
+    void start_device(std::span<const VirtqueuePosition> restored);
     void notify(unsigned queue);
 
     // VirtioContext, for the device on the loop.
@@ -123,6 +138,12 @@ private:
     bool active_ = false;  // DRIVER_OK reached, no error since: notifications go to the device
     bool failed_ = false;
     std::vector<Queue> queues_;
+
+    // quiesce(): the loop runs a task that waits while `hold_wanted_`.
+    std::mutex hold_mutex_;
+    std::condition_variable hold_changed_;
+    bool hold_wanted_ = false;
+    bool held_ = false;
 };
 
 }  // namespace strata

@@ -75,6 +75,18 @@ void VirtioVsock::reset() {
     connection_count_.store(0);
 }
 
+void VirtioVsock::quiesce() {
+    if (!context_ || !rx_held_) return;
+    if (auto r = context_->queue(vsock::kRxQueue).unpop(); !r) return stop(fmt::format("rx queue: {}", r.error().message));
+    rx_held_ = false;
+}
+
+void VirtioVsock::restored() {
+    if (!context_) return;
+    event_owed_ = true;
+    queue_notified(vsock::kEventQueue);
+}
+
 void VirtioVsock::stop(std::string_view why) {
     context_->fail(why);
     reset();  // the connections close now; the driver resets the device to start again

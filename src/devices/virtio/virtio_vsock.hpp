@@ -20,8 +20,8 @@
 //           buffer too small for an event break the spec's framing rules for the driver (§5.10.6.4,
 //           §5.10.6.7): like a malformed ring, DEVICE_NEEDS_RESET. A reset or failure closes every
 //           connection (host programs read EOF); the listener stays for the next driver.
-// Missing:  SEQPACKET and F_NO_IMPLIED_STREAM; live migration, which is what TRANSPORT_RESET is
-//           for (nothing in Strata calls transport_reset() yet but the tests).
+// Missing:  SEQPACKET and F_NO_IMPLIED_STREAM. TRANSPORT_RESET is sent after a snapshot's restore
+//           (restored()), whose process has none of the host-side connections.
 // Threads:  everything on the transport's loop but read_config() (vCPUs; the CID is constant),
 //           connection_count() and transport_reset() (any thread).
 // Spec:     virtio 1.2 §5.10 (Socket Device).
@@ -56,6 +56,11 @@ public:
     [[nodiscard]] Result<void> activate(VirtioContext& context) override;
     void queue_notified(unsigned index) override;
     void reset() override;
+    // Gives back an rx chain popped for a packet the muxer did not have after all.
+    void quiesce() override;
+    // Connections are the process's: a restored device has none, and owes the driver a
+    // TRANSPORT_RESET, after which the guest's sockets see their connections reset.
+    void restored() override;
 
     // Drops every connection and owes the driver a TRANSPORT_RESET event (§5.10.6.7). Any thread;
     // nothing happens before the first DRIVER_OK.

@@ -111,6 +111,26 @@ Result<void> Virtqueue::enable(const VirtqueueConfig& config) {
     return {};
 }
 
+Result<void> Virtqueue::unpop() {
+    if (!enabled_) return not_enabled("unpop");
+    auto in_flight = static_cast<uint16_t>(next_avail_ - used_idx_);
+    if (in_flight != 1) return fail("cannot give back a chain with {} in flight (one is needed)", in_flight);
+    --next_avail_;
+    return {};
+}
+
+Result<void> Virtqueue::restore(const VirtqueueConfig& config, VirtqueuePosition position) {
+    if (position.next_avail != position.used_idx)
+        return fail("{} chains are in flight (next_avail {}, used idx {}): a snapshot has none",
+                    static_cast<uint16_t>(position.next_avail - position.used_idx), position.next_avail,
+                    position.used_idx);
+    if (auto r = enable(config); !r) return r;
+    next_avail_ = position.next_avail;
+    used_idx_ = position.used_idx;
+    signalled_used_ = position.signalled_used;
+    return {};
+}
+
 void Virtqueue::reset() {
     config_ = {};
     enabled_ = false;

@@ -135,6 +135,14 @@ struct VirtqueueConfig {
     bool indirect_descriptors = false;  // VIRTIO_F_INDIRECT_DESC negotiated
 };
 
+// Where a device is in an enabled queue: what a snapshot keeps beside the configuration.
+struct VirtqueuePosition {
+    uint16_t next_avail = 0;
+    uint16_t used_idx = 0;
+    uint16_t signalled_used = 0;
+    friend bool operator==(const VirtqueuePosition&, const VirtqueuePosition&) = default;
+};
+
 class Virtqueue {
 public:
     explicit Virtqueue(const GuestDma& dma) : dma_(dma) {}
@@ -177,6 +185,15 @@ public:
 
     [[nodiscard]] uint16_t next_avail() const { return next_avail_; }
     [[nodiscard]] uint16_t used_idx() const { return used_idx_; }
+
+    // Snapshots. Gives back the chain pop() took last, which must be the only one in flight: the
+    // next pop() takes it again (a receive chain held for data that has not come, before the
+    // device's state is saved).
+    [[nodiscard]] Result<void> unpop();
+    [[nodiscard]] VirtqueuePosition position() const { return {next_avail_, used_idx_, signalled_used_}; }
+    // enable(), then carries on from `position`, which must have no chain in flight (a quiesced
+    // device's, as a snapshot has it).
+    [[nodiscard]] Result<void> restore(const VirtqueueConfig& config, VirtqueuePosition position);
 
 private:
     [[nodiscard]] Result<void> walk_chain(uint16_t head, DescriptorChain& chain) const;
