@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "e2e/host_servers.hpp"
 #include "e2e/linux_guest_support.hpp"
 #include "e2e/vmm_session.hpp"
 
@@ -39,59 +40,6 @@ private:
         return argv;
     }
 };
-
-// A TCP socket listening on 127.0.0.1 at a port the kernel picked (so parallel runs never collide).
-struct Listener {
-    int fd = -1;
-    uint16_t port = 0;
-    Listener() {
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in address{};
-        address.sin_family = AF_INET;
-        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t length = sizeof(address);
-        if (bind(fd, reinterpret_cast<sockaddr*>(&address), length) != 0 || listen(fd, 4) != 0 ||
-            getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0)
-            return;
-        port = ntohs(address.sin_port);
-    }
-    ~Listener() { close(fd); }
-};
-
-// Reads from `fd` until the peer closes, `until` appears, or `limit` passes.
-std::string read_from(int fd, const std::string& until, std::chrono::seconds limit) {
-    std::string bytes;
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (until.empty() || bytes.find(until) == std::string::npos) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        pollfd p{fd, POLLIN, 0};
-        if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-        char buffer[4096];
-        ssize_t n = read(fd, buffer, sizeof buffer);
-        if (n <= 0) break;
-        bytes.append(buffer, static_cast<size_t>(n));
-    }
-    return bytes;
-}
-
-// One HTTP/1.0 answer with `body` to each request on `listener`, until `stop`.
-void serve_http(const Listener& listener, const std::string& body, const std::atomic<bool>& stop) {
-    while (!stop) {
-        pollfd p{listener.fd, POLLIN, 0};
-        if (poll(&p, 1, 100) <= 0) continue;
-        int client = accept4(listener.fd, nullptr, nullptr, SOCK_CLOEXEC);
-        if (client < 0) continue;
-        read_from(client, "\r\n\r\n", std::chrono::seconds(30));
-        std::string answer = "HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: " +
-                             std::to_string(body.size()) + "\r\n\r\n" + body;
-        for (size_t done = 0; done < answer.size();) {
-            ssize_t n = write(client, answer.data() + done, answer.size() - done);
-            if (n <= 0) break;
-            done += static_cast<size_t>(n);
-        }
-        close(client);
-    }
-}
 
 // What the host's sha256sum says about `bytes`.
 std::string host_sha256_of(const std::string& bytes, const std::string& name) {
@@ -120,16 +68,7 @@ TEST(LinuxOnSoftEngineWithNetwork, GetsALeaseFetchesFromTheHostAndServesThroughA
     ASSERT_EQ(body_sum.size(), 64u) << "the host's sha256sum did not answer";
     Listener http;
     ASSERT_NE(http.port, 0);
-    std::atomic<bool> stop{false};
-    std::thread server([&] { serve_http(http, body, stop); });
-    struct StopServer {
-        std::atomic<bool>& stop;
-        std::thread& server;
-        ~StopServer() {
-            stop = true;
-            server.join();
-        }
-    } stop_server{stop, server};
+    HttpServerThread server(http, body);
     // The forward's host port: free a moment ago.
     uint16_t forward_port = Listener().port;
     ASSERT_NE(forward_port, 0);

@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "e2e/host_servers.hpp"
 #include "e2e/initramfs_support.hpp"
 #include "e2e/linux_guest_support.hpp"
 #include "host/unix_socket.hpp"
@@ -21,25 +22,6 @@
 namespace strata::e2e {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-// Waits until `fd` has something for `events` or the deadline passes.
-bool wait_for(int fd, short events, Clock::time_point deadline) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    pollfd p{fd, events, 0};
-    return left > 0 && ::poll(&p, 1, static_cast<int>(left)) == 1;
-}
-
-// Reads one line (without its newline) from `fd`; empty at EOF or the deadline.
-std::string read_line(int fd, Clock::time_point deadline) {
-    std::string line;
-    char c = 0;
-    while (wait_for(fd, POLLIN, deadline) && ::recv(fd, &c, 1, 0) == 1) {
-        if (c == '\n') return line;
-        line += c;
-    }
-    return {};
-}
 
 // The host program of a host-initiated connection: "CONNECT 1234" through `path` until the guest
 // listens (until then the guest refuses and the VMM closes the socket), then `data` out while the
@@ -86,20 +68,6 @@ HostEcho echo_through_guest(const std::string& path, const std::string& data, Cl
         return result;
     }
     return result;
-}
-
-// The host service of a guest-initiated connection: the first connection to `listener`, one line
-// read and `reply` sent back.
-std::string answer_guest(const UnixListener& listener, const std::string& reply, Clock::time_point deadline) {
-    while (wait_for(listener.fd(), POLLIN, deadline)) {
-        auto accepted = listener.accept();
-        if (!accepted) return "accept: " + accepted.error().message;
-        if (!accepted->valid()) continue;
-        std::string line = read_line(accepted->get(), deadline);
-        ::send(accepted->get(), reply.data(), reply.size(), MSG_NOSIGNAL);
-        return line;
-    }
-    return "(no connection)";
 }
 
 // --vsock with Debian's vmw_vsock_virtio_transport (loaded by the initramfs by modalias): the
