@@ -4,16 +4,23 @@
 Usage: bench/snapshot_vs_qemu.py STRATA_BINARY KERNEL INITRD [--runs N] [--memory 512M]
 
 Each VMM boots KERNEL with INITRD (the default guest: scripts/fetch-guest) to its shell with
-MEMORY of RAM and one vCPU, then:
-  Strata:  strata run --accel soft --api-socket S ...;  strata snapshot --api-socket S DIR;
-           strata restore DIR --accel soft
+MEMORY of RAM and one vCPU, then takes two snapshots of it, one while the VM runs on (RAM written
+in the background, the VM stopped only while its state is taken) and one with the VM paused
+throughout, and restores the first (Strata) or the second (QEMU, whose loaded VM stays as the
+saved one was: paused, then cont):
+  Strata:  strata run --accel soft --api-socket S ...;  strata snapshot --api-socket S DIR1
+           (--mode auto: background); strata snapshot --api-socket S DIR2 --mode paused;
+           strata restore DIR1 --accel soft
   QEMU:    qemu-system-x86_64 -accel tcg ... with an HMP monitor on a Unix socket; max-bandwidth
-           lifted, stop, then migrate -d "exec:cat > FILE" (QEMU's snapshot to a file: savevm needs
-           a qcow2 disk); the same command line with -incoming "exec:cat FILE", then cont
+           lifted; migrate_set_capability background-snapshot on, migrate -d "exec:cat > FILE1";
+           the capability off, stop, migrate -d "exec:cat > FILE2" (QEMU's snapshot to a file:
+           savevm needs a qcow2 disk); the same command line with -incoming "exec:cat FILE2", cont
 and measures
   snapshot time    from the request to the VMM saying it is written (Strata: strata snapshot's
-                   wall time; QEMU: from "stop" to "info migrate" reporting completed and
-                   the file fsync'd, as Strata's are before it answers)
+                   wall time; QEMU: from "migrate" (or "stop") to "info migrate" reporting
+                   completed and the file fsync'd, as Strata's are before it answers)
+  paused for it    how long the VM's vCPUs stood still for the background snapshot (Strata: the
+                   answer's paused_ms, which strata snapshot prints; QEMU: info migrate's downtime)
   snapshot size    the bytes the snapshot takes on disk (allocated blocks: Strata's RAM file is
                    sparse) and, beside it, its apparent size
   restore, to running   Strata: from the restore's start to its vCPUs running, as the restored VM
@@ -27,6 +34,7 @@ and Strata faster than QEMU on snapshot and restore.
 """
 import argparse
 import json
+import re
 import os
 import select
 import socket
@@ -87,14 +95,26 @@ def restore_to_shell(command, started=None):
     return p, (time.monotonic() - start) * 1000, running_ms
 
 
+def strata_snapshot(args, sock, snap, mode):
+    """strata snapshot's wall time (ms) and the pause it reports (ms)."""
+    start = time.monotonic()
+    done = subprocess.run([args.strata, "snapshot", "--api-socket", sock, snap, "--mode", mode], check=True,
+                          capture_output=True, text=True)
+    took_ms = (time.monotonic() - start) * 1000
+    paused = re.search(r"the VM was paused for ([0-9.]+) ms", done.stdout)
+    if mode == "background" and "(its RAM was written while it ran)" not in done.stdout:
+        raise SystemExit(f"strata snapshot did not write in the background: {done.stdout}{done.stderr}")
+    return took_ms, float(paused.group(1)) if paused else None
+
+
 def strata_run(args, work):
     sock = os.path.join(work, "strata.sock")
     snap = os.path.join(work, "strata-snap")
     p = boot([args.strata, "run", "--accel", "soft", "--memory", args.memory, "--kernel", args.kernel, "--initrd",
               args.initrd, "--cmdline", APPEND, "--api-socket", sock])
-    start = time.monotonic()
-    subprocess.run([args.strata, "snapshot", "--api-socket", sock, snap], check=True, capture_output=True)
-    snapshot_ms = (time.monotonic() - start) * 1000
+    background_ms, background_paused_ms = strata_snapshot(args, sock, snap, "background")
+    paused_ms, _ = strata_snapshot(args, sock, snap + "-paused", "paused")
+    subprocess.run(["rm", "-rf", snap + "-paused"])
     p.kill()
     p.wait()
     allocated, apparent = disk_usage(snap)
@@ -106,8 +126,8 @@ def strata_run(args, work):
     r.kill()
     r.wait()
     subprocess.run(["rm", "-rf", snap])
-    return {"snapshot_ms": snapshot_ms, "allocated": allocated, "apparent": apparent, "running_ms": running_ms,
-            "shell_ms": shell_ms}
+    return {"background_ms": background_ms, "background_paused_ms": background_paused_ms, "paused_ms": paused_ms,
+            "allocated": allocated, "apparent": apparent, "running_ms": running_ms, "shell_ms": shell_ms}
 
 
 def hmp(path, command, wait_for=None, limit=300):
@@ -130,23 +150,41 @@ def qemu_command(args, monitor, extra):
             "-monitor", f"unix:{monitor},server=on,wait=off"] + extra
 
 
+def qemu_migrate(monitor, image):
+    """Migrates to `image` and waits for the end; returns info migrate's last answer."""
+    # -d: HMP's migrate without it only notices the end on a one-second timer.
+    hmp(monitor, f'migrate -d "exec:cat > {image}"')
+    while True:
+        status = hmp(monitor, "info migrate")
+        if "Migration status: completed" in status:
+            break
+        if "Migration status: failed" in status or "Migration status: cancelled" in status:
+            raise SystemExit(f"QEMU's migration to {image} failed:\n{status}")
+        time.sleep(0.005)
+    # Strata's snapshot is on disk when it says so (fsync); make QEMU's file as durable.
+    fd = os.open(image, os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+    return status
+
+
 def qemu_run(args, work):
     monitor = os.path.join(work, "qemu.monitor")
     image = os.path.join(work, "qemu.state")
     p = boot(qemu_command(args, monitor, []))
     # QEMU limits a migration's bandwidth (128 MiB/s by default): lift it, a file is not a network.
     hmp(monitor, "migrate_set_parameter max-bandwidth 100G")
+    hmp(monitor, "migrate_set_capability background-snapshot on")
+    start = time.monotonic()
+    status = qemu_migrate(monitor, image + "-background")
+    background_ms = (time.monotonic() - start) * 1000
+    downtime = re.search(r"downtime: ([0-9]+) ms", status)
+    os.unlink(image + "-background")
+    hmp(monitor, "migrate_set_capability background-snapshot off")
     start = time.monotonic()
     hmp(monitor, "stop")
-    # -d: HMP's migrate without it only notices the end on a one-second timer.
-    hmp(monitor, f'migrate -d "exec:cat > {image}"')
-    while "Migration status: completed" not in hmp(monitor, "info migrate"):
-        time.sleep(0.005)
-    # Strata's snapshot is on disk when it says so (fsync); make QEMU's file as durable.
-    fd = os.open(image, os.O_RDONLY)
-    os.fsync(fd)
-    os.close(fd)
-    snapshot_ms = (time.monotonic() - start) * 1000
+    qemu_migrate(monitor, image)
+    paused_ms = (time.monotonic() - start) * 1000
     p.kill()
     p.wait()
     allocated, apparent = disk_usage(image)
@@ -175,7 +213,8 @@ def qemu_run(args, work):
     r.kill()
     r.wait()
     os.unlink(image)
-    return {"snapshot_ms": snapshot_ms, "allocated": allocated, "apparent": apparent, "running_ms": running_ms,
+    return {"background_ms": background_ms, "background_paused_ms": float(downtime.group(1)) if downtime else None,
+            "paused_ms": paused_ms, "allocated": allocated, "apparent": apparent, "running_ms": running_ms,
             "shell_ms": shell_ms}
 
 
@@ -198,7 +237,9 @@ def main():
     mib = lambda b: b / (1 << 20)
     print(f"guest: {os.path.basename(args.kernel)} to its shell, 1 vCPU, {args.memory}; median of {args.runs} runs")
     print(f"{'':32} {'strata soft':>12} {'qemu tcg':>12} {'qemu/strata':>12}")
-    rows = (("snapshot time (ms)", "snapshot_ms", float), ("snapshot on disk (MiB)", "allocated", mib),
+    rows = (("snapshot, VM running on (ms)", "background_ms", float),
+            ("  of which the VM paused (ms)", "background_paused_ms", float),
+            ("snapshot, VM paused (ms)", "paused_ms", float), ("snapshot on disk (MiB)", "allocated", mib),
             ("snapshot apparent size (MiB)", "apparent", mib), ("restore to running (ms)", "running_ms", float),
             ("restore to shell answer (ms)", "shell_ms", float))
     for label, key, conv in rows:

@@ -112,7 +112,7 @@ std::string snapshot_path_problem(const std::string& path) {
 HttpResponse snapshot(VmControl& vm, const HttpRequest& request) {
     auto body = object_body(request);
     if (!body) return body.error();
-    if (auto r = only_members(*body, {"path"}); !r) return r.error();
+    if (auto r = only_members(*body, {"path", "mode"}); !r) return r.error();
     if (!body->contains("path") || !(*body)["path"].is_string())
         return error_response(400, "the body must give \"path\": the directory to write the snapshot into");
     std::string path = (*body)["path"].get<std::string>();
@@ -120,7 +120,20 @@ HttpResponse snapshot(VmControl& vm, const HttpRequest& request) {
         json quoted = path;
         return error_response(400, fmt::format("path {} {}", dump(quoted), problem));
     }
-    auto result = vm.snapshot(path);
+    SnapshotMode mode = SnapshotMode::Auto;
+    if (body->contains("mode")) {
+        const json& given = (*body)["mode"];
+        std::string text = given.is_string() ? given.get<std::string>() : std::string();
+        if (text == "background")
+            mode = SnapshotMode::Background;
+        else if (text == "paused")
+            mode = SnapshotMode::Paused;
+        else if (text != "auto")
+            return error_response(400, fmt::format("mode {} is not a snapshot mode (expected \"auto\", \"background\" "
+                                                   "or \"paused\")",
+                                                   dump(given)));
+    }
+    auto result = vm.snapshot(path, mode);
     if (!result) return error_response(result.error().status, result.error().message);
     return ok(*result);
 }

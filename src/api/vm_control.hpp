@@ -28,6 +28,12 @@ enum class VmState { Running, Paused, Asleep, Stopping };
 
 [[nodiscard]] std::string_view to_string(VmState state);
 
+// How a snapshot of a running VM writes its RAM: Background — the VM runs on while its RAM is
+// written, stopped only while its vCPUs' and devices' state is taken (needs a userfaultfd, see
+// snapshot/background_memory.hpp); Paused — the VM stays stopped until its RAM is written too; Auto
+// — Background where the host allows it, else Paused.
+enum class SnapshotMode { Auto, Background, Paused };
+
 class VmControl {
 public:
     virtual ~VmControl() = default;
@@ -42,9 +48,11 @@ public:
     [[nodiscard]] virtual ApiResult<> stop(std::chrono::milliseconds deadline) = 0;
     [[nodiscard]] virtual ApiResult<> kill() = 0;
     // The whole VM into the new directory `path` (absolute, checked by the router; it must not
-    // exist): a running VM is paused for it and runs on after; a paused one stays paused.
-    // {"path", "state_bytes", "memory_bytes", "memory_data_bytes", "took_ms", "notes"}.
-    [[nodiscard]] virtual ApiResult<nlohmann::json> snapshot(const std::string& path) = 0;
+    // exist): a running VM is paused for it (for all of it or, `mode` permitting, only while the
+    // state of its vCPUs and devices is taken) and runs on after; a paused one stays paused.
+    // {"path", "mode", "state_bytes", "memory_bytes", "memory_data_bytes", "took_ms", "paused_ms",
+    // "notes"}: see docs/openapi.yaml.
+    [[nodiscard]] virtual ApiResult<nlohmann::json> snapshot(const std::string& path, SnapshotMode mode) = 0;
     // The VM's counters (machine/vm_metrics.hpp), as JSON and in the Prometheus text format.
     [[nodiscard]] virtual nlohmann::json metrics() = 0;
     [[nodiscard]] virtual std::string metrics_prometheus() = 0;

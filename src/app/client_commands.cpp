@@ -53,6 +53,10 @@ ClientCommands::ClientCommands(CLI::App& app) {
     Verb& snapshot = add_verb(app, "snapshot", "Save the whole VM into a new directory (a running VM pauses for it and "
                                                "runs on); strata restore DIR starts it again");
     snapshot.command->add_option("DIR", snapshot.directory, "The directory to create (it must not exist)")->required();
+    snapshot.command->add_option("--mode", snapshot.mode,
+                                 "background: the VM runs on while its RAM is written, paused only while its vCPUs' "
+                                 "and devices' state is taken (needs userfaultfd); paused: paused until its RAM is written too; "
+                                 "auto (default): background where the host allows it");
     ls_ = app.add_subcommand("ls", "List the VMs started with --name (their sockets in $XDG_RUNTIME_DIR/strata, or "
                                    "/tmp/strata-UID without XDG_RUNTIME_DIR)");
 }
@@ -102,7 +106,12 @@ int ClientCommands::run_verb(const Verb& verb) const {
         std::filesystem::path absolute = std::filesystem::absolute(verb.directory, ignored).lexically_normal();
         std::string text = absolute.string();
         while (text.size() > 1 && text.back() == '/') text.pop_back();
-        body = json{{"path", text}}.dump();
+        if (!verb.mode.empty() && verb.mode != "auto" && verb.mode != "background" && verb.mode != "paused")
+            return error(fmt::format("--mode: '{}' is not a snapshot mode (expected auto, background or paused)", verb.mode),
+                         kUsageError);
+        json request{{"path", text}};
+        if (!verb.mode.empty()) request["mode"] = verb.mode;
+        body = request.dump();
     }
     auto reply = api::api_call(socket, method, path, body, std::chrono::minutes(10));
     if (!reply) return error(reply.error().message, kUsageError);
@@ -110,9 +119,15 @@ int ClientCommands::run_verb(const Verb& verb) const {
     if (command == "snapshot") {
         json done = json::parse(reply->body, nullptr, false);
         if (!done.is_object()) return 0;
-        fmt::print("{}: {} of RAM ({} written), {} of state, in {:.1f} ms\n", done.value("path", std::string("?")),
-                   format_size(done.value("memory_bytes", uint64_t{0})), format_size(done.value("memory_data_bytes", uint64_t{0})),
-                   format_size(done.value("state_bytes", uint64_t{0})), done.value("took_ms", 0.0));
+        bool background = done.value("mode", std::string()) == "background";
+        fmt::print("{}: {} of RAM ({} written), {} of state, in {:.1f} ms; the VM was paused for {:.1f} ms{}\n",
+                   done.value("path", std::string("?")), format_size(done.value("memory_bytes", uint64_t{0})),
+                   format_size(done.value("memory_data_bytes", uint64_t{0})), format_size(done.value("state_bytes", uint64_t{0})),
+                   done.value("took_ms", 0.0), done.value("paused_ms", 0.0),
+                   background ? " (its RAM was written while it ran)" : "");
+        if (done.contains("paused_because") && done["paused_because"].is_string())
+            fmt::print(stderr, "strata: note: RAM was written with the VM paused: {}\n",
+                       done["paused_because"].get<std::string>());
         if (done.contains("notes") && done["notes"].is_array())
             for (const json& note : done["notes"])
                 if (note.is_string()) fmt::print(stderr, "strata: note: {}\n", note.get<std::string>());

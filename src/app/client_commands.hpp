@@ -29,6 +29,7 @@ private:
         std::string timeout;  // stop
         std::string format;   // metrics
         std::string directory;  // snapshot
+        std::string mode;       // snapshot
     };
     Verb& add_verb(CLI::App& app, const char* name, const char* help);
     [[nodiscard]] int run_verb(const Verb& verb) const;

@@ -76,7 +76,7 @@ public:
     [[nodiscard]] api::ApiResult<> resume() override;
     [[nodiscard]] api::ApiResult<> stop(std::chrono::milliseconds deadline) override;
     [[nodiscard]] api::ApiResult<> kill() override;
-    [[nodiscard]] api::ApiResult<nlohmann::json> snapshot(const std::string& path) override;
+    [[nodiscard]] api::ApiResult<nlohmann::json> snapshot(const std::string& path, api::SnapshotMode mode) override;
     [[nodiscard]] nlohmann::json metrics() override;
     [[nodiscard]] std::string metrics_prometheus() override;
 
@@ -110,7 +110,11 @@ private:
     [[nodiscard]] api::ApiResult<> pause_now();
     [[nodiscard]] api::ApiResult<> resume_now();
     [[nodiscard]] api::ApiResult<> stop_now(std::chrono::milliseconds deadline);
-    [[nodiscard]] api::ApiResult<nlohmann::json> snapshot_now(const std::string& path);
+    // A snapshot in its parts (machine_snapshot.cpp): the API's thread creates the directory and
+    // protects RAM; snapshot_now() takes the state with the VM stopped, on the thread of run();
+    // the API's thread then writes RAM while the VM runs on.
+    struct SnapshotJob;
+    [[nodiscard]] api::ApiResult<> snapshot_now(SnapshotJob& job);
     // The vCPUs', interrupt controllers' and devices' state; stopped and quiesced.
     [[nodiscard]] Result<snapshot::SnapshotContent> capture_state();
     // stop_mutex_ held.
@@ -153,6 +157,8 @@ private:
     bool tasks_closed_ = false;
     std::optional<Platform> platform_;  // what the vCPUs run on, from run() on
     std::unique_ptr<TimerService::Timer> stop_deadline_;
+    std::mutex snapshot_mutex_;
+    bool snapshot_busy_ = false;  // a snapshot is being taken or written: one at a time
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
     // A restored machine: the snapshot it came from, the engine that took it, and how long from
     // the restore's start (started_) until its vCPUs ran (-1 until they have).

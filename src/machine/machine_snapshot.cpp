@@ -9,6 +9,7 @@
 #include "machine/machine.hpp"
 #include "machine/messages.hpp"
 #include "machine/snapshot_config.hpp"
+#include "snapshot/background_memory.hpp"
 #include "snapshot/snapshot_dir.hpp"
 #include "snapshot/state_file.hpp"
 
@@ -39,19 +40,80 @@ std::optional<std::string> path_problem(const std::string& path) {
 
 }  // namespace
 
-api::ApiResult<json> Machine::snapshot(const std::string& path) {
-    json result;
-    auto done = on_main_loop([&]() -> api::ApiResult<> {
-        auto taken = snapshot_now(path);
-        if (!taken) return std::unexpected(taken.error());
-        result = std::move(*taken);
-        return {};
-    });
-    if (!done) return std::unexpected(done.error());
+struct Machine::SnapshotJob {
+    std::optional<snapshot::SnapshotWriter> files;
+    snapshot::SnapshotContent content;
+    std::unique_ptr<snapshot::BackgroundMemoryWriter> background;  // RAM still to write, the VM running
+    std::optional<snapshot::MemoryImage> image;                     // RAM written
+    std::string paused_because;  // Auto mode, a running VM: why RAM was written with the VM paused
+    std::chrono::microseconds paused{0};
+};
+
+api::ApiResult<json> Machine::snapshot(const std::string& path, api::SnapshotMode mode) {
+    {
+        std::lock_guard lock(snapshot_mutex_);
+        if (snapshot_busy_) return std::unexpected(api::ApiError{409, "a snapshot is being written already"});
+        snapshot_busy_ = true;
+    }
+    struct NotBusy {
+        Machine& machine;
+        ~NotBusy() {
+            std::lock_guard lock(machine.snapshot_mutex_);
+            machine.snapshot_busy_ = false;
+        }
+    } not_busy{*this};
+
+    auto started = std::chrono::steady_clock::now();
+    if (auto problem = path_problem(path)) return std::unexpected(bad_request(*problem));
+    SnapshotJob job;
+    auto files = snapshot::SnapshotWriter::create(path);
+    if (!files) return std::unexpected(api::ApiError{500, files.error().message});
+    job.files.emplace(std::move(*files));
+    // A running VM's RAM is protected before the pause, while it runs: the pause then only takes
+    // the state and fixes the instant (snapshot/background_memory.hpp). A paused VM has nothing to
+    // gain: it stays stopped anyway.
+    if (state() == api::VmState::Running && mode != api::SnapshotMode::Paused) {
+        auto background = snapshot::BackgroundMemoryWriter::start(memory_, job.files->memory_fd());
+        if (background)
+            job.background = std::move(*background);
+        else if (mode == api::SnapshotMode::Background)
+            return std::unexpected(
+                api::ApiError{409, fmt::format("a background snapshot is not possible: {}", background.error().message)});
+        else
+            job.paused_because = background.error().message;
+    }
+    if (auto taken = on_main_loop([&] { return snapshot_now(job); }); !taken) return std::unexpected(taken.error());
+
+    uint64_t early_pages = 0;
+    bool background = job.background != nullptr;
+    if (background) {
+        auto image = job.background->run();
+        early_pages = job.background->early_pages();
+        job.background.reset();
+        if (!image) return std::unexpected(api::ApiError{500, image.error().message});
+        job.image = std::move(*image);
+    }
+    auto written = job.files->finish(job.content, *job.image);
+    if (!written) return std::unexpected(api::ApiError{500, written.error().message});
+    auto took = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+    json result{
+        {"path", path},
+        {"engine", job.content.engine},
+        {"mode", background ? "background" : "paused"},
+        {"state_bytes", written->state_bytes},
+        {"memory_bytes", written->ram_size},
+        {"memory_data_bytes", written->memory_data_bytes},
+        {"took_ms", static_cast<double>(took.count()) / 1000.0},
+        {"paused_ms", static_cast<double>(job.paused.count()) / 1000.0},
+        {"notes", job.content.notes},
+    };
+    // Pages copied ahead of their turn because the guest or a device wrote them meanwhile.
+    if (background) result["early_pages"] = early_pages;
+    if (!job.paused_because.empty()) result["paused_because"] = job.paused_because;
     return result;
 }
 
-api::ApiResult<json> Machine::snapshot_now(const std::string& path) {
+api::ApiResult<> Machine::snapshot_now(SnapshotJob& job) {
     bool was_running = false;
     {
         std::lock_guard lock(stop_mutex_);
@@ -62,30 +124,28 @@ api::ApiResult<json> Machine::snapshot_now(const std::string& path) {
             case api::VmState::Stopping: return std::unexpected(api::ApiError{409, "the VM is stopping"});
         }
     }
-    if (auto problem = path_problem(path)) return std::unexpected(bad_request(*problem));
-    auto started = std::chrono::steady_clock::now();
+    auto stopped = std::chrono::steady_clock::now();
     if (was_running)
         if (auto r = pause_now(); !r) return std::unexpected(r.error());
-
     board_->quiesce();
-    auto content = capture_state();
-    Result<snapshot::WrittenSnapshot> written = content ? snapshot::write_snapshot(path, *content, memory_)
-                                                        : std::unexpected(content.error());
+    api::ApiResult<> done;
+    if (auto content = capture_state(); !content) {
+        done = std::unexpected(api::ApiError{409, content.error().message});
+    } else {
+        job.content = std::move(*content);
+        if (job.background) {
+            if (auto r = job.background->freeze(); !r) done = std::unexpected(api::ApiError{500, r.error().message});
+        } else if (auto image = snapshot::write_memory_file(job.files->memory_fd(), memory_); image) {
+            job.image = std::move(*image);
+        } else {
+            done = std::unexpected(api::ApiError{500, image.error().message});
+        }
+    }
     board_->unquiesce();
-    auto took = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
     if (was_running)
         if (auto r = resume_now(); !r) return std::unexpected(r.error());
-    if (!content) return std::unexpected(api::ApiError{409, content.error().message});
-    if (!written) return std::unexpected(api::ApiError{500, written.error().message});
-    return json{
-        {"path", path},
-        {"engine", engine_->name()},
-        {"state_bytes", written->state_bytes},
-        {"memory_bytes", written->ram_size},
-        {"memory_data_bytes", written->memory_data_bytes},
-        {"took_ms", static_cast<double>(took.count()) / 1000.0},
-        {"notes", content->notes},
-    };
+    job.paused = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - stopped);
+    return done;
 }
 
 Result<snapshot::SnapshotContent> Machine::capture_state() {

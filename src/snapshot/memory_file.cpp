@@ -14,10 +14,15 @@ namespace {
 
 constexpr uint32_t kMaxExtents = 1u << 22;  // 64 MiB of extent list: the state file's bound
 
-bool zero_page(const uint8_t* page) {
-    static const std::array<uint8_t, kPageSize> zeros{};
-    return std::memcmp(page, zeros.data(), kPageSize) == 0;
-}
+struct HashState {
+    std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state{XXH3_createState(), &XXH3_freeState};
+    HashState() {
+        if (!state) panic("XXH3_createState: out of memory");
+        XXH3_64bits_reset(state.get());
+    }
+    void add(const uint8_t* bytes, uint64_t length) { XXH3_64bits_update(state.get(), bytes, length); }
+    [[nodiscard]] uint64_t digest() const { return XXH3_64bits_digest(state.get()); }
+};
 
 // The host view of file offset [offset, offset + length), inside one RAM region.
 const uint8_t* host_at(const GuestMemory& memory, uint64_t offset, uint64_t length) {
@@ -27,8 +32,13 @@ const uint8_t* host_at(const GuestMemory& memory, uint64_t offset, uint64_t leng
     return nullptr;
 }
 
-// The ranges of [begin, end) of `fd` that hold data (SEEK_DATA/SEEK_HOLE); all of it where the
-// file system cannot tell.
+}  // namespace
+
+bool zero_page(const uint8_t* page) {
+    static const std::array<uint8_t, kPageSize> zeros{};
+    return std::memcmp(page, zeros.data(), kPageSize) == 0;
+}
+
 Result<std::vector<MemoryExtent>> data_ranges(int fd, uint64_t begin, uint64_t end) {
     std::vector<MemoryExtent> ranges;
     uint64_t at = begin;
@@ -51,8 +61,11 @@ Result<std::vector<MemoryExtent>> data_ranges(int fd, uint64_t begin, uint64_t e
 }
 
 Result<void> write_all(int fd, const uint8_t* bytes, uint64_t length, uint64_t offset) {
+    // In pieces of kWritePiece: one pwrite of many MiB into the page cache took ten times as long
+    // as the same bytes in 256 KiB writes (67 MiB: 210 ms against 20; ext4, Linux 6.18).
+    constexpr uint64_t kWritePiece = 256 * 1024;
     while (length > 0) {
-        ssize_t n = pwrite(fd, bytes, std::min<uint64_t>(length, 1ull << 30), static_cast<off_t>(offset));
+        ssize_t n = pwrite(fd, bytes, std::min(length, kWritePiece), static_cast<off_t>(offset));
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) return fail_errno("writing {} at offset {:#x}", kMemoryFile, offset);
         bytes += n;
@@ -62,17 +75,27 @@ Result<void> write_all(int fd, const uint8_t* bytes, uint64_t length, uint64_t o
     return {};
 }
 
-struct HashState {
-    std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state{XXH3_createState(), &XXH3_freeState};
-    HashState() {
-        if (!state) panic("XXH3_createState: out of memory");
-        XXH3_64bits_reset(state.get());
-    }
-    void add(const uint8_t* bytes, uint64_t length) { XXH3_64bits_update(state.get(), bytes, length); }
-    [[nodiscard]] uint64_t digest() const { return XXH3_64bits_digest(state.get()); }
-};
+struct MemoryImageBuilder::Hash : HashState {};
 
-}  // namespace
+MemoryImageBuilder::MemoryImageBuilder(uint64_t ram_size)
+    : image_{.ram_size = ram_size, .extents = {}, .hash = 0}, hash_(std::make_unique<Hash>()) {}
+
+MemoryImageBuilder::~MemoryImageBuilder() = default;
+
+Result<void> MemoryImageBuilder::add(uint64_t offset, std::span<const uint8_t> bytes) {
+    hash_->add(bytes.data(), bytes.size());
+    if (!image_.extents.empty() && image_.extents.back().offset + image_.extents.back().length == offset)
+        image_.extents.back().length += bytes.size();
+    else
+        image_.extents.push_back({offset, bytes.size()});
+    if (image_.extents.size() > kMaxExtents) return fail("guest RAM has more than {} runs of data", kMaxExtents);
+    return {};
+}
+
+MemoryImage MemoryImageBuilder::finish() {
+    image_.hash = hash_->digest();
+    return std::move(image_);
+}
 
 uint64_t MemoryImage::data_bytes() const {
     uint64_t total = 0;
@@ -81,9 +104,8 @@ uint64_t MemoryImage::data_bytes() const {
 }
 
 Result<MemoryImage> write_memory_file(int fd, const GuestMemory& memory) {
-    MemoryImage image{.ram_size = memory.ram_size(), .extents = {}, .hash = 0};
-    if (ftruncate(fd, static_cast<off_t>(image.ram_size)) != 0) return fail_errno("sizing {}", kMemoryFile);
-    HashState hash;
+    if (ftruncate(fd, static_cast<off_t>(memory.ram_size())) != 0) return fail_errno("sizing {}", kMemoryFile);
+    MemoryImageBuilder image(memory.ram_size());
     for (const RamRegion& region : memory.regions()) {
         std::vector<MemoryExtent> candidates{{region.file_offset, region.size}};
         if (memory.fd() >= 0) {
@@ -101,20 +123,13 @@ Result<MemoryImage> write_memory_file(int fd, const GuestMemory& memory) {
                 }
                 uint64_t run = page;
                 while (run < candidate.length && !zero_page(base + run)) run += kPageSize;
-                MemoryExtent extent{candidate.offset + page, run - page};
-                if (auto r = write_all(fd, base + page, extent.length, extent.offset); !r) return std::unexpected(r.error());
-                hash.add(base + page, extent.length);
-                if (!image.extents.empty() && image.extents.back().offset + image.extents.back().length == extent.offset)
-                    image.extents.back().length += extent.length;
-                else
-                    image.extents.push_back(extent);
-                if (image.extents.size() > kMaxExtents) return fail("guest RAM has more than {} runs of data", kMaxExtents);
+                if (auto r = write_all(fd, base + page, run - page, candidate.offset + page); !r) return std::unexpected(r.error());
+                if (auto r = image.add(candidate.offset + page, {base + page, run - page}); !r) return std::unexpected(r.error());
                 page = run;
             }
         }
     }
-    image.hash = hash.digest();
-    return image;
+    return image.finish();
 }
 
 void encode_memory_map(StateWriter& out, const MemoryImage& image) {

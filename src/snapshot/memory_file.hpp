@@ -7,6 +7,7 @@
 // them for zeros, so that nothing the checksum does not cover reaches the guest.
 #pragma once
 
+#include <memory>
 #include <span>
 
 #include "base/error.hpp"
@@ -26,6 +27,33 @@ struct MemoryImage {
 
 // Writes all of `memory` to `fd` (an empty regular file), sparse.
 [[nodiscard]] Result<MemoryImage> write_memory_file(int fd, const GuestMemory& memory);
+
+// What write_memory_file() is made of, shared with the background writer
+// (background_memory.hpp).
+//
+// Builds a MemoryImage from data handed over in file order: touching extents merge, the hash is
+// fed. Fails past kMaxExtents runs.
+class MemoryImageBuilder {
+public:
+    explicit MemoryImageBuilder(uint64_t ram_size);
+    ~MemoryImageBuilder();
+    MemoryImageBuilder(const MemoryImageBuilder&) = delete;
+    MemoryImageBuilder& operator=(const MemoryImageBuilder&) = delete;
+    // `bytes` (whole pages) are memory.bin's at `offset`, which lies after everything added before.
+    [[nodiscard]] Result<void> add(uint64_t offset, std::span<const uint8_t> bytes);
+    [[nodiscard]] MemoryImage finish();
+
+private:
+    struct Hash;
+    MemoryImage image_;
+    std::unique_ptr<Hash> hash_;
+};
+[[nodiscard]] bool zero_page(const uint8_t* page);
+// The ranges of [begin, end) of `fd` that hold data (SEEK_DATA/SEEK_HOLE), in whole pages; all of
+// it where the file system cannot tell.
+[[nodiscard]] Result<std::vector<MemoryExtent>> data_ranges(int fd, uint64_t begin, uint64_t end);
+// pwrite of all of `bytes` at `offset` of memory.bin.
+[[nodiscard]] Result<void> write_all(int fd, const uint8_t* bytes, uint64_t length, uint64_t offset);
 
 // The "memory" section: ram_size, then the extents (not the hash, which is the manifest's).
 void encode_memory_map(StateWriter& out, const MemoryImage& image);

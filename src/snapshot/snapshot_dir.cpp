@@ -29,7 +29,7 @@ std::string utc_now() {
 }
 
 Result<Fd> create_file(int dirfd, std::string_view name) {
-    int fd = openat(dirfd, std::string(name).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int fd = openat(dirfd, std::string(name).c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) return fail_errno("creating {}", name);
     return Fd(fd);
 }
@@ -93,34 +93,50 @@ Result<uint64_t> parse_hex64(const nlohmann::json& value, std::string_view what)
 
 }  // namespace
 
-Result<WrittenSnapshot> write_snapshot(const std::string& dir, const SnapshotContent& content, const GuestMemory& memory) {
+Result<SnapshotWriter> SnapshotWriter::create(const std::string& dir) {
     if (dir.empty()) return fail("the snapshot directory's name is empty");
     struct stat st{};
     if (lstat(dir.c_str(), &st) == 0) return fail("{} exists already: a snapshot goes into a new directory", dir);
-    std::string partial = dir + ".partial";
-    if (mkdir(partial.c_str(), 0700) != 0) return fail_errno("creating {}", partial);
-    Fd dirfd(open(partial.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!dirfd.valid()) return fail_errno("opening {}", partial);
-    auto fail_partial = [&](const Error& error) {
-        remove_partial(dirfd.get(), partial);
-        return std::unexpected(error);
-    };
+    SnapshotWriter writer;
+    writer.dir_ = dir;
+    writer.partial_ = dir + ".partial";
+    if (mkdir(writer.partial_.c_str(), 0700) != 0) return fail_errno("creating {}", writer.partial_);
+    writer.dirfd_ = Fd(open(writer.partial_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!writer.dirfd_.valid()) {
+        auto error = fail_errno("opening {}", writer.partial_);
+        rmdir(writer.partial_.c_str());
+        return error;
+    }
+    writer.open_ = true;
+    auto memory_fd = create_file(writer.dirfd_.get(), kMemoryFile);
+    if (!memory_fd) return std::unexpected(memory_fd.error());
+    writer.memory_fd_ = std::move(*memory_fd);
+    return writer;
+}
 
-    // RAM first: the memory map goes into state.bin.
-    auto memory_fd = create_file(dirfd.get(), kMemoryFile);
-    if (!memory_fd) return fail_partial(memory_fd.error());
-    auto image = write_memory_file(memory_fd->get(), memory);
-    if (!image) return fail_partial(image.error());
-    if (fsync(memory_fd->get()) != 0) return fail_partial(fail_errno("flushing {}", kMemoryFile).error());
+SnapshotWriter::SnapshotWriter(SnapshotWriter&& other) noexcept
+    : dir_(std::move(other.dir_)),
+      partial_(std::move(other.partial_)),
+      dirfd_(std::move(other.dirfd_)),
+      memory_fd_(std::move(other.memory_fd_)),
+      open_(std::exchange(other.open_, false)) {}
+
+SnapshotWriter::~SnapshotWriter() {
+    if (open_) remove_partial(dirfd_.get(), partial_);
+}
+
+Result<WrittenSnapshot> SnapshotWriter::finish(const SnapshotContent& content, const MemoryImage& image) {
+    if (!open_) return fail("the snapshot {} is finished already", dir_);
+    if (fsync(memory_fd_.get()) != 0) return fail_errno("flushing {}", kMemoryFile);
 
     std::vector<Section> sections = content.sections;
     StateWriter map;
-    encode_memory_map(map, *image);
+    encode_memory_map(map, image);
     sections.push_back({std::string(kMemorySection), map.take()});
     std::vector<uint8_t> state = encode_state_file(sections);
-    auto state_fd = create_file(dirfd.get(), kStateFile);
-    if (!state_fd) return fail_partial(state_fd.error());
-    if (auto r = write_whole(state_fd->get(), state, kStateFile); !r) return fail_partial(r.error());
+    auto state_fd = create_file(dirfd_.get(), kStateFile);
+    if (!state_fd) return std::unexpected(state_fd.error());
+    if (auto r = write_whole(state_fd->get(), state, kStateFile); !r) return std::unexpected(r.error());
 
     nlohmann::json manifest = {
         {"format", kFormat},
@@ -133,19 +149,29 @@ Result<WrittenSnapshot> write_snapshot(const std::string& dir, const SnapshotCon
         {"files",
          {{std::string(kStateFile), {{"size", state.size()}, {"xxh3_64", hex64(XXH3_64bits(state.data(), state.size()))}}},
           {std::string(kMemoryFile),
-           {{"size", image->ram_size}, {"data_bytes", image->data_bytes()}, {"xxh3_64", hex64(image->hash)}}}}},
+           {{"size", image.ram_size}, {"data_bytes", image.data_bytes()}, {"xxh3_64", hex64(image.hash)}}}}},
     };
     std::string text = manifest.dump(2) + "\n";
-    auto manifest_fd = create_file(dirfd.get(), kManifestFile);
-    if (!manifest_fd) return fail_partial(manifest_fd.error());
+    auto manifest_fd = create_file(dirfd_.get(), kManifestFile);
+    if (!manifest_fd) return std::unexpected(manifest_fd.error());
     if (auto r = write_whole(manifest_fd->get(), {reinterpret_cast<const uint8_t*>(text.data()), text.size()}, kManifestFile); !r)
-        return fail_partial(r.error());
-    if (fsync(dirfd.get()) != 0) return fail_partial(fail_errno("flushing {}", partial).error());
-    if (rename(partial.c_str(), dir.c_str()) != 0) return fail_partial(fail_errno("renaming {} to {}", partial, dir).error());
+        return std::unexpected(r.error());
+    if (fsync(dirfd_.get()) != 0) return fail_errno("flushing {}", partial_);
+    if (rename(partial_.c_str(), dir_.c_str()) != 0) return fail_errno("renaming {} to {}", partial_, dir_);
+    open_ = false;
     // The rename is durable once the parent is flushed.
-    std::string parent = dir.find('/') == std::string::npos ? "." : dir.substr(0, dir.find_last_of('/') + 1);
+    std::string parent = dir_.find('/') == std::string::npos ? "." : dir_.substr(0, dir_.find_last_of('/') + 1);
     if (Fd parent_fd(open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); parent_fd.valid()) fsync(parent_fd.get());
-    return WrittenSnapshot{.state_bytes = state.size(), .memory_data_bytes = image->data_bytes(), .ram_size = image->ram_size};
+    return WrittenSnapshot{.state_bytes = state.size(), .memory_data_bytes = image.data_bytes(), .ram_size = image.ram_size};
+}
+
+Result<WrittenSnapshot> write_snapshot(const std::string& dir, const SnapshotContent& content, const GuestMemory& memory) {
+    auto writer = SnapshotWriter::create(dir);
+    if (!writer) return std::unexpected(writer.error());
+    // RAM first: the memory map goes into state.bin.
+    auto image = write_memory_file(writer->memory_fd(), memory);
+    if (!image) return std::unexpected(image.error());
+    return writer->finish(content, *image);
 }
 
 Result<Manifest> parse_manifest(std::span<const uint8_t> bytes) {

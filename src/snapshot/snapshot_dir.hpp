@@ -26,8 +26,34 @@ struct WrittenSnapshot {
     uint64_t ram_size = 0;
 };
 
+// A snapshot directory being written, in two steps so that RAM can be written while the VM runs
+// on (background_memory.hpp): create() makes DIR.partial with an empty memory.bin to fill;
+// finish() flushes it, writes state.bin and snapshot.json, flushes them and renames the directory
+// to DIR. Dropped unfinished, it removes what it wrote.
 // `dir` must not exist; its parent must be a directory. The path is the caller's to check for
 // policy (the API wants it absolute); here it is only used as given.
+class SnapshotWriter {
+public:
+    [[nodiscard]] static Result<SnapshotWriter> create(const std::string& dir);
+    SnapshotWriter(SnapshotWriter&& other) noexcept;
+    SnapshotWriter& operator=(SnapshotWriter&&) = delete;
+    ~SnapshotWriter();
+
+    [[nodiscard]] int memory_fd() const { return memory_fd_.get(); }
+    // `image` is what memory.bin holds; `content` the rest.
+    [[nodiscard]] Result<WrittenSnapshot> finish(const SnapshotContent& content, const MemoryImage& image);
+
+private:
+    SnapshotWriter() = default;
+
+    std::string dir_;
+    std::string partial_;
+    Fd dirfd_;
+    Fd memory_fd_;
+    bool open_ = false;  // DIR.partial exists and is ours to remove
+};
+
+// create(), all of `memory` written while the caller keeps it still, finish().
 [[nodiscard]] Result<WrittenSnapshot> write_snapshot(const std::string& dir, const SnapshotContent& content,
                                                      const GuestMemory& memory);
 

@@ -129,6 +129,7 @@ TEST(ApiRouter, SnapshotTakesAnAbsolutePathAndRefusesAnyOther) {
     HttpResponse response = send(vm, "PUT", "/v1/vm/snapshot", "{\"path\": \"/tmp/snaps/one\"}", "application/json");
     EXPECT_EQ(response.status, 200) << response.body;
     EXPECT_EQ(vm.last_snapshot, "/tmp/snaps/one");
+    EXPECT_EQ(vm.last_snapshot_mode, SnapshotMode::Auto);
     struct Case {
         std::string_view body;
         std::string_view message;
@@ -143,6 +144,9 @@ TEST(ApiRouter, SnapshotTakesAnAbsolutePathAndRefusesAnyOther) {
         {"{\"path\": \"/tmp/\\u0001\"}", "path \"/tmp/\\u0001\" has a control character"},
         {"{\"path\": \"/\"}", "path \"/\" names the root directory"},
         {"{\"path\": \"/x\", \"force\": true}", "unknown member \"force\" in the body"},
+        {"{\"path\": \"/x\", \"mode\": \"live\"}",
+         "mode \"live\" is not a snapshot mode (expected \"auto\", \"background\" or \"paused\")"},
+        {"{\"path\": \"/x\", \"mode\": 1}", "mode 1 is not a snapshot mode (expected \"auto\", \"background\" or \"paused\")"},
     };
     for (const Case& c : cases) {
         HttpResponse refused = send(vm, "PUT", "/v1/vm/snapshot", c.body, "application/json");
@@ -153,6 +157,13 @@ TEST(ApiRouter, SnapshotTakesAnAbsolutePathAndRefusesAnyOther) {
     EXPECT_EQ(error_of(send(vm, "PUT", "/v1/vm/snapshot", long_path, "application/json")),
               fmt::format("path \"/{}\" is longer than 1024 bytes", std::string(kMaxSnapshotPathBytes, 'a')));
     EXPECT_EQ(vm.snapshots, 1);
+    for (auto [text, mode] : {std::pair{"background", SnapshotMode::Background}, std::pair{"paused", SnapshotMode::Paused},
+                              std::pair{"auto", SnapshotMode::Auto}}) {
+        std::string body = fmt::format("{{\"path\": \"/tmp/snaps/{}\", \"mode\": \"{}\"}}", text, text);
+        EXPECT_EQ(send(vm, "PUT", "/v1/vm/snapshot", body, "application/json").status, 200) << body;
+        EXPECT_EQ(vm.last_snapshot_mode, mode) << body;
+    }
+    EXPECT_EQ(vm.snapshots, 4);
     (void)vm.kill();
     EXPECT_EQ(send(vm, "PUT", "/v1/vm/snapshot", "{\"path\": \"/tmp/two\"}", "application/json").status, 409)
         << "snapshot while stopping";

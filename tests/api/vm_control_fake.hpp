@@ -41,10 +41,11 @@ public:
         ++kills;
         return {};
     }
-    ApiResult<nlohmann::json> snapshot(const std::string& path) override {
+    ApiResult<nlohmann::json> snapshot(const std::string& path, SnapshotMode mode) override {
         std::lock_guard lock(mutex_);
         if (state_ == VmState::Stopping) return std::unexpected(ApiError{409, "the VM is stopping"});
         last_snapshot = path;
+        last_snapshot_mode = mode;
         ++snapshots;
         return nlohmann::json{{"path", path}};
     }
@@ -57,6 +58,7 @@ public:
 
     std::atomic<int> pauses{0}, kills{0}, snapshots{0};
     std::string last_snapshot;
+    SnapshotMode last_snapshot_mode = SnapshotMode::Auto;
     std::chrono::milliseconds last_deadline{-1};
 
 private:
