@@ -5,11 +5,13 @@
 // leaves RAM writable. Needs a userfaultfd that takes kernel faults (root
 // or /dev/userfaultfd); skipped where the host has none, saying why.
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <csignal>
 #include <atomic>
 #include <filesystem>
 #include <chrono>
@@ -167,6 +169,35 @@ TEST_F(BackgroundMemory, AWriterGivenUpLeavesRamWritable) {
         }
         guest.join();
     }
+}
+
+TEST_F(BackgroundMemory, AFailedWriteIsReportedAndLeavesRamWritable) {
+    START_OR_SKIP(writer);
+    ASSERT_TRUE((*writer)->freeze());
+    // The file may not grow past 64 KiB: the first run of data past it fails with EFBIG.
+    struct rlimit saved{};
+    ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    auto old_handler = signal(SIGXFSZ, SIG_IGN);
+    struct rlimit small = saved;
+    small.rlim_cur = 64 * 1024;
+    ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+    auto image = (*writer)->run();
+    setrlimit(RLIMIT_FSIZE, &saved);
+    signal(SIGXFSZ, old_handler);
+    ASSERT_FALSE(image);
+    EXPECT_NE(image.error().message.find("writing memory.bin at offset"), std::string::npos) << image.error().message;
+    // Every page is writable again: a write to one the copy never reached does not wait.
+    std::atomic<bool> written{false};
+    std::thread guest([&] {
+        (*memory.translate(0, memory.ram_size()))[8000 * 4096] = 0x42;
+        written = true;
+    });
+    for (int i = 0; i < 1000 && !written; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (!written) {
+        ADD_FAILURE() << "a write to guest RAM still waits after the failed copy";
+        std::_Exit(1);
+    }
+    guest.join();
 }
 
 TEST_F(BackgroundMemory, RamMappedFromASnapshotIsRefusedWithTheReason) {
