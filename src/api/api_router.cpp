@@ -120,20 +120,16 @@ HttpResponse snapshot(VmControl& vm, const HttpRequest& request) {
         json quoted = path;
         return error_response(400, fmt::format("path {} {}", dump(quoted), problem));
     }
-    SnapshotMode mode = SnapshotMode::Auto;
+    std::optional<SnapshotMode> mode = SnapshotMode::Auto;
     if (body->contains("mode")) {
         const json& given = (*body)["mode"];
-        std::string text = given.is_string() ? given.get<std::string>() : std::string();
-        if (text == "background")
-            mode = SnapshotMode::Background;
-        else if (text == "paused")
-            mode = SnapshotMode::Paused;
-        else if (text != "auto")
+        mode = given.is_string() ? snapshot_mode_named(given.get<std::string>()) : std::nullopt;
+        if (!mode)
             return error_response(400, fmt::format("mode {} is not a snapshot mode (expected \"auto\", \"background\" "
                                                    "or \"paused\")",
                                                    dump(given)));
     }
-    auto result = vm.snapshot(path, mode);
+    auto result = vm.snapshot(path, *mode);
     if (!result) return error_response(result.error().status, result.error().message);
     return ok(*result);
 }
@@ -170,6 +166,13 @@ std::string_view to_string(VmState state) {
         case VmState::Stopping: return "stopping";
     }
     return "unknown";
+}
+
+std::optional<SnapshotMode> snapshot_mode_named(std::string_view name) {
+    if (name == "auto") return SnapshotMode::Auto;
+    if (name == "background") return SnapshotMode::Background;
+    if (name == "paused") return SnapshotMode::Paused;
+    return std::nullopt;
 }
 
 HttpResponse error_response(int status, std::string_view message) {

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <expected>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -33,6 +34,9 @@ enum class VmState { Running, Paused, Asleep, Stopping };
 // snapshot/background_memory.hpp); Paused — the VM stays stopped until its RAM is written too; Auto
 // — Background where the host allows it, else Paused.
 enum class SnapshotMode { Auto, Background, Paused };
+
+// "auto", "background" or "paused"; nullopt for anything else.
+[[nodiscard]] std::optional<SnapshotMode> snapshot_mode_named(std::string_view name);
 
 class VmControl {
 public:

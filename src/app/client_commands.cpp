@@ -106,7 +106,7 @@ int ClientCommands::run_verb(const Verb& verb) const {
         std::filesystem::path absolute = std::filesystem::absolute(verb.directory, ignored).lexically_normal();
         std::string text = absolute.string();
         while (text.size() > 1 && text.back() == '/') text.pop_back();
-        if (!verb.mode.empty() && verb.mode != "auto" && verb.mode != "background" && verb.mode != "paused")
+        if (!verb.mode.empty() && !api::snapshot_mode_named(verb.mode))
             return error(fmt::format("--mode: '{}' is not a snapshot mode (expected auto, background or paused)", verb.mode),
                          kUsageError);
         json request{{"path", text}};

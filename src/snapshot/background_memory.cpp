@@ -131,8 +131,23 @@ Result<void> BackgroundMemoryWriter::release_all() {
     return released;
 }
 
-void BackgroundMemoryWriter::serve_until_frozen() {
+template <class OnPage>
+Result<void> BackgroundMemoryWriter::take_faults(OnPage on_page) {
     std::array<uffd_msg, 16> messages;
+    for (;;) {
+        ssize_t n = read(uffd_.get(), messages.data(), sizeof messages);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return {};
+        if (n <= 0) return fail_errno("userfaultfd: reading faults");
+        for (size_t i = 0; i < static_cast<size_t>(n) / sizeof(uffd_msg); ++i) {
+            if (messages[i].event != UFFD_EVENT_PAGEFAULT) continue;
+            if (auto page = page_of(messages[i].arg.pagefault.address))
+                if (auto r = on_page(*page); !r) return r;
+        }
+    }
+}
+
+void BackgroundMemoryWriter::serve_until_frozen() {
     for (;;) {
         std::array<pollfd, 2> fds{{{uffd_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}}};
         if (poll(fds.data(), fds.size(), -1) < 0) {
@@ -141,23 +156,14 @@ void BackgroundMemoryWriter::serve_until_frozen() {
             break;
         }
         if (fds[1].revents) return;
-        ssize_t n = read(uffd_.get(), messages.data(), sizeof messages);
-        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-        if (n <= 0) {
-            server_error_ = fail_errno("userfaultfd: reading faults").error();
+        auto served = take_faults([this](uint64_t page) {
+            set(touched_, page);
+            return release(page, 1);
+        });
+        if (!served) {
+            server_error_ = served.error();
             break;
         }
-        for (size_t i = 0; i < static_cast<size_t>(n) / sizeof(uffd_msg); ++i) {
-            if (messages[i].event != UFFD_EVENT_PAGEFAULT) continue;
-            auto page = page_of(messages[i].arg.pagefault.address);
-            if (!page) continue;
-            set(touched_, *page);
-            if (auto r = release(*page, 1); !r) {
-                server_error_ = r.error();
-                break;
-            }
-        }
-        if (server_error_) break;
     }
     // Nothing serves the faults any more: let every write through; freeze() reports the error.
     for (const PageRange& range : protected_ranges_) (void)release(range.first, range.end - range.first);
@@ -220,14 +226,6 @@ Result<void> BackgroundMemoryWriter::freeze() {
     return {};
 }
 
-uint8_t* BackgroundMemoryWriter::host(uint64_t page) const {
-    uint64_t offset = page * kPageSize;
-    for (const RamRegion& region : memory_.regions())
-        if (offset >= region.file_offset && offset - region.file_offset < region.size)
-            return region.host + (offset - region.file_offset);
-    return nullptr;
-}
-
 std::optional<uint64_t> BackgroundMemoryWriter::page_of(uint64_t address) const {
     for (const RamRegion& region : memory_.regions()) {
         auto base = reinterpret_cast<uint64_t>(region.host);
@@ -256,22 +254,12 @@ Result<void> BackgroundMemoryWriter::save(uint64_t page) {
 }
 
 Result<void> BackgroundMemoryWriter::serve_faults() {
-    std::array<uffd_msg, 16> messages;
-    for (;;) {
-        ssize_t n = read(uffd_.get(), messages.data(), sizeof messages);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno == EAGAIN) return {};
-        if (n <= 0) return fail_errno("userfaultfd: reading faults");
-        for (size_t i = 0; i < static_cast<size_t>(n) / sizeof(uffd_msg); ++i) {
-            if (messages[i].event != UFFD_EVENT_PAGEFAULT) continue;
-            auto page = page_of(messages[i].arg.pagefault.address);
-            if (!page) continue;
-            if (!test(saved_, *page)) ++early_pages_;
-            if (auto r = save(*page); !r) return r;
-            // Also when the page was released already: that wakes a write that raced the release.
-            if (auto r = release(*page, 1); !r) return r;
-        }
-    }
+    return take_faults([this](uint64_t page) -> Result<void> {
+        if (!test(saved_, page)) ++early_pages_;
+        if (auto r = save(page); !r) return r;
+        // Also when the page was released already: that wakes a write that raced the release.
+        return release(page, 1);
+    });
 }
 
 Result<void> BackgroundMemoryWriter::copy_all(MemoryImageBuilder& image) {

@@ -67,10 +67,13 @@ private:
     void serve_until_frozen();
     // Copies memory.bin's page `page` into it unless that is done.
     [[nodiscard]] Result<void> save(uint64_t page);
+    // Reads the faults waiting (none: returns at once) and hands each one's page to `on_page`.
+    template <class OnPage>
+    [[nodiscard]] Result<void> take_faults(OnPage on_page);
     // Saves and releases every page a write is waiting for.
     [[nodiscard]] Result<void> serve_faults();
     [[nodiscard]] Result<void> copy_all(MemoryImageBuilder& image);
-    [[nodiscard]] uint8_t* host(uint64_t page) const;
+    [[nodiscard]] const uint8_t* host(uint64_t page) const { return host_at(memory_, page * kPageSize, kPageSize); }
     [[nodiscard]] std::optional<uint64_t> page_of(uint64_t address) const;
 
     static bool test(const std::vector<uint64_t>& bits, uint64_t page) { return bits[page / 64] >> (page % 64) & 1; }

@@ -24,15 +24,14 @@ struct HashState {
     [[nodiscard]] uint64_t digest() const { return XXH3_64bits_digest(state.get()); }
 };
 
-// The host view of file offset [offset, offset + length), inside one RAM region.
+}  // namespace
+
 const uint8_t* host_at(const GuestMemory& memory, uint64_t offset, uint64_t length) {
     for (const RamRegion& region : memory.regions())
         if (offset >= region.file_offset && offset - region.file_offset + length <= region.size)
             return region.host + (offset - region.file_offset);
     return nullptr;
 }
-
-}  // namespace
 
 bool zero_page(const uint8_t* page) {
     static const std::array<uint8_t, kPageSize> zeros{};

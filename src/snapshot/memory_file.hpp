@@ -49,6 +49,8 @@ private:
     std::unique_ptr<Hash> hash_;
 };
 [[nodiscard]] bool zero_page(const uint8_t* page);
+// The host view of memory.bin's [offset, offset + length), inside one RAM region; null otherwise.
+[[nodiscard]] const uint8_t* host_at(const GuestMemory& memory, uint64_t offset, uint64_t length);
 // The ranges of [begin, end) of `fd` that hold data (SEEK_DATA/SEEK_HOLE), in whole pages; all of
 // it where the file system cannot tell.
 [[nodiscard]] Result<std::vector<MemoryExtent>> data_ranges(int fd, uint64_t begin, uint64_t end);

@@ -43,6 +43,22 @@ struct BackgroundMemory : ::testing::Test {
     }
     void TearDown() override { fs::remove(file); }
 
+    // Writes a byte at `gpa` from another thread; a write still waiting after 10 s ends the test
+    // process (the waiting thread cannot be joined).
+    void write_without_waiting(uint64_t gpa, const char* when) {
+        std::atomic<bool> written{false};
+        std::thread guest([&] {
+            (*memory.translate(0, memory.ram_size()))[gpa] = 0x99;
+            written = true;
+        });
+        for (int i = 0; i < 1000 && !written; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        if (!written) {
+            ADD_FAILURE() << "a write to guest RAM still waits " << when;
+            std::_Exit(1);
+        }
+        guest.join();
+    }
+
     std::vector<uint8_t> ram() const {
         std::vector<uint8_t> bytes(memory.ram_size());
         EXPECT_TRUE(memory.read(0, bytes));
@@ -156,18 +172,7 @@ TEST_F(BackgroundMemory, AWriterGivenUpLeavesRamWritable) {
             }
         }
         // No thread serves faults any more: a write to a page that was protected must not wait.
-        std::atomic<bool> written{false};
-        std::thread guest([&] {
-            auto span = *memory.translate(0, memory.ram_size());
-            span[3 * 4096] = 0x99;
-            written = true;
-        });
-        for (int i = 0; i < 1000 && !written; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        if (!written) {
-            ADD_FAILURE() << "a write to guest RAM still waits after the writer was destroyed" << (frozen ? " (frozen)" : "");
-            std::_Exit(1);
-        }
-        guest.join();
+        write_without_waiting(3 * 4096, frozen ? "after the frozen writer was destroyed" : "after the writer was destroyed");
     }
 }
 
@@ -187,17 +192,7 @@ TEST_F(BackgroundMemory, AFailedWriteIsReportedAndLeavesRamWritable) {
     ASSERT_FALSE(image);
     EXPECT_NE(image.error().message.find("writing memory.bin at offset"), std::string::npos) << image.error().message;
     // Every page is writable again: a write to one the copy never reached does not wait.
-    std::atomic<bool> written{false};
-    std::thread guest([&] {
-        (*memory.translate(0, memory.ram_size()))[8000 * 4096] = 0x42;
-        written = true;
-    });
-    for (int i = 0; i < 1000 && !written; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    if (!written) {
-        ADD_FAILURE() << "a write to guest RAM still waits after the failed copy";
-        std::_Exit(1);
-    }
-    guest.join();
+    write_without_waiting(8000 * 4096, "after the failed copy");
 }
 
 TEST_F(BackgroundMemory, RamMappedFromASnapshotIsRefusedWithTheReason) {
