@@ -60,6 +60,11 @@ def random_file(path, mib):
     with open(path, "wb") as out:
         for _ in range(mib):
             out.write(os.urandom(1 << 20))
+        # Written back before the VMM starts: otherwise the guest's first flush pays for the host
+        # writing back this file's dirty pages, for whichever VMM boots before the host's flusher
+        # has done so (dirty_expire_centisecs, 30 s) and not for the slower one.
+        out.flush()
+        os.fsync(out.fileno())
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
