@@ -10,6 +10,8 @@
 //           one that cannot (slirp) hands every frame over and the device queues or drops it.
 //           Two implementations: SlirpBackend (host/slirp_backend.hpp, user networking) and
 //           TapBackend (host/tap_backend.hpp).
+//           A back end may also say what MTU the guest should use and that its frames' checksums
+//           need no checking in the guest.
 // Missing:  offload metadata (checksum, segmentation) in either direction: frames are complete.
 #pragma once
 
@@ -58,6 +60,12 @@ public:
     // Stops watching the host (on the loop thread): no receiver call after it returns. Called at
     // a device reset and before the loop goes away; start() may follow again.
     virtual void stop() = 0;
+    // The MTU the guest's interface should take (virtio-net's MTU feature), or 0 to advertise none
+    // and leave the guest at Ethernet's 1500.
+    [[nodiscard]] virtual uint16_t mtu() const { return 0; }
+    // Whether every frame the back end gives has complete and correct checksums of its own making
+    // (its own TCP/IP stack built the packet), so that the guest may skip checking them.
+    [[nodiscard]] virtual bool checksums_verified() const { return false; }
     // Sends one frame from the guest (on the loop); false when the host dropped it.
     [[nodiscard]] virtual bool send(std::span<const uint8_t> frame) = 0;
     // The receiver can take frames again after can_receive() said no.

@@ -143,8 +143,11 @@ std::string format_forward(const HostForward& forward) {
                        forward.guest_address ? format_ipv4(*forward.guest_address) : "", forward.guest_port);
 }
 
-Result<std::unique_ptr<SlirpBackend>> SlirpBackend::create(std::span<const HostForward> forwards) {
+Result<std::unique_ptr<SlirpBackend>> SlirpBackend::create(std::span<const HostForward> forwards, uint16_t mtu) {
+    if (mtu < kMinMtu || mtu > kMaxMtu)
+        return fail("user network: MTU {} is outside {} to {}", mtu, kMinMtu, kMaxMtu);
     std::unique_ptr<SlirpBackend> backend(new SlirpBackend());
+    backend->mtu_ = mtu;
     backend->poller_ = Fd(::epoll_create1(EPOLL_CLOEXEC));
     if (!backend->poller_.valid()) return fail_errno("user network: epoll_create1");
     backend->timer_ = Fd(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
@@ -177,6 +180,8 @@ Result<std::unique_ptr<SlirpBackend>> SlirpBackend::create(std::span<const HostF
     config.vdhcp_start = to_in_addr(kFirstDhcpAddress);
     config.vnameserver = to_in_addr(kNameserver);
     config.in6_enabled = false;
+    config.if_mtu = mtu;  // what slirp sends the guest at most (its TCP segments' size)
+    config.if_mru = mtu;  // what it takes from the guest
 
     std::lock_guard lock(slirp_mutex());
     backend->slirp_ = ::slirp_new(&config, &callbacks, backend.get());

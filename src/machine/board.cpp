@@ -69,7 +69,7 @@ Result<std::unique_ptr<NetBackend>> open_net_backend(const NetConfig& net) {
         if (!tap) return std::unexpected(tap.error());
         return std::unique_ptr<NetBackend>(std::move(*tap));
     }
-    auto slirp = SlirpBackend::create(net.forwards);
+    auto slirp = SlirpBackend::create(net.forwards, net.mtu);
     if (!slirp) return std::unexpected(slirp.error());
     return std::unique_ptr<NetBackend>(std::move(*slirp));
 }

@@ -211,6 +211,13 @@ Result<NetConfig> parse_net_option(std::string_view text) {
             if (!forward) return std::unexpected(forward.error());
             net.forwards.push_back(*forward);
         }
+        auto mtu = list->take("mtu");
+        if (!mtu) return std::unexpected(mtu.error());
+        if (*mtu) {
+            auto value = parse_count(**mtu, SlirpBackend::kMinMtu, SlirpBackend::kMaxMtu);
+            if (!value) return fail("{}: {}", quoted("mtu", **mtu), value.error().message);
+            net.mtu = static_cast<uint16_t>(*value);
+        }
     } else if (list->head() == "tap") {
         net.mode = NetConfig::Mode::Tap;
         auto ifname = list->take("ifname");
@@ -230,7 +237,7 @@ Result<NetConfig> parse_net_option(std::string_view text) {
         if (!parsed) return std::unexpected(parsed.error());
         net.mac = *parsed;
     }
-    if (auto r = list->expect_consumed(net.mode == NetConfig::Mode::User ? "hostfwd, mac" : "ifname, mac"); !r)
+    if (auto r = list->expect_consumed(net.mode == NetConfig::Mode::User ? "hostfwd, mtu, mac" : "ifname, mac"); !r)
         return std::unexpected(r.error());
     return net;
 }

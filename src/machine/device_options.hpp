@@ -42,7 +42,7 @@ private:
 // --disk PATH[,readonly=on|off][,serial=TEXT]
 [[nodiscard]] Result<DiskConfig> parse_disk_option(std::string_view text);
 
-// --net user[,hostfwd=RULE]...[,mac=MAC] or --net tap,ifname=NAME[,mac=MAC]
+// --net user[,hostfwd=RULE]...[,mtu=N][,mac=MAC] or --net tap,ifname=NAME[,mac=MAC]
 [[nodiscard]] Result<NetConfig> parse_net_option(std::string_view text);
 // The parts of it: [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT (HOSTADDR empty: 127.0.0.1;
 // GUESTADDR empty: the guest's DHCP address), a unicast MAC as six hexadecimal bytes with colons,

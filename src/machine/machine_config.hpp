@@ -28,6 +28,7 @@ struct NetConfig {
     enum class Mode { User, Tap };
     Mode mode = Mode::User;
     std::vector<HostForward> forwards;  // user: hostfwd=
+    uint16_t mtu = SlirpBackend::kDefaultMtu;  // user: mtu=
     std::string ifname;                 // tap: the host interface
     std::optional<MacAddress> mac;      // absent: 52:54:00:12:34:56 plus the interface's index
     std::string text;                   // the flag's value, for messages

@@ -23,7 +23,10 @@ using Bytes = std::vector<uint8_t>;
 // A back end that records what the guest sends and hands the device frames the test gives it.
 class FakeBackend final : public NetBackend {
 public:
+    FakeBackend(uint16_t mtu, bool checksums_verified) : mtu_(mtu), checksums_verified_(checksums_verified) {}
     std::string_view name() const override { return "fake"; }
+    uint16_t mtu() const override { return mtu_; }
+    bool checksums_verified() const override { return checksums_verified_; }
     Result<void> start(EventLoop& loop, Receiver& receiver) override {
         std::lock_guard lock(mutex_);
         loop_ = &loop;
@@ -97,6 +100,8 @@ private:
 
     // Held around the receiver's calls on the loop, which may call send() back (as slirp does).
     std::recursive_mutex mutex_;
+    uint16_t mtu_;
+    bool checksums_verified_;
     EventLoop* loop_ = nullptr;
     Receiver* receiver_ = nullptr;
     std::vector<Bytes> sent_;
@@ -144,13 +149,17 @@ struct VirtioNetTest : ::testing::Test {
     uint64_t next_data = kTransmitData;
     unsigned rx_buffers = 0;
 
-    void SetUp() override {
-        auto fake = std::make_unique<FakeBackend>();
+    void SetUp() override { build(); }
+    // The device over a back end with no MTU of its own and frames the guest must check (a TAP's),
+    // or over one like slirp's: an MTU and frames whose checksums need no check.
+    void build(uint16_t mtu = 0, bool checksums_verified = false, uint64_t features = kFeatures) {
+        pci.reset();
+        auto fake = std::make_unique<FakeBackend>(mtu, checksums_verified);
         backend = fake.get();
         pci = *VirtioPci::create(std::make_unique<VirtioNet>(std::move(fake)), dma, msi);
         pci->connect_intx(intx);
         driver = std::make_unique<testing::VirtioPciDriver>(*pci);
-        start_driver();
+        start_driver(features);
     }
     void TearDown() override { pci.reset(); }
 
@@ -207,11 +216,45 @@ TEST_F(VirtioNetTest, OffersItsFeaturesAndConfiguration) {
     uint64_t features = driver->device_features();
     EXPECT_EQ(features & kFeatures, kFeatures);
     EXPECT_FALSE(features & feature(15)) << "no MRG_RXBUF";
-    EXPECT_FALSE(features & feature(1)) << "no GUEST_CSUM";
+    EXPECT_FALSE(features & feature(1)) << "no GUEST_CSUM: the back end's frames are the guest's to check";
+    EXPECT_FALSE(features & feature(3)) << "no MTU: the back end has none to give";
     EXPECT_FALSE(features & feature(11)) << "no HOST_TSO4";
     for (unsigned i = 0; i < 6; ++i) EXPECT_EQ(driver->device_config(i, 1), VirtioNet::kDefaultMac[i]) << i;
     EXPECT_EQ(driver->device_config(6, 2), 1u) << "LINK_UP";
+    EXPECT_EQ(driver->device_config(10, 2), 0u) << "mtu reads 0 without the feature";
     EXPECT_EQ(driver->read(0x12, 2), 2u) << "receiveq and transmitq";
+}
+
+// A back end like slirp's: its MTU goes to the guest, and with GUEST_CSUM negotiated every frame
+// it gives is marked DATA_VALID so that the guest's stack skips checking its checksums.
+TEST_F(VirtioNetTest, AnMtuAndVerifiedChecksumsFromTheBackEndReachTheGuest) {
+    constexpr uint64_t kGuestCsum = feature(VirtioNet::kFeatureGuestCsum), kMtu = feature(VirtioNet::kFeatureMtu);
+    build(65520, true, kFeatures | kGuestCsum | kMtu);
+    EXPECT_EQ(driver->device_features() & (kGuestCsum | kMtu), kGuestCsum | kMtu);
+    EXPECT_EQ(driver->device_config(10, 2), 65520u);
+    EXPECT_EQ(driver->device_config(6, 4), 1u) << "status, then max_virtqueue_pairs 0 (no MQ)";
+
+    // The largest frame of that MTU, in one buffer that takes it and its header exactly.
+    Bytes frame = frame_of(14 + 65520, 3);
+    Buffer buffer{kReceiveBuffers, 12 + 14 + 65520, true};
+    rx->offer(std::span(&buffer, 1));
+    driver->notify(0);
+    ASSERT_TRUE(backend->inject(frame));
+    ASSERT_EQ(rx->used_idx(), 1u);
+    EXPECT_EQ(rx->used(0).second, 12u + 14 + 65520);
+    Bytes got(12 + frame.size());
+    ASSERT_TRUE(memory.read(kReceiveBuffers, got));
+    EXPECT_EQ(got[0], VirtioNet::kHeaderDataValid) << "flags: DATA_VALID";
+    EXPECT_EQ(load_le(std::span<const uint8_t>(got).subspan(10, 2)), 1u) << "num_buffers";
+    EXPECT_EQ(Bytes(got.begin() + 12, got.end()), frame);
+
+    // A driver that does not take GUEST_CSUM gets flags 0 (§5.1.6.4.1), from the same back end.
+    build(65520, true, kFeatures | kMtu);
+    offer_receive_buffers(1);
+    Bytes small = frame_of(60, 9);
+    ASSERT_TRUE(backend->inject(small));
+    ASSERT_EQ(rx->used_idx(), 1u);
+    EXPECT_EQ(received(0, 12)[0], 0u);
 }
 
 TEST_F(VirtioNetTest, TransmittedFramesReachTheBackEndWithoutTheHeader) {
@@ -419,7 +462,7 @@ TEST_F(VirtioNetTest, AResetStopsTheBackEndAndForgetsWaitingFrames) {
 
 TEST_F(VirtioNetTest, TheBackEndStartsOnlyAtDriverOk) {
     pci.reset();
-    auto fake = std::make_unique<FakeBackend>();
+    auto fake = std::make_unique<FakeBackend>(0, false);
     backend = fake.get();
     pci = *VirtioPci::create(std::make_unique<VirtioNet>(std::move(fake), MacAddress{2, 0, 0, 0, 0, 7}), dma, msi);
     driver = std::make_unique<testing::VirtioPciDriver>(*pci);

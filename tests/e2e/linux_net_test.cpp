@@ -57,7 +57,7 @@ std::string host_sha256_of(const std::string& bytes, const std::string& name) {
 // (the initramfs's line), fetches 200 KB from an HTTP server of this test on the host's 127.0.0.1
 // through 10.0.2.2 (the checksums compared), and serves a page through
 // hostfwd=tcp:127.0.0.1:PORT-:8000 to a connection the test makes once the guest's httpd listens;
-// eth1 has the next MAC. Guest output the test waits for carries a computed part ($((...))), so
+// eth1 has the next MAC; eth0 has user networking's MTU of 65520, eth1 the 1500 its mtu= asks for. Guest output the test waits for carries a computed part ($((...))), so
 // that the console's echo of the typed command cannot match.
 TEST(LinuxOnSoftEngineWithNetwork, GetsALeaseFetchesFromTheHostAndServesThroughAForward) {
     auto guest = default_guest();
@@ -75,16 +75,19 @@ TEST(LinuxOnSoftEngineWithNetwork, GetsALeaseFetchesFromTheHostAndServesThroughA
     std::string page = "page-" + std::to_string(getpid()) + "-" + std::to_string(time(nullptr));
 
     GuestSession session(*guest, {"--net", "user,hostfwd=tcp:127.0.0.1:" + std::to_string(forward_port) + "-:8000",
-                                  "--net", "user"});
+                                  "--net", "user,mtu=1500"});
     ASSERT_TRUE(session.started());
     session.type("wget -q -O /tmp/f http://10.0.2.2:" + std::to_string(http.port) +
                  "/f; echo fetched-$((40+2)) $(sha256sum /tmp/f); echo eth1=$(cat /sys/class/net/eth1/address); "
+                 "echo mtu-$((6*7))=$(cat /sys/class/net/eth0/mtu),$(cat /sys/class/net/eth1/mtu); "
                  "mkdir -p /www; echo " + page + " > /www/index.html; httpd -p 8000 -h /www; echo serving-$((40+2))\n");
     ASSERT_TRUE(session.wait_for("serving-42")) << session.output();
     EXPECT_NE(session.output().find("eth0: 10.0.2.15/24, gateway 10.0.2.2, DNS 10.0.2.3 (DHCP)"), std::string::npos)
         << session.output();
     EXPECT_NE(session.output().find("fetched-42 " + body_sum + " /tmp/f"), std::string::npos) << session.output();
     EXPECT_NE(session.output().find("eth1=52:54:00:12:34:57"), std::string::npos) << session.output();
+    EXPECT_NE(session.output().find("mtu-42=65520,1500"), std::string::npos)
+        << "the guest takes each link's MTU from the device\n" << session.output();
 
     // The host connects to the forward: the guest's httpd answers.
     int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

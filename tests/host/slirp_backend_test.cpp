@@ -224,8 +224,8 @@ struct SlirpBackendTest : ::testing::Test {
     std::unique_ptr<testing::RunningBackend> running;  // stopped before the back end goes
     MacAddress slirp_mac{};
 
-    void create(std::vector<HostForward> forwards = {}) {
-        auto created = SlirpBackend::create(forwards);
+    void create(std::vector<HostForward> forwards = {}, uint16_t mtu = SlirpBackend::kDefaultMtu) {
+        auto created = SlirpBackend::create(forwards, mtu);
         ASSERT_TRUE(created) << created.error().message;
         slirp = std::move(*created);
     }
@@ -421,6 +421,49 @@ TEST_F(SlirpBackendTest, AForwardThatCannotListenFailsTheCreationNamingIt) {
     ASSERT_FALSE(not_guest);
     EXPECT_NE(not_guest.error().message.find("10.0.2.3 is not a guest address of the user network"), std::string::npos)
         << not_guest.error().message;
+}
+
+// The maximum segment size slirp's SYN-ACK offers (TCP option 2), if it has one.
+std::optional<uint16_t> offered_mss(const Bytes& frame) {
+    size_t tcp_at = kEthernetHeaderSize + 4u * (frame[kEthernetHeaderSize] & 0xfu);
+    size_t end = tcp_at + 4u * (frame[tcp_at + 12] >> 4);
+    for (size_t at = tcp_at + 20; at + 1 < end && at + 1 < frame.size() && frame[at] != 0;) {
+        if (frame[at] == 1) {  // NOP
+            ++at;
+            continue;
+        }
+        if (frame[at] == 2 && frame[at + 1] == 4 && at + 4 <= frame.size()) return get16(frame, at + 2);
+        at += std::max<size_t>(2, frame[at + 1]);
+    }
+    return std::nullopt;
+}
+
+// The link's MTU is slirp's: the segments it offers to take from the guest are that MTU less the
+// IP and TCP headers (65480 for the default 65520, 1460 for Ethernet's 1500), and the device
+// advertises the same MTU to the guest.
+TEST_F(SlirpBackendTest, TheLinkMtuSetsTheSegmentSizeSlirpOffers) {
+    HostSocket listener = host_socket(SOCK_STREAM, true);
+    for (uint16_t mtu : {SlirpBackend::kDefaultMtu, uint16_t{1500}}) {
+        running.reset();
+        create({}, mtu);
+        EXPECT_EQ(slirp->mtu(), mtu);
+        EXPECT_TRUE(slirp->checksums_verified());
+        start();
+        arp();
+        const uint16_t guest_port = 40100;
+        send(tcp(SlirpBackend::kHost, {guest_port, listener.port, 5000, 0, kSyn, {}}, slirp_mac));
+        ASSERT_TRUE(readable(listener.fd.get())) << "the SYN did not reach the host";
+        Fd accepted(::accept4(listener.fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        auto syn_ack = guest.wait_for([&](const Bytes& f) {
+            auto s = parse_tcp(f);
+            return s && s->destination_port == guest_port && (s->flags & (kSyn | kAck)) == (kSyn | kAck);
+        });
+        ASSERT_TRUE(syn_ack) << "no SYN-ACK with MTU " << mtu;
+        EXPECT_EQ(offered_mss(*syn_ack), mtu - 40) << "MTU " << mtu;
+    }
+    auto tiny = SlirpBackend::create({}, 575);
+    ASSERT_FALSE(tiny);
+    EXPECT_EQ(tiny.error().message, "user network: MTU 575 is outside 576 to 65520");
 }
 
 // Nothing reaches the receiver once stopped, and a start again resumes.

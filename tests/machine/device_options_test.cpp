@@ -99,6 +99,13 @@ TEST(NetOption, UserWithForwardsAndAMac) {
     EXPECT_EQ(format_forward(tcp), "tcp:127.0.0.1:8080-:80");
     EXPECT_EQ(format_forward(udp), "udp:0.0.0.0:5353-10.0.2.20:53");
 
+    EXPECT_EQ(net->mtu, 65520) << "user networking's default MTU";
+    auto small = parse_net_option("user,mtu=1500");
+    ASSERT_TRUE(small) << small.error().message;
+    EXPECT_EQ(small->mtu, 1500);
+    EXPECT_EQ(parse_net_option("user,mtu=576")->mtu, 576);
+    EXPECT_EQ(parse_net_option("user,mtu=65520")->mtu, 65520);
+
     auto bare = parse_host_forward("::2222-:22");
     ASSERT_TRUE(bare) << "no protocol is tcp";
     EXPECT_EQ(bare->protocol, HostForward::Protocol::Tcp);
@@ -130,7 +137,12 @@ TEST(NetOption, BadValuesAreNamed) {
         EXPECT_EQ(net.error().message, message) << text;
     };
     expect_error("bridge", "'bridge' is not a network mode (expected user or tap)");
-    expect_error("user,ifname=x", "'ifname' is not an option here (known: hostfwd, mac)");
+    expect_error("user,ifname=x", "'ifname' is not an option here (known: hostfwd, mtu, mac)");
+    expect_error("user,mtu=575", "mtu='575': '575' is out of range (expected 576 to 65520)");
+    expect_error("user,mtu=65521", "mtu='65521': '65521' is out of range (expected 576 to 65520)");
+    expect_error("user,mtu=9k", "mtu='9k': '9k' is not a number (expected 576 to 65520)");
+    expect_error("user,mtu=1500,mtu=9000", "mtu= is given 2 times; give it once");
+    expect_error("tap,ifname=t0,mtu=1500", "'mtu' is not an option here (known: ifname, mac)");
     expect_error("tap,ifname=t0,hostfwd=tcp::1-:1", "'hostfwd' is not an option here (known: ifname, mac)");
     expect_error("user,mac=52:54:00:12:34:56,mac=52:54:00:12:34:57", "mac= is given 2 times; give it once");
     const char* shape = " is not [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT";

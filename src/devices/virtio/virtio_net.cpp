@@ -35,11 +35,17 @@ VirtioNet::VirtioNet(std::unique_ptr<NetBackend> backend, MacAddress mac)
     : backend_(std::move(backend)), mac_(mac), tx_frame_(kMaxFrameSize) {
     std::copy(mac_.begin(), mac_.end(), config_.begin());
     store_le(std::span(config_).subspan(6, 2), kStatusLinkUp);
+    store_le(std::span(config_).subspan(10, 2), backend_->mtu());
 }
 
 VirtioNet::~VirtioNet() = default;
 
-uint64_t VirtioNet::features() const { return bit(kFeatureCsum) | bit(kFeatureMac) | bit(kFeatureStatus); }
+uint64_t VirtioNet::features() const {
+    uint64_t offered = bit(kFeatureCsum) | bit(kFeatureMac) | bit(kFeatureStatus);
+    if (backend_->mtu() != 0) offered |= bit(kFeatureMtu);
+    if (backend_->checksums_verified()) offered |= bit(kFeatureGuestCsum);
+    return offered;
+}
 
 // Constant after construction: no lock against the vCPUs. The transport checked the range.
 void VirtioNet::read_config(uint32_t offset, std::span<uint8_t> data) {
@@ -50,6 +56,7 @@ Result<void> VirtioNet::activate(VirtioContext& context) {
     context_ = &context;
     failed_ = false;
     csum_ = (context.features() & bit(kFeatureCsum)) != 0;
+    guest_csum_ = (context.features() & bit(kFeatureGuestCsum)) != 0;
     rx_chain_held_ = false;
     backlog_.clear();
     if (!backend_started_) {
@@ -210,8 +217,9 @@ Result<bool> VirtioNet::place(std::span<const uint8_t> frame) {
         count(counters_.rx_too_large);
         return true;
     }
-    // §5.1.6.4.1 without GUEST_CSUM or MRG_RXBUF: flags 0, GSO_NONE, num_buffers 1.
+    // §5.1.6.4.1 without MRG_RXBUF: GSO_NONE, num_buffers 1; DATA_VALID only with GUEST_CSUM.
     std::array<uint8_t, kHeaderSize> header{};
+    if (guest_csum_) header[0] = kHeaderDataValid;
     store_le(std::span(header).subspan(10, 2), 1);
     if (auto r = rx_chain_.write(context_->dma(), 0, header); !r) return std::unexpected(r.error());
     if (auto r = rx_chain_.write(context_->dma(), kHeaderSize, frame); !r) return std::unexpected(r.error());

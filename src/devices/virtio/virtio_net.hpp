@@ -7,7 +7,10 @@
 // Features: receiveq (0) and transmitq (1) (§5.1.2); MAC (§5.1.4: the address the board gives,
 //           52:54:00:12:34:56 and on by default), STATUS with LINK_UP, CSUM (§5.1.6.2: the device
 //           completes a checksum the driver left partial, for back ends that take only finished
-//           frames). The 12-byte virtio_net_hdr of VERSION_1 (§5.1.6) precedes every frame.
+//           frames); MTU (§5.1.4.1) with the back end's, when it has one (user networking: 65520);
+//           GUEST_CSUM for a back end whose frames' checksums are its own and right (slirp), whose
+//           frames are then marked DATA_VALID so that the guest does not check them again
+//           (§5.1.6.4.1). The 12-byte virtio_net_hdr of VERSION_1 (§5.1.6) precedes every frame.
 //           Transmit: each chain is checked before anything leaves: a header, a frame of at least
 //           an Ethernet header, at most 65562 bytes in all, device-readable buffers only, no
 //           segmentation (gso_type NONE: no TSO is offered), a partial checksum only with CSUM and
@@ -15,7 +18,8 @@
 //           wire), its first such failure said once on stderr, and it is returned used; only a
 //           malformed ring needs a reset. The frame then goes to the back end, which may drop it too.
 //           Receive: a frame from the back end goes into the next receive chain, header first
-//           (flags 0, gso NONE, num_buffers 1: §5.1.6.4 without GUEST_CSUM and MRG_RXBUF); when the
+//           (flags DATA_VALID with GUEST_CSUM, else 0; gso NONE, num_buffers 1: §5.1.6.4 without
+//           MRG_RXBUF); when the
 //           driver has made no chain available it waits, with up to kBacklogFrames others (and
 //           kBacklogBytes), in arrival order, and beyond that frames are dropped and counted; a
 //           driver notification of new buffers delivers what waits. A frame larger than the chain
@@ -24,8 +28,8 @@
 //           while the device needs a reset are dropped and counted. A device-readable buffer on
 //           receiveq, which the driver cannot mean (§2.7.4: receive buffers are the device's to
 //           write), needs a reset.
-// Missing:  MRG_RXBUF, GUEST_CSUM and the TSO/UFO offloads (neither back end takes or gives offload
-//           metadata); MTU; the control queue (CTRL_VQ: promiscuous mode, MAC filtering, VLANs,
+// Missing:  MRG_RXBUF and the TSO/UFO offloads (neither back end takes or gives offload metadata;
+//           with a large MTU Linux posts 17-page receive buffers instead); the control queue (CTRL_VQ: promiscuous mode, MAC filtering, VLANs,
 //           announcements); multiqueue (MQ, RSS).
 // Threads:  read_config() from vCPUs (constant data); everything else on the transport's loop,
 //           where the back end also runs: its frames arrive there, so no lock is needed between
@@ -55,9 +59,11 @@ public:
     static constexpr MacAddress kDefaultMac{0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
 
     // Feature bits (§5.1.3).
-    static constexpr unsigned kFeatureCsum = 0, kFeatureMac = 5, kFeatureStatus = 16;
+    static constexpr unsigned kFeatureCsum = 0, kFeatureGuestCsum = 1, kFeatureMtu = 3, kFeatureMac = 5,
+                              kFeatureStatus = 16;
     // virtio_net_hdr (§5.1.6).
     static constexpr uint8_t kHeaderNeedsCsum = 1;
+    static constexpr uint8_t kHeaderDataValid = 2;
     static constexpr uint8_t kGsoNone = 0;
     static constexpr uint16_t kStatusLinkUp = 1;
 
@@ -92,8 +98,9 @@ public:
     [[nodiscard]] NetBackend& backend() { return *backend_; }
 
 private:
-    // struct virtio_net_config (§5.1.4) up to status: mac[6], le16 status.
-    static constexpr uint32_t kConfigSize = 8;
+    // struct virtio_net_config (§5.1.4) up to mtu: mac[6], le16 status, le16 max_virtqueue_pairs
+    // (0: MQ is not offered), le16 mtu (0 without the MTU feature).
+    static constexpr uint32_t kConfigSize = 12;
 
     // NetBackend::Receiver, on the loop.
     void receive(std::span<const uint8_t> frame) override;
@@ -121,7 +128,8 @@ private:
     VirtioContext* context_ = nullptr;
     bool failed_ = false;
     bool backend_started_ = false;
-    bool csum_ = false;  // CSUM negotiated
+    bool csum_ = false;        // CSUM negotiated
+    bool guest_csum_ = false;  // GUEST_CSUM negotiated (offered for back ends whose checksums need no check)
     bool reported_malformed_ = false;
     DescriptorChain tx_chain_{kQueueSize};
     DescriptorChain rx_chain_{kQueueSize};
