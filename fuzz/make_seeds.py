@@ -408,6 +408,9 @@ def seeds():
             [[(NET_DATA, 72, 0)], [(NET_DATA, 8, 0)]], rx[:1],
             ops=[(INJECT, 60)] * 5 + [(NOTIFY_RX, 0), (NOTIFY_TX, 0), (RESTART, 0), (INJECT, 60), (NOTIFY_RX, 0)]),
             {NET_DATA: net_header(0, 1) + frame}),
+        "mergeable-buffers": net_seed(virtio_net(
+            [], [(0x4000 + 0x800 * i, 600) for i in range(4)], features=8 | 16,
+            ops=[(INJECT, 1514), (INJECT, 1000), (NOTIFY_RX, 0), (INJECT, 60)]), {}),
     }
     yield "parse_net_option", {name: text.encode() for name, text in {
         "user": "user", "forward": "user,hostfwd=tcp::8080-:80",
@@ -415,6 +418,7 @@ def seeds():
         "tap": "tap,ifname=tap0", "tap-mac": "tap,ifname=strata%d,mac=02:00:00:00:00:01",
         "bad-port": "user,hostfwd=tcp::65536-:80", "bad-address": "user,hostfwd=tcp:1.2.3.04:1-:1",
         "multicast": "user,mac=33:33:00:00:00:01", "comma": "tap,ifname=a,,b", "ipv4": "192.168.100.255",
+        "user-mtu": "user,mtu=9000,hostfwd=tcp::80-:80",
     }.items()}
     # api_request: a method byte (0 GET, 1 PUT, 2 POST, 3 DELETE; 0xff: the first line is the method),
     # then path, Content-Type and body, a line each.

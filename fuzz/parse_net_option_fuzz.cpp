@@ -5,7 +5,8 @@
 // Invariants beyond "no crash, no UB, no leak":
 //   - a success keeps the text, and is either user mode with forwards whose ports are 1 to 65535
 //     and no interface name, or TAP mode with an interface name Linux accepts (1 to 15 bytes, no
-//     '/', ':', white space or NUL, not "." or "..") and no forwards; a MAC, when given, is
+//     '/', ':', white space or NUL, not "." or "..") and no forwards; a user network's MTU is
+//     576 to 65520; a MAC, when given, is
 //     unicast and not all zeros;
 //   - every forward and MAC reads back: parse_host_forward(format_forward(f)) is f, and
 //     parse_mac(format_mac(m)) is m;
@@ -50,6 +51,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(net->text == text, "the text \"{}\" came back as \"{}\"", text, net->text);
     if (net->mode == NetConfig::Mode::User) {
         FUZZ_CHECK(net->ifname.empty(), "user mode with ifname \"{}\"", net->ifname);
+        FUZZ_CHECK(net->mtu >= SlirpBackend::kMinMtu && net->mtu <= SlirpBackend::kMaxMtu, "MTU {} from \"{}\"",
+                   net->mtu, text);
     } else {
         FUZZ_CHECK(net->forwards.empty(), "TAP mode with {} forwards", net->forwards.size());
         FUZZ_CHECK(valid_interface_name(net->ifname), "interface name \"{}\" from \"{}\"", net->ifname, text);

@@ -215,7 +215,7 @@ TEST_F(VirtioNetTest, OffersItsFeaturesAndConfiguration) {
     EXPECT_EQ(driver->config(0x08, 4) >> 8, 0x02'00'00u) << "network controller, Ethernet";
     uint64_t features = driver->device_features();
     EXPECT_EQ(features & kFeatures, kFeatures);
-    EXPECT_FALSE(features & feature(15)) << "no MRG_RXBUF";
+    EXPECT_TRUE(features & feature(15)) << "MRG_RXBUF";
     EXPECT_FALSE(features & feature(1)) << "no GUEST_CSUM: the back end's frames are the guest's to check";
     EXPECT_FALSE(features & feature(3)) << "no MTU: the back end has none to give";
     EXPECT_FALSE(features & feature(11)) << "no HOST_TSO4";
@@ -223,6 +223,57 @@ TEST_F(VirtioNetTest, OffersItsFeaturesAndConfiguration) {
     EXPECT_EQ(driver->device_config(6, 2), 1u) << "LINK_UP";
     EXPECT_EQ(driver->device_config(10, 2), 0u) << "mtu reads 0 without the feature";
     EXPECT_EQ(driver->read(0x12, 2), 2u) << "receiveq and transmitq";
+}
+
+// With MRG_RXBUF a frame larger than one receive buffer is spread over as many as it needs, in
+// the order the driver made them available; the first buffer's header says how many, and the
+// driver sees them all at once (one used idx update). Buffers taken beyond the frame's need stay
+// for the next frame; a snapshot's quiesce gives back every buffer held.
+TEST_F(VirtioNetTest, MergeableBuffersTakeAFrameLargerThanOne) {
+    build(65520, true, kFeatures | feature(VirtioNet::kFeatureMrgRxbuf));
+    // Four 1000-byte buffers: a 2500-byte frame and its header take three.
+    offer_receive_buffers(4, 1000);
+    Bytes frame = frame_of(2500, 7);
+    ASSERT_TRUE(backend->inject(frame));
+    ASSERT_EQ(rx->used_idx(), 3u) << "three buffers, published together";
+    EXPECT_EQ(rx->used(0), (std::pair<uint32_t, uint32_t>{0, 1000}));
+    EXPECT_EQ(rx->used(1), (std::pair<uint32_t, uint32_t>{1, 1000}));
+    EXPECT_EQ(rx->used(2), (std::pair<uint32_t, uint32_t>{2, 512}));
+    Bytes got;
+    for (unsigned i = 0; i < 3; ++i) {
+        Bytes part = received(i, i < 2 ? 1000 : 512);
+        got.insert(got.end(), part.begin(), part.end());
+    }
+    EXPECT_EQ(load_le(std::span<const uint8_t>(got).subspan(10, 2)), 3u) << "num_buffers";
+    EXPECT_EQ(Bytes(got.begin() + 12, got.end()), frame);
+
+    // The fourth buffer alone cannot take 1500 bytes: it is held, and the frame waits for more.
+    Bytes second = frame_of(1500, 8);
+    ASSERT_TRUE(backend->inject(second));
+    EXPECT_EQ(rx->used_idx(), 3u) << "nothing published while the frame does not fit";
+    offer_receive_buffers(1, 1000);
+    ASSERT_TRUE(eventually([&] { return rx->used_idx() == 5u; }));
+    EXPECT_EQ(rx->used(3), (std::pair<uint32_t, uint32_t>{3, 1000}));
+    EXPECT_EQ(rx->used(4), (std::pair<uint32_t, uint32_t>{4, 512}));
+    EXPECT_EQ(load_le(std::span<const uint8_t>(received(3, 12)).subspan(10, 2)), 2u);
+    Bytes tail = received(4, 512);
+    EXPECT_EQ(Bytes(tail.begin(), tail.end()), Bytes(second.begin() + 988, second.end()));
+    EXPECT_EQ(net().counters().rx_frames.load(), 2u);
+
+    // Two buffers held for a frame that waits are both given back at a snapshot (a device that
+    // could not give them back would need a reset), and taken again afterwards.
+    offer_receive_buffers(2, 100);
+    Bytes third = frame_of(1500, 9);
+    ASSERT_TRUE(backend->inject(third));
+    pci->quiesce(true);
+    pci->quiesce(false);
+    EXPECT_FALSE(needs_reset());
+    offer_receive_buffers(1, 1500);
+    ASSERT_TRUE(eventually([&] { return rx->used_idx() == 8u; }));
+    EXPECT_EQ(rx->used(5), (std::pair<uint32_t, uint32_t>{5, 100}));
+    EXPECT_EQ(rx->used(6), (std::pair<uint32_t, uint32_t>{6, 100}));
+    EXPECT_EQ(rx->used(7), (std::pair<uint32_t, uint32_t>{7, 12 + 1500 - 200}));
+    EXPECT_FALSE(needs_reset());
 }
 
 // A back end like slirp's: its MTU goes to the guest, and with GUEST_CSUM negotiated every frame

@@ -725,6 +725,34 @@ TEST_F(LargeGuestVirtqueueTest, ChainOfMoreThan4GiBIsAnError) {
 
 // --- Snapshots ---
 
+// Several chains returned together: every element written, then one idx update; more elements
+// than chains in flight, or a head past the queue, publish nothing.
+TEST_F(VirtqueueTest, ChainsReturnedTogetherArePublishedByOneIdxUpdate) {
+    enable(8);
+    for (uint16_t head = 0; head < 3; ++head) {
+        driver_.descriptor(head, kBuffers + 0x100 * head, 64, kDescriptorWrite);
+        driver_.make_available(head);
+        pop_chain();
+    }
+    const virtio::UsedElement too_many[] = {{0, 1}, {1, 2}, {2, 3}, {3, 4}};
+    auto refused = queue_.push_used(too_many);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().message, "4 used elements with 3 descriptor chains in flight");
+    const virtio::UsedElement past[] = {{0, 1}, {9, 2}};
+    ASSERT_FALSE(queue_.push_used(past));
+    EXPECT_EQ(driver_.used_idx(), 0) << "nothing published";
+    EXPECT_EQ(queue_.used_idx(), 0);
+
+    const virtio::UsedElement three[] = {{2, 30}, {0, 10}, {1, 20}};
+    ASSERT_TRUE(queue_.push_used(three));
+    EXPECT_EQ(driver_.used_idx(), 3);
+    for (uint32_t slot = 0; slot < 3; ++slot) {
+        EXPECT_EQ(driver_.used(slot).id, three[slot].id) << slot;
+        EXPECT_EQ(driver_.used(slot).len, three[slot].len) << slot;
+    }
+    EXPECT_TRUE(interrupt());
+}
+
 TEST_F(VirtqueueTest, AGivenBackChainIsPoppedAgain) {
     enable(8);
     driver_.descriptor(2, kBuffers, 64, kDescriptorWrite);

@@ -33,6 +33,9 @@ void complete_checksum(std::span<uint8_t> frame, size_t start, size_t offset) {
 
 VirtioNet::VirtioNet(std::unique_ptr<NetBackend> backend, MacAddress mac)
     : backend_(std::move(backend)), mac_(mac), tx_frame_(kMaxFrameSize) {
+    rx_held_.reserve(kQueueSize);
+    rx_segments_.reserve(2 * kQueueSize);  // grows only for chains of several buffers each
+    rx_used_.reserve(kQueueSize);
     std::copy(mac_.begin(), mac_.end(), config_.begin());
     store_le(std::span(config_).subspan(6, 2), kStatusLinkUp);
     store_le(std::span(config_).subspan(10, 2), backend_->mtu());
@@ -41,7 +44,7 @@ VirtioNet::VirtioNet(std::unique_ptr<NetBackend> backend, MacAddress mac)
 VirtioNet::~VirtioNet() = default;
 
 uint64_t VirtioNet::features() const {
-    uint64_t offered = bit(kFeatureCsum) | bit(kFeatureMac) | bit(kFeatureStatus);
+    uint64_t offered = bit(kFeatureCsum) | bit(kFeatureMac) | bit(kFeatureStatus) | bit(kFeatureMrgRxbuf);
     if (backend_->mtu() != 0) offered |= bit(kFeatureMtu);
     if (backend_->checksums_verified()) offered |= bit(kFeatureGuestCsum);
     return offered;
@@ -57,7 +60,10 @@ Result<void> VirtioNet::activate(VirtioContext& context) {
     failed_ = false;
     csum_ = (context.features() & bit(kFeatureCsum)) != 0;
     guest_csum_ = (context.features() & bit(kFeatureGuestCsum)) != 0;
-    rx_chain_held_ = false;
+    mrg_rxbuf_ = (context.features() & bit(kFeatureMrgRxbuf)) != 0;
+    rx_held_.clear();
+    rx_segments_.clear();
+    rx_held_bytes_ = 0;
     backlog_.clear();
     if (!backend_started_) {
         if (auto r = backend_->start(context.loop(), *this); !r) return r;
@@ -72,15 +78,20 @@ void VirtioNet::reset() {
     if (backend_started_) backend_->stop();
     backend_started_ = false;
     backlog_.clear();
-    rx_chain_held_ = false;
+    rx_held_.clear();
+    rx_segments_.clear();
+    rx_held_bytes_ = 0;
     context_ = nullptr;
     failed_ = false;
 }
 
 void VirtioNet::quiesce() {
-    if (!running() || !rx_chain_held_) return;
-    if (auto r = context_->queue(kReceiveQueue).unpop(); !r) return stop(r.error(), "receiveq");
-    rx_chain_held_ = false;
+    if (!running() || rx_held_.empty()) return;
+    if (auto r = context_->queue(kReceiveQueue).unpop(static_cast<uint16_t>(rx_held_.size())); !r)
+        return stop(r.error(), "receiveq");
+    rx_held_.clear();
+    rx_segments_.clear();
+    rx_held_bytes_ = 0;
 }
 
 void VirtioNet::queue_notified(unsigned index) {
@@ -189,8 +200,7 @@ void VirtioNet::receive(std::span<const uint8_t> frame) {
     if (!backlog_.push(frame)) count(counters_.rx_dropped);
 }
 
-Result<bool> VirtioNet::take_receive_chain() {
-    if (rx_chain_held_) return true;
+Result<bool> VirtioNet::hold_receive_chain() {
     Virtqueue& queue = context_->queue(kReceiveQueue);
     if (!queue.enabled()) return false;
     for (;;) {
@@ -205,30 +215,88 @@ Result<bool> VirtioNet::take_receive_chain() {
     if (rx_chain_.readable_bytes() > 0)
         return fail("chain {} has a device-readable buffer, which the driver cannot mean for receiving",
                     rx_chain_.head());
-    rx_chain_held_ = true;
+    auto writable = rx_chain_.writable();
+    rx_held_.push_back({.head = rx_chain_.head(),
+                        .first_segment = static_cast<uint32_t>(rx_segments_.size()),
+                        .segments = static_cast<uint32_t>(writable.size()),
+                        .bytes = rx_chain_.writable_bytes()});
+    rx_segments_.insert(rx_segments_.end(), writable.begin(), writable.end());
+    rx_held_bytes_ += rx_chain_.writable_bytes();
     return true;
 }
 
 Result<bool> VirtioNet::place(std::span<const uint8_t> frame) {
-    auto taken = take_receive_chain();
-    if (!taken || !*taken) return taken;
-    // Without MRG_RXBUF a frame takes one chain (§5.1.6.3.2); the driver should give 1526 bytes.
-    if (rx_chain_.writable_bytes() < kHeaderSize + frame.size()) {
-        count(counters_.rx_too_large);
-        return true;
+    uint64_t needed = kHeaderSize + frame.size();
+    if (rx_held_.empty()) {
+        auto taken = hold_receive_chain();
+        if (!taken || !*taken) return taken;
     }
-    // §5.1.6.4.1 without MRG_RXBUF: GSO_NONE, num_buffers 1; DATA_VALID only with GUEST_CSUM.
+    if (!mrg_rxbuf_) {
+        // Without MRG_RXBUF a frame takes one chain (§5.1.6.3.2): the driver sizes each for the MTU.
+        if (rx_held_bytes_ < needed) {
+            count(counters_.rx_too_large);
+            return true;  // the chain is kept for the next frame
+        }
+    } else {
+        // §5.1.6.4.2: as many chains as the frame needs, the chains being whatever the driver made.
+        while (rx_held_bytes_ < needed) {
+            if (rx_held_.size() >= context_->queue(kReceiveQueue).config().size) {
+                count(counters_.rx_too_large);  // the whole queue cannot take it
+                return true;
+            }
+            auto taken = hold_receive_chain();
+            if (!taken || !*taken) return taken;
+        }
+    }
+    size_t buffers = 0;
+    for (uint64_t covered = 0; covered < needed; ++buffers) covered += rx_held_[buffers].bytes;
+    // §5.1.6.4.1: GSO_NONE; DATA_VALID only with GUEST_CSUM; num_buffers the chains used (1
+    // without MRG_RXBUF).
     std::array<uint8_t, kHeaderSize> header{};
     if (guest_csum_) header[0] = kHeaderDataValid;
-    store_le(std::span(header).subspan(10, 2), 1);
-    if (auto r = rx_chain_.write(context_->dma(), 0, header); !r) return std::unexpected(r.error());
-    if (auto r = rx_chain_.write(context_->dma(), kHeaderSize, frame); !r) return std::unexpected(r.error());
-    rx_chain_held_ = false;
-    auto used = static_cast<uint32_t>(kHeaderSize + frame.size());
-    if (auto r = context_->queue(kReceiveQueue).push_used(rx_chain_.head(), used); !r) return std::unexpected(r.error());
+    store_le(std::span(header).subspan(10, 2), buffers);
+    if (auto r = fill(header, frame, buffers); !r) return std::unexpected(r.error());
     count(counters_.rx_frames);
     count(counters_.rx_bytes, frame.size());
     return true;
+}
+
+Result<void> VirtioNet::fill(std::span<const uint8_t> header, std::span<const uint8_t> frame, size_t buffers) {
+    // The header and the frame as one stream of bytes, poured into the chains' buffers in order.
+    size_t position = 0;
+    auto pour = [&](uint64_t gpa, size_t length) -> Result<void> {
+        while (length > 0) {
+            std::span<const uint8_t> source =
+                position < header.size() ? header.subspan(position) : frame.subspan(position - header.size());
+            size_t bytes = std::min(length, source.size());
+            if (auto r = context_->dma().write(gpa, source.first(bytes)); !r) return r;
+            gpa += bytes;
+            length -= bytes;
+            position += bytes;
+        }
+        return {};
+    };
+    size_t total = header.size() + frame.size();
+    rx_used_.clear();
+    for (size_t i = 0; i < buffers; ++i) {
+        const HeldChain& chain = rx_held_[i];
+        size_t before = position;
+        for (uint32_t s = 0; s < chain.segments && position < total; ++s) {
+            const ChainSegment& segment = rx_segments_[chain.first_segment + s];
+            if (auto r = pour(segment.gpa, std::min<size_t>(segment.length, total - position)); !r) return r;
+        }
+        rx_used_.push_back({.id = chain.head, .len = static_cast<uint32_t>(position - before)});
+    }
+    // All of the frame's chains published at once: the driver must not see a part of it.
+    if (auto r = context_->queue(kReceiveQueue).push_used(rx_used_); !r) return r;
+    // The chains left (taken for a frame that turned out smaller) stay held for the next frame.
+    uint32_t segments_used = buffers == rx_held_.size() ? static_cast<uint32_t>(rx_segments_.size())
+                                                        : rx_held_[buffers].first_segment;
+    for (size_t i = 0; i < buffers; ++i) rx_held_bytes_ -= rx_held_[i].bytes;
+    rx_held_.erase(rx_held_.begin(), rx_held_.begin() + static_cast<ptrdiff_t>(buffers));
+    rx_segments_.erase(rx_segments_.begin(), rx_segments_.begin() + segments_used);
+    for (HeldChain& chain : rx_held_) chain.first_segment -= segments_used;
+    return {};
 }
 
 Result<void> VirtioNet::deliver_backlog() {

@@ -4,7 +4,7 @@
 // State:    the MAC address and link status (the configuration space, fixed); the context between
 //           activate() and reset(); the frames held for the guest (a FrameQueue) and a receive chain
 //           taken but not yet used; counters.
-// Features: receiveq (0) and transmitq (1) (§5.1.2); MAC (§5.1.4: the address the board gives,
+// Features: receiveq (0) and transmitq (1) (§5.1.2); MRG_RXBUF (§5.1.6.3.1); MAC (§5.1.4: the address the board gives,
 //           52:54:00:12:34:56 and on by default), STATUS with LINK_UP, CSUM (§5.1.6.2: the device
 //           completes a checksum the driver left partial, for back ends that take only finished
 //           frames); MTU (§5.1.4.1) with the back end's, when it has one (user networking: 65520);
@@ -18,18 +18,20 @@
 //           wire), its first such failure said once on stderr, and it is returned used; only a
 //           malformed ring needs a reset. The frame then goes to the back end, which may drop it too.
 //           Receive: a frame from the back end goes into the next receive chain, header first
-//           (flags DATA_VALID with GUEST_CSUM, else 0; gso NONE, num_buffers 1: §5.1.6.4 without
-//           MRG_RXBUF); when the
+//           (flags DATA_VALID with GUEST_CSUM, else 0; gso NONE; §5.1.6.4), or with MRG_RXBUF
+//           into as many chains as it needs, num_buffers saying how many, all of them published
+//           by one used idx update so that the driver never sees part of a frame; when the
 //           driver has made no chain available it waits, with up to kBacklogFrames others (and
 //           kBacklogBytes), in arrival order, and beyond that frames are dropped and counted; a
 //           driver notification of new buffers delivers what waits. A frame larger than the chain
-//           taken for it is dropped and counted, and the chain kept for the next one. The back end
+//           taken for it (with MRG_RXBUF: than every chain of the queue) is dropped and counted,
+//           and the chains kept for the next one; chains held for a frame that waits are given
+//           back before a snapshot. The back end
 //           runs from DRIVER_OK to the reset (so nothing is received before), and frames it gives
 //           while the device needs a reset are dropped and counted. A device-readable buffer on
 //           receiveq, which the driver cannot mean (§2.7.4: receive buffers are the device's to
 //           write), needs a reset.
-// Missing:  MRG_RXBUF and the TSO/UFO offloads (neither back end takes or gives offload metadata;
-//           with a large MTU Linux posts 17-page receive buffers instead); the control queue (CTRL_VQ: promiscuous mode, MAC filtering, VLANs,
+// Missing:  the TSO/UFO offloads (neither back end takes or gives offload metadata); the control queue (CTRL_VQ: promiscuous mode, MAC filtering, VLANs,
 //           announcements); multiqueue (MQ, RSS).
 // Threads:  read_config() from vCPUs (constant data); everything else on the transport's loop,
 //           where the back end also runs: its frames arrive there, so no lock is needed between
@@ -60,7 +62,7 @@ public:
 
     // Feature bits (§5.1.3).
     static constexpr unsigned kFeatureCsum = 0, kFeatureGuestCsum = 1, kFeatureMtu = 3, kFeatureMac = 5,
-                              kFeatureStatus = 16;
+                              kFeatureMrgRxbuf = 15, kFeatureStatus = 16;
     // virtio_net_hdr (§5.1.6).
     static constexpr uint8_t kHeaderNeedsCsum = 1;
     static constexpr uint8_t kHeaderDataValid = 2;
@@ -110,12 +112,15 @@ private:
     // Checks the chain in tx_chain_ and copies its frame into tx_frame_: its length, or the rule
     // it breaks.
     [[nodiscard]] Result<size_t> take_frame();
-    // Makes rx_chain_ hold a receive chain: false when the driver has none available (it is then
-    // asked to notify when it adds one).
-    [[nodiscard]] Result<bool> take_receive_chain();
-    // Puts `frame` into the receive chain held or the next one: true when the frame is done with
-    // (delivered, or dropped as too large), false when the driver has no chain available.
+    // Takes one more receive chain for the next frame into rx_held_: false when the driver has
+    // none available (it is then asked to notify when it adds one).
+    [[nodiscard]] Result<bool> hold_receive_chain();
+    // Puts `frame` into the receive chains held and the next ones: one chain, or with MRG_RXBUF as
+    // many as it needs. True when the frame is done with (delivered, or dropped as too large: for
+    // one chain, or for every chain of the queue), false when the driver has too few available.
     [[nodiscard]] Result<bool> place(std::span<const uint8_t> frame);
+    // Writes the header and the frame into the first `buffers` chains held and returns them used.
+    [[nodiscard]] Result<void> fill(std::span<const uint8_t> header, std::span<const uint8_t> frame, size_t buffers);
     // Delivers held frames while chains come; then, once none is held, lets the back end go on.
     [[nodiscard]] Result<void> deliver_backlog();
     [[nodiscard]] Result<void> interrupt_if_needed(unsigned index);
@@ -132,8 +137,20 @@ private:
     bool guest_csum_ = false;  // GUEST_CSUM negotiated (offered for back ends whose checksums need no check)
     bool reported_malformed_ = false;
     DescriptorChain tx_chain_{kQueueSize};
-    DescriptorChain rx_chain_{kQueueSize};
-    bool rx_chain_held_ = false;  // rx_chain_ was taken for a frame that did not fit, and waits
+    bool mrg_rxbuf_ = false;   // MRG_RXBUF negotiated
+    DescriptorChain rx_chain_{kQueueSize};  // the chain being popped
+    // Receive chains taken for the next frame and not yet used (at most one without MRG_RXBUF),
+    // oldest first: the last ones popped, so that quiesce() can give them back. Their writable
+    // buffers are in rx_segments_, in order.
+    struct HeldChain {
+        uint16_t head = 0;
+        uint32_t first_segment = 0, segments = 0;
+        uint32_t bytes = 0;
+    };
+    std::vector<HeldChain> rx_held_;           // capacity kQueueSize
+    std::vector<ChainSegment> rx_segments_;
+    uint64_t rx_held_bytes_ = 0;
+    std::vector<virtio::UsedElement> rx_used_;  // capacity kQueueSize
     std::vector<uint8_t> tx_frame_;  // kMaxFrameSize
     FrameQueue backlog_{kBacklogFrames, kBacklogBytes};
     Counters counters_;

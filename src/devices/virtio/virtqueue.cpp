@@ -111,11 +111,12 @@ Result<void> Virtqueue::enable(const VirtqueueConfig& config) {
     return {};
 }
 
-Result<void> Virtqueue::unpop() {
+Result<void> Virtqueue::unpop(uint16_t count) {
     if (!enabled_) return not_enabled("unpop");
     auto in_flight = static_cast<uint16_t>(next_avail_ - used_idx_);
-    if (in_flight != 1) return fail("cannot give back a chain with {} in flight (one is needed)", in_flight);
-    --next_avail_;
+    if (in_flight != count)
+        return fail("cannot give back {} chains with {} in flight (all of them must be given back)", count, in_flight);
+    next_avail_ = static_cast<uint16_t>(next_avail_ - count);
     return {};
 }
 
@@ -228,15 +229,29 @@ Result<void> Virtqueue::walk_chain(uint16_t head, DescriptorChain& chain) const 
 }
 
 Result<void> Virtqueue::push_used(uint16_t head, uint32_t written) {
+    const virtio::UsedElement element{.id = head, .len = written};
+    return push_used(std::span(&element, 1));
+}
+
+Result<void> Virtqueue::push_used(std::span<const virtio::UsedElement> elements) {
     if (!enabled_) return not_enabled("push_used");
-    if (head >= config_.size) return fail("used element for head {}: past the queue size {}", head, config_.size);
-    if (used_idx_ == next_avail_) return fail("used element for head {}: no descriptor chain is in flight", head);
-    uint32_t slot = used_idx_ & (config_.size - 1);
-    uint64_t element = config_.used_ring + virtio::kUsedRingOffset + sizeof(virtio::UsedElement) * uint64_t{slot};
-    if (auto stored = dma_.write_obj(element, virtio::UsedElement{.id = head, .len = written}); !stored)
-        return context(stored.error(), fmt::format("used ring entry {}", slot));
-    // Release: the element (id and len) is visible before the idx that publishes it (§2.7.8.2).
-    auto next = static_cast<uint16_t>(used_idx_ + 1);
+    auto in_flight = static_cast<uint16_t>(next_avail_ - used_idx_);
+    if (elements.size() > in_flight) {
+        if (in_flight == 0)
+            return fail("used element for head {}: no descriptor chain is in flight", elements.front().id);
+        return fail("{} used elements with {} descriptor chains in flight", elements.size(), in_flight);
+    }
+    uint16_t next = used_idx_;
+    for (const virtio::UsedElement& used : elements) {
+        if (used.id >= config_.size) return fail("used element for head {}: past the queue size {}", used.id, config_.size);
+        uint32_t slot = next & (config_.size - 1);
+        uint64_t at = config_.used_ring + virtio::kUsedRingOffset + sizeof(virtio::UsedElement) * uint64_t{slot};
+        if (auto stored = dma_.write_obj(at, used); !stored)
+            return context(stored.error(), fmt::format("used ring entry {}", slot));
+        next = static_cast<uint16_t>(next + 1);
+    }
+    if (next == used_idx_) return {};
+    // Release: the elements (id and len) are visible before the idx that publishes them (§2.7.8.2).
     if (auto published = dma_.store_release_u16(config_.used_ring + virtio::kUsedIdxOffset, next); !published)
         return context(published.error(), "used ring idx");
     used_idx_ = next;

@@ -66,6 +66,7 @@
 
 #include "base/error.hpp"
 #include "memory/guest_dma.hpp"
+#include "devices/virtio/virtio_spec.hpp"
 
 namespace strata {
 
@@ -167,6 +168,11 @@ public:
     // into its writable buffers before this call). Fails for a head past the queue size or when no
     // chain is in flight (the device's bug, refused rather than corrupting the driver's view).
     [[nodiscard]] Result<void> push_used(uint16_t head, uint32_t written);
+    // push_used() of several chains, published by one store of the used idx, so that the driver
+    // sees all of them or none: a packet spread over several receive buffers (virtio-net's
+    // MRG_RXBUF, §5.1.6.4) must arrive whole. Fails, publishing nothing, when fewer chains than
+    // `elements` are in flight or a head is past the queue size.
+    [[nodiscard]] Result<void> push_used(std::span<const virtio::UsedElement> elements);
 
     // Whether the driver wants a used buffer notification (an interrupt) for what push_used()
     // published since the last call: never when nothing was; otherwise unless NO_INTERRUPT is set
@@ -186,10 +192,10 @@ public:
     [[nodiscard]] uint16_t next_avail() const { return next_avail_; }
     [[nodiscard]] uint16_t used_idx() const { return used_idx_; }
 
-    // Snapshots. Gives back the chain pop() took last, which must be the only one in flight: the
-    // next pop() takes it again (a receive chain held for data that has not come, before the
-    // device's state is saved).
-    [[nodiscard]] Result<void> unpop();
+    // Snapshots. Gives back the `count` chains pop() took last, which must be all that are in
+    // flight: the next pops take them again (receive chains held for data that has not come,
+    // before the device's state is saved).
+    [[nodiscard]] Result<void> unpop(uint16_t count = 1);
     [[nodiscard]] VirtqueuePosition position() const { return {next_avail_, used_idx_, signalled_used_}; }
     // enable(), then carries on from `position`, which must have no chain in flight (a quiesced
     // device's, as a snapshot has it).
