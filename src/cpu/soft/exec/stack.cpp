@@ -9,6 +9,8 @@
 // Spec: Intel SDM vol. 2B PUSH, POP, PUSHA/PUSHAD, POPA/POPAD.
 #include <Zydis/Zydis.h>
 
+#include <cstring>
+
 #include "cpu/soft/exec/exec.hpp"
 
 namespace strata::soft {
@@ -73,9 +75,41 @@ void popa(Cpu& cpu, const Insn& insn) {
 
 }  // namespace
 
+// The fast forms (exec.hpp threaded_fast) of the 64-bit PUSH and POP of a register or an
+// immediate, the prologue and epilogue of nearly every function in a 64-bit kernel: in 64-bit
+// mode the stack is RSP-relative with no segment base or limit, so a TLB hit for the 8 bytes is
+// the whole instruction. POP RSP leaves the popped value in RSP (the increment comes first).
+bool push64_cached(Cpu& cpu, const Insn& insn) {
+    uint64_t value = insn.op[0].kind == OpKind::Imm ? insn.imm : cpu.gpr[insn.op[0].reg];
+    uint64_t rsp = cpu.gpr[4] - 8;
+    void* host = cpu.write_pointer_if_cached<uint64_t>(SS, rsp);
+    if (!host) return false;
+    std::memcpy(host, &value, sizeof(value));
+    cpu.gpr[4] = rsp;
+    return true;
+}
+bool pop64_cached(Cpu& cpu, const Insn& insn) {
+    uint64_t value;
+    if (!cpu.read_if_cached<uint64_t>(SS, cpu.gpr[4], value)) return false;
+    cpu.gpr[4] += 8;
+    cpu.gpr[insn.op[0].reg] = value;
+    return true;
+}
+// A push/pop of 8 bytes has a 64-bit mode's stack (the decoder gives 8 only there).
+HandlerPair specialize_push(const Insn& insn) {
+    if (insn.osize != 8 || (insn.op[0].kind != OpKind::Gpr && insn.op[0].kind != OpKind::Imm)) return {};
+    return compiled_fast<&push_operand, &push64_cached>();
+}
+HandlerPair specialize_pop(const Insn& insn) {
+    if (insn.osize != 8 || insn.op[0].kind != OpKind::Gpr) return {};
+    return compiled_fast<&pop_operand, &pop64_cached>();
+}
+
 void bind_stack(HandlerTable& table) {
     table.bind(ZYDIS_MNEMONIC_PUSH, compiled<&push_operand>());
+    table.bind(ZYDIS_MNEMONIC_PUSH, &push_operand, &specialize_push);
     table.bind(ZYDIS_MNEMONIC_POP, compiled<&pop_operand>());
+    table.bind(ZYDIS_MNEMONIC_POP, &pop_operand, &specialize_pop);
     table.bind(ZYDIS_MNEMONIC_PUSHA, &pusha);
     table.bind(ZYDIS_MNEMONIC_PUSHAD, &pusha);
     table.bind(ZYDIS_MNEMONIC_POPA, &popa);
