@@ -101,6 +101,12 @@ protected:
         ASSERT_TRUE(popped) << popped.error().message;
         ASSERT_TRUE(*popped);
     }
+    // A one-buffer writable chain at `head`, made available and popped.
+    void offer_and_pop(uint16_t head, uint32_t length) {
+        driver_.descriptor(head, kBuffers + 0x100 * head, length, kDescriptorWrite);
+        driver_.make_available(head);
+        pop_chain();
+    }
     // pop() that must fail with a message containing `text`.
     void expect_pop_error(const std::string& text) {
         uint16_t before = queue_.next_avail();
@@ -729,11 +735,7 @@ TEST_F(LargeGuestVirtqueueTest, ChainOfMoreThan4GiBIsAnError) {
 // than chains in flight, or a head past the queue, publish nothing.
 TEST_F(VirtqueueTest, ChainsReturnedTogetherArePublishedByOneIdxUpdate) {
     enable(8);
-    for (uint16_t head = 0; head < 3; ++head) {
-        driver_.descriptor(head, kBuffers + 0x100 * head, 64, kDescriptorWrite);
-        driver_.make_available(head);
-        pop_chain();
-    }
+    for (uint16_t head = 0; head < 3; ++head) offer_and_pop(head, 64);
     const virtio::UsedElement too_many[] = {{0, 1}, {1, 2}, {2, 3}, {3, 4}};
     auto refused = queue_.push_used(too_many);
     ASSERT_FALSE(refused);
@@ -772,9 +774,7 @@ TEST_F(VirtqueueTest, AGivenBackChainIsPoppedAgain) {
 TEST_F(VirtqueueTest, ARestoredQueueCarriesOnWhereItWas) {
     enable(8);
     for (uint16_t head = 0; head < 3; ++head) {
-        driver_.descriptor(head, kBuffers + 0x100 * head, 16, kDescriptorWrite);
-        driver_.make_available(head);
-        pop_chain();
+        offer_and_pop(head, 16);
         push(head, 4);
     }
     EXPECT_TRUE(interrupt());
