@@ -11,6 +11,8 @@
 // Spec: Intel SDM vol. 2A-2B JMP, Jcc, JCXZ, LOOP, CALL, RET, ENTER, LEAVE.
 #include <Zydis/Zydis.h>
 
+#include <cstring>
+
 #include "cpu/soft/exec/exec.hpp"
 #include "cpu/soft/mmu/code_pages.hpp"
 
@@ -141,6 +143,45 @@ void leave(Cpu& cpu, const Insn& insn) {
 
 }  // namespace
 
+namespace {
+
+// The fast forms of the 64-bit CALL rel32 and RET (exec.hpp threaded_fast_branch), which every
+// function of a 64-bit kernel runs: a canonical target and a TLB hit for the 8 bytes of stack are
+// the whole instruction (64-bit mode has no CS limit and no stack base). Anything else takes the
+// handlers above, which raise the faults.
+bool call64_cached(Cpu& cpu, const Insn& insn) {
+    uint64_t target = relative_target(cpu, insn);
+    if (!Cpu::canonical(target)) return false;
+    uint64_t rsp = cpu.gpr[4] - 8;
+    void* host = cpu.write_pointer_if_cached<uint64_t>(SS, rsp);
+    if (!host) return false;
+    uint64_t return_address = cpu.next_rip;
+    std::memcpy(host, &return_address, sizeof(return_address));
+    cpu.gpr[4] = rsp;
+    cpu.next_rip = target;
+    cpu.end_block = true;
+    return true;
+}
+bool ret64_cached(Cpu& cpu, const Insn& insn) {
+    uint64_t target;
+    if (!cpu.read_if_cached<uint64_t>(SS, cpu.gpr[4], target) || !Cpu::canonical(target)) return false;
+    cpu.gpr[4] += 8 + (insn.nops > 0 ? insn.imm & 0xffff : 0);
+    cpu.next_rip = target;
+    cpu.end_block = true;
+    return true;
+}
+// Operand size 8 is 64-bit mode's (the decoder gives it nowhere else).
+HandlerPair specialize_call(const Insn& insn) {
+    if (insn.osize != 8 || insn.op[0].kind != OpKind::Imm) return {};
+    return compiled_fast_branch<&call, &call64_cached>();
+}
+HandlerPair specialize_ret(const Insn& insn) {
+    if (insn.osize != 8) return {};
+    return compiled_fast_branch<&ret, &ret64_cached>();
+}
+
+}  // namespace
+
 Handler loop_back_form(const Insn& insn) {
     static constexpr auto kForms = loop_back_forms(std::make_integer_sequence<unsigned, kAlways + 1>{});
     if (insn.op[0].kind != OpKind::Imm) return nullptr;
@@ -160,7 +201,9 @@ void bind_control(HandlerTable& table) {
     table.bind(ZYDIS_MNEMONIC_LOOPE, &loop<1>);
     table.bind(ZYDIS_MNEMONIC_LOOPNE, &loop<0>);
     table.bind(ZYDIS_MNEMONIC_CALL, compiled<&call>());
+    table.bind(ZYDIS_MNEMONIC_CALL, &call, &specialize_call);
     table.bind(ZYDIS_MNEMONIC_RET, compiled<&ret>());
+    table.bind(ZYDIS_MNEMONIC_RET, &ret, &specialize_ret);
     table.bind(ZYDIS_MNEMONIC_ENTER, &enter);
     table.bind(ZYDIS_MNEMONIC_LEAVE, compiled<&leave>());
 }

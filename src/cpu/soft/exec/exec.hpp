@@ -140,8 +140,9 @@ constexpr HandlerPair compiled_register_only() {
 // A handler H with a fast form F (exec/forms.hpp): F does the whole instruction when its memory
 // access hits the TLB in 64-bit mode (Cpu::read_if_cached, write_pointer_if_cached) and returns
 // false before changing anything otherwise; the threaded code then tail-calls H's. F calls
-// nothing, so the common path needs no stack frame, and it cannot end the block (it never writes
-// a code page: those are never writable through the TLB).
+// nothing, so the common path needs no stack frame, and it does not end the block by a write (it
+// never writes a code page: those are never writable through the TLB); only the branch forms
+// below end it, by jumping.
 using FastHandler = bool (*)(Cpu& cpu, const Insn& insn);
 template <Handler H, bool kSetRip>
 [[gnu::noinline]] void threaded_slow(Cpu& cpu, const Insn& insn) {
@@ -155,6 +156,17 @@ void threaded_fast(Cpu& cpu, const Insn& insn) {
 template <Handler H, FastHandler F>
 constexpr HandlerPair compiled_fast() {
     return {H, &threaded_fast<H, F>, &threaded_fast<H, F, false>, false};
+}
+// The same for a branch whose fast form F jumps (CALL, RET): F sets next RIP and end_block as
+// jump_near() does, and the block ends after it.
+template <Handler H, FastHandler F, bool kSetRip = true>
+void threaded_fast_branch(Cpu& cpu, const Insn& insn) {
+    if (!F(cpu, insn)) [[unlikely]] return threaded_slow<H, kSetRip>(cpu, insn);
+    continue_block<true, kSetRip>(cpu, insn);
+}
+template <Handler H, FastHandler F>
+constexpr HandlerPair compiled_fast_branch() {
+    return {H, &threaded_fast_branch<H, F>, &threaded_fast_branch<H, F, false>, false};
 }
 // The threaded form of a relative JMP or Jcc whose target is its block's first instruction
 // (exec/control.cpp), or nullptr for other instructions.
