@@ -135,7 +135,8 @@ int run_command_line(int argc, char** argv) {
               "user[,hostfwd=RULE]...[,mtu=N][,mac=MAC]: user networking (10.0.2.0/24: DHCP gives the guest "
               "10.0.2.15, 10.0.2.2 is the host and its 127.0.0.1, 10.0.2.3 forwards DNS to the host's resolver); RULE "
               "is [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT, HOSTADDR 127.0.0.1 when empty (e.g. "
-              "hostfwd=tcp::2222-:22); mtu= the link's MTU, 576 to 65520 (default 65520, told to the guest). tap,ifname=NAME[,mac=MAC]: the host's TAP interface NAME (root or "
+              "hostfwd=tcp::2222-:22); mtu= the link's MTU, 576 to 65520 (default 65520, told to the guest). "
+              "tap,ifname=NAME[,mac=MAC]: the host's TAP interface NAME (root or "
               "CAP_NET_ADMIN, or one made with ip tuntap add NAME mode tap user USER). MAC default: 52:54:00:12:34:56, "
               "plus the interface's index");
     add(vsock, "A virtio-vsock device: cid=N (the guest's CID, 3 to 4294967294),socket=PATH (host programs connect "

@@ -61,9 +61,7 @@ Result<void> VirtioNet::activate(VirtioContext& context) {
     csum_ = (context.features() & bit(kFeatureCsum)) != 0;
     guest_csum_ = (context.features() & bit(kFeatureGuestCsum)) != 0;
     mrg_rxbuf_ = (context.features() & bit(kFeatureMrgRxbuf)) != 0;
-    rx_held_.clear();
-    rx_segments_.clear();
-    rx_held_bytes_ = 0;
+    forget_held_chains();
     backlog_.clear();
     if (!backend_started_) {
         if (auto r = backend_->start(context.loop(), *this); !r) return r;
@@ -78,9 +76,7 @@ void VirtioNet::reset() {
     if (backend_started_) backend_->stop();
     backend_started_ = false;
     backlog_.clear();
-    rx_held_.clear();
-    rx_segments_.clear();
-    rx_held_bytes_ = 0;
+    forget_held_chains();
     context_ = nullptr;
     failed_ = false;
 }
@@ -89,9 +85,7 @@ void VirtioNet::quiesce() {
     if (!running() || rx_held_.empty()) return;
     if (auto r = context_->queue(kReceiveQueue).unpop(static_cast<uint16_t>(rx_held_.size())); !r)
         return stop(r.error(), "receiveq");
-    rx_held_.clear();
-    rx_segments_.clear();
-    rx_held_bytes_ = 0;
+    forget_held_chains();
 }
 
 void VirtioNet::queue_notified(unsigned index) {
@@ -198,6 +192,12 @@ void VirtioNet::receive(std::span<const uint8_t> frame) {
         }
     }
     if (!backlog_.push(frame)) count(counters_.rx_dropped);
+}
+
+void VirtioNet::forget_held_chains() {
+    rx_held_.clear();
+    rx_segments_.clear();
+    rx_held_bytes_ = 0;
 }
 
 Result<bool> VirtioNet::hold_receive_chain() {

@@ -115,6 +115,8 @@ private:
     // Takes one more receive chain for the next frame into rx_held_: false when the driver has
     // none available (it is then asked to notify when it adds one).
     [[nodiscard]] Result<bool> hold_receive_chain();
+    // Drops the held chains from the device's books (a reset, a new start, or given back).
+    void forget_held_chains();
     // Puts `frame` into the receive chains held and the next ones: one chain, or with MRG_RXBUF as
     // many as it needs. True when the frame is done with (delivered, or dropped as too large: for
     // one chain, or for every chain of the queue), false when the driver has too few available.

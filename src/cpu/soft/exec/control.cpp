@@ -11,8 +11,6 @@
 // Spec: Intel SDM vol. 2A-2B JMP, Jcc, JCXZ, LOOP, CALL, RET, ENTER, LEAVE.
 #include <Zydis/Zydis.h>
 
-#include <cstring>
-
 #include "cpu/soft/exec/exec.hpp"
 #include "cpu/soft/mmu/code_pages.hpp"
 
@@ -141,10 +139,6 @@ void leave(Cpu& cpu, const Insn& insn) {
     cpu.set_reg(5, size, saved);
 }
 
-}  // namespace
-
-namespace {
-
 // The fast forms of the 64-bit CALL rel32 and RET (exec.hpp threaded_fast_branch), which every
 // function of a 64-bit kernel runs: a canonical target and a TLB hit for the 8 bytes of stack are
 // the whole instruction (64-bit mode has no CS limit and no stack base). Anything else takes the
@@ -152,12 +146,7 @@ namespace {
 bool call64_cached(Cpu& cpu, const Insn& insn) {
     uint64_t target = relative_target(cpu, insn);
     if (!Cpu::canonical(target)) return false;
-    uint64_t rsp = cpu.gpr[4] - 8;
-    void* host = cpu.write_pointer_if_cached<uint64_t>(SS, rsp);
-    if (!host) return false;
-    uint64_t return_address = cpu.next_rip;
-    std::memcpy(host, &return_address, sizeof(return_address));
-    cpu.gpr[4] = rsp;
+    if (!push64_if_cached(cpu, cpu.next_rip)) return false;  // the return address
     cpu.next_rip = target;
     cpu.end_block = true;
     return true;

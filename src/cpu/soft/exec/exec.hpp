@@ -9,6 +9,7 @@
 #pragma once
 
 #include <array>
+#include <cstring>
 #include <utility>
 
 #include "cpu/soft/cpu.hpp"
@@ -71,6 +72,16 @@ inline void push(Cpu& cpu, unsigned bytes, uint64_t value) {
     uint64_t rsp = (cpu.gpr[4] - bytes) & mask;
     cpu.write_sized(SS, rsp, bytes, value);
     cpu.gpr[4] = (cpu.gpr[4] & ~mask) | rsp;
+}
+// push() of 8 bytes in 64-bit mode when the stack's TLB entry hits (the fast forms of PUSH and
+// CALL); false, with nothing changed, otherwise.
+inline bool push64_if_cached(Cpu& cpu, uint64_t value) {
+    uint64_t rsp = cpu.gpr[4] - 8;
+    void* host = cpu.write_pointer_if_cached<uint64_t>(SS, rsp);
+    if (!host) return false;
+    std::memcpy(host, &value, sizeof(value));
+    cpu.gpr[4] = rsp;
+    return true;
 }
 inline uint64_t pop(Cpu& cpu, unsigned bytes) {
     uint64_t mask = stack_mask(cpu);

@@ -9,8 +9,6 @@
 // Spec: Intel SDM vol. 2B PUSH, POP, PUSHA/PUSHAD, POPA/POPAD.
 #include <Zydis/Zydis.h>
 
-#include <cstring>
-
 #include "cpu/soft/exec/exec.hpp"
 
 namespace strata::soft {
@@ -73,20 +71,12 @@ void popa(Cpu& cpu, const Insn& insn) {
     cpu.gpr[4] = (cpu.gpr[4] & ~mask) | rsp;
 }
 
-}  // namespace
-
 // The fast forms (exec.hpp threaded_fast) of the 64-bit PUSH and POP of a register or an
 // immediate, the prologue and epilogue of nearly every function in a 64-bit kernel: in 64-bit
 // mode the stack is RSP-relative with no segment base or limit, so a TLB hit for the 8 bytes is
 // the whole instruction. POP RSP leaves the popped value in RSP (the increment comes first).
 bool push64_cached(Cpu& cpu, const Insn& insn) {
-    uint64_t value = insn.op[0].kind == OpKind::Imm ? insn.imm : cpu.gpr[insn.op[0].reg];
-    uint64_t rsp = cpu.gpr[4] - 8;
-    void* host = cpu.write_pointer_if_cached<uint64_t>(SS, rsp);
-    if (!host) return false;
-    std::memcpy(host, &value, sizeof(value));
-    cpu.gpr[4] = rsp;
-    return true;
+    return push64_if_cached(cpu, insn.op[0].kind == OpKind::Imm ? insn.imm : cpu.gpr[insn.op[0].reg]);
 }
 bool pop64_cached(Cpu& cpu, const Insn& insn) {
     uint64_t value;
@@ -104,6 +94,8 @@ HandlerPair specialize_pop(const Insn& insn) {
     if (insn.osize != 8 || insn.op[0].kind != OpKind::Gpr) return {};
     return compiled_fast<&pop_operand, &pop64_cached>();
 }
+
+}  // namespace
 
 void bind_stack(HandlerTable& table) {
     table.bind(ZYDIS_MNEMONIC_PUSH, compiled<&push_operand>());
