@@ -7,7 +7,9 @@
 // merge and 32-bit writes to zero-extend. Each case names the flags the SDM leaves undefined. The
 // soft engine reproduces this AMD host's values for those (see the family files), so on an AMD
 // reference they are compared too; elsewhere they are masked, and the few cases whose *results*
-// the SDM leaves undefined (16-bit SHLD/SHRD by more than 16) run only on AMD.
+// the SDM leaves undefined (16-bit SHLD/SHRD by more than 16) run only on AMD. BSF/BSR's undefined
+// flags differ between AMD models (an EPYC of one generation left them unchanged, a later one
+// clears CF, OF, SF and AF and sets PF from the result), so they are never compared.
 #include <gtest/gtest.h>
 
 
@@ -55,7 +57,8 @@ std::string hex(uint64_t v) {
     return text;
 }
 
-// On an AMD reference every flag is compared; elsewhere the SDM's undefined ones are not.
+// On an AMD reference every flag is compared but a case's model_flags; elsewhere the SDM's undefined
+// ones are not.
 std::vector<Case> for_this_host(std::vector<Case> cases) {
     if (host_is_amd()) for (Case& c : cases) c.undefined_flags = 0;
     return cases;
@@ -287,7 +290,8 @@ std::vector<Case> bit_cases() {
                                  .code = std::string(op) + " " + a + ", " + b,
                                  .regs = {{Rax, kUpper}, {Rbx, with_upper(src, size)}},
                                  .flags = size == 4 ? kStatus : 0,
-                                 .undefined_flags = scan ? CF | OF | SF | AF | PF : count ? OF | SF | AF | PF : 0});
+                                 .undefined_flags = scan ? CF | OF | SF | AF | PF : count ? OF | SF | AF | PF : 0,
+                                 .model_flags = scan ? CF | OF | SF | AF | PF : 0});
             }
     }
     // Bit offsets beyond 2^31 with 64-bit operands, and a BT/BTS read fault vs write fault.
@@ -306,7 +310,8 @@ std::vector<Case> bit_cases() {
                      .undefined_flags = OF | SF | AF | PF});
     cases.push_back({.name = "lock bt is #UD", .code = ".byte 0xf0, 0x0f, 0xa3, 0x04, 0x25; .long DATA"});
     cases.push_back({.name = "lock bts reg is #UD", .code = ".byte 0xf0, 0x0f, 0xab, 0xc3"});
-    cases.push_back({.name = "bsf mem", .code = "bsf rax, qword ptr [DATA]", .data = qwords({1ull << 40}), .undefined_flags = CF | OF | SF | AF | PF});
+    cases.push_back({.name = "bsf mem", .code = "bsf rax, qword ptr [DATA]", .data = qwords({1ull << 40}),
+                     .undefined_flags = CF | OF | SF | AF | PF, .model_flags = CF | OF | SF | AF | PF});
     cases.push_back({.name = "popcnt mem16", .code = "popcnt ax, word ptr [DATA]", .regs = {{Rax, kUpper}}, .flags = kStatus, .data = qwords({0xf0f1})});
     return cases;
 }

@@ -109,6 +109,7 @@ struct Case {
     std::vector<uint8_t> data = {};                   // the data area's first bytes; the rest is 0
     uint32_t mxcsr = 0x1f80;                          // all SSE exceptions masked, round to nearest
     uint64_t undefined_flags = 0;                     // flags not compared after this code
+    uint64_t model_flags = 0;  // undefined flags that differ between models of one vendor: never compared
 };
 
 // Little-endian bytes of `values`, for Case::data.

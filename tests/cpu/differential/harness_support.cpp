@@ -487,7 +487,7 @@ void compare(EngineKind reference, EngineKind candidate, std::span<const Case> c
     for (size_t i = 0; i < cases.size(); ++i) {
         Outcome oa = (*a)->run(cases[i], (*code)[i]);
         Outcome ob = (*b)->run(cases[i], (*code)[i]);
-        std::string differences = diff(oa, ob, cases[i].undefined_flags, a_name, b_name);
+        std::string differences = diff(oa, ob, cases[i].undefined_flags | cases[i].model_flags, a_name, b_name);
         if (differences.empty()) continue;
         if (++differing > kReportedCases) continue;
         ADD_FAILURE() << "case '" << cases[i].name << "':\n"

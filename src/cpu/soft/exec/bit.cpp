@@ -10,9 +10,10 @@
 // LOCK BTS/BTR/BTC with a memory base update the word atomically (alu.hpp).
 //
 // BSF/BSR of a zero source leave the destination unchanged (all 64 bits, with 32-bit operands too)
-// and set ZF, as AMD documents and Intel CPUs do; CF, OF, SF, AF, PF are undefined and unchanged
-// (the AMD host). TZCNT/LZCNT set CF for a zero source and ZF for a zero result; of their
-// undefined flags this AMD host clears SF, AF and PF and keeps OF. POPCNT clears all but ZF.
+// and set ZF, as AMD documents and Intel CPUs do; CF, OF, SF, AF, PF are undefined and left
+// unchanged, as one AMD model leaves them (a later one computes them; no software may rely on
+// either). TZCNT/LZCNT set CF for a zero source and ZF for a zero result; of their undefined flags
+// AMD's hosts here clear SF, AF and PF and keep OF. POPCNT clears all but ZF.
 // TZCNT and LZCNT are decoded as such whatever CPUID says (F3 0F BC/BD are REP BSF/BSR on CPUs
 // without BMI1/ABM); the guest's CPUID is expected to advertise them.
 #include "cpu/soft/exec/alu.hpp"
