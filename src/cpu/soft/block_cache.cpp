@@ -38,6 +38,7 @@ void BlockCache::finish(Block& block) {
     Insn& sentinel = block.insns[block.count];
     sentinel = Insn{};
     sentinel.exec = sentinel.thread = &end_of_block;
+    sentinel.index = static_cast<uint8_t>(block.count);
     sentinel.offset = sentinel.end = block.count ? block.insns[block.count - 1].end : 0;
     insns_used_ += block.count + 1u;
 }

@@ -29,6 +29,7 @@ struct BlockLink {
     uint64_t generation = 0;
     struct Block* block = nullptr;
     uint64_t code_writes = 0;  // CodePages::writes() read before the block was last found valid
+    const struct Insn* insns = nullptr;  // block->insns, so that chaining need not read the block
 };
 
 struct Block {

@@ -35,6 +35,7 @@ enum Seg : unsigned { ES = 0, CS = 1, SS = 2, DS = 3, FS = 4, GS = 5 };
 enum class Access : uint8_t { Read, Write, Execute };
 
 class CodePages;
+class Interpreter;
 class SoftVcpu;
 struct Insn;
 
@@ -118,6 +119,11 @@ public:
     // loop_back) up to loop_budget more times; loop_instructions counts what those loops ran.
     unsigned loop_budget = 0;
     uint64_t loop_instructions = 0;
+    // A block that ends goes on to its successor without returning to the run loop (block
+    // chaining: Interpreter::chain) up to chain_budget more times, while nothing needs the run
+    // loop; 0 outside the run loop's slices. `chainer` is the executor that does it.
+    unsigned chain_budget = 0;
+    Interpreter* chainer = nullptr;
     // The code-page epoch (CodePages::epoch) this vCPU's cached write permissions were checked
     // against: when another vCPU makes a page code, it changes, and they are dropped.
     uint64_t code_epoch = ~0ull;

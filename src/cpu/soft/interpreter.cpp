@@ -18,6 +18,9 @@ namespace {
 // How many times a block that jumps back to its start may loop inside its threaded code before
 // the run loop looks at events again (up to 64 x 64 instructions).
 constexpr unsigned kLoopBudget = 64;
+// How many blocks one step may chain after the first (each chained block looks at the events
+// itself, so this bounds only how deep one step's threaded code goes).
+constexpr unsigned kChainBudget = 64;
 
 FILE* trace_file() {
     static FILE* file = [] {
@@ -54,10 +57,13 @@ CodeMode Interpreter::code_mode(const Cpu& cpu) {
 // A link or a jump-cache entry holds while its tag, its TLB generation and its block's pages
 // are unchanged; both were filled from a translation that was right then. While no code was
 // written anywhere since the block was last found valid, its pages are unchanged too.
-bool Interpreter::holds(BlockLink& link, uint64_t tag) {
+inline bool Interpreter::holds(BlockLink& link, uint64_t tag) {
     if (link.tag != tag || link.generation != jump_generation(cpu_, link.generation & 1)) return false;
+    return link.code_writes == cpu_.code_pages->writes() || still_valid(link);
+}
+
+bool Interpreter::still_valid(BlockLink& link) {
     uint64_t writes = cpu_.code_pages->writes();
-    if (link.code_writes == writes) [[likely]] return true;
     if (!link.block->valid()) return false;
     link.code_writes = writes;  // read before valid(): a write after it changes the count
     return true;
@@ -72,13 +78,17 @@ inline Block* Interpreter::find_block(uint64_t linear) {
     return find_block_slow(linear, tag);
 }
 
+Block* Interpreter::take_second_link(Block& last, uint64_t tag) {
+    if (!holds(last.links[1], tag)) return nullptr;
+    std::swap(last.links[0], last.links[1]);
+    return last.links[0].block;
+}
+
 Block* Interpreter::find_block_slow(uint64_t linear, uint64_t tag) {
     Cpu& c = cpu_;
     Block* last = last_;
-    if (last && holds(last->links[1], tag)) {
-        std::swap(last->links[0], last->links[1]);
-        return last_ = last->links[0].block;
-    }
+    if (last)
+        if (Block* second = take_second_link(*last, tag)) return last_ = second;
     BlockLink found;
     uint64_t writes = c.code_pages->writes();  // before the block found below is checked or built
     JumpEntry& jump = jumps_[jump_slot(linear)];
@@ -102,7 +112,7 @@ Block* Interpreter::find_block_slow(uint64_t linear, uint64_t tag) {
         // A block whose last instruction crosses into the next page has that page checked at
         // every lookup: it is never linked.
         if (block->second_page != ~0ull) return block;
-        found = jump = {tag, jump_generation(c, fetch.global), block, writes};
+        found = jump = {tag, jump_generation(c, fetch.global), block, writes, block->insns};
     }
     if (last) {
         last->links[1] = last->links[0];
@@ -215,6 +225,34 @@ void Interpreter::build(Block& block, uint64_t linear, const Cpu::Fetch& fetch) 
     }
 }
 
+// The run loop need not look at anything before the next block (see chain()).
+void chain_block(Cpu& cpu) {
+    if (cpu.chain_budget != 0) cpu.chainer->chain();
+}
+
+void Interpreter::chain() {
+    Cpu& c = cpu_;
+    if (events_->load(std::memory_order_relaxed) != 0 || kicked_->load(std::memory_order_relaxed) || c.halted ||
+        c.interrupt_shadow != 0 || (c.flags.other & rflags::TF) || !c.code64 || c.code_pages->epoch() != c.code_epoch)
+        return;
+    uint64_t tag = jump_tag(c.rip, c.exec_key);
+    if (!holds(last_->links[0], tag) && !take_second_link(*last_, tag)) return;
+    const BlockLink& link = last_->links[0];
+    // The block that ended is counted here (its exit instruction too, unless the sentinel);
+    // run_block counts the last one of the chain.
+    instructions_ += c.block_exit->index + (c.end_block ? 1u : 0u);
+    c.end_block = false;
+    --c.chain_budget;
+    ++blocks_run_;
+    last_ = link.block;
+    // Its links are read as it ends, which is soon: nothing else of its header is read here.
+    __builtin_prefetch(&link.block->links[0]);
+    const Insn& first = link.insns[0];
+    c.block_rip = c.rip;
+    c.next_rip = c.rip + first.length;  // 64-bit mode: RIP does not wrap
+    first.thread(c, first);
+}
+
 inline void Interpreter::run_block(const Block& block, unsigned max_instructions) {
     Cpu& c = cpu_;
     bool single_step = (c.flags.other & rflags::TF) != 0;
@@ -222,19 +260,17 @@ inline void Interpreter::run_block(const Block& block, unsigned max_instructions
     ++blocks_run_;
     if (max_instructions >= block.count && !block.wraps) [[likely]] {
         // The whole block as threaded code (exec/exec.hpp): the first instruction's threaded
-        // form runs them all, up to the sentinel or an instruction that ends the block.
+        // form runs them all, up to the sentinel or an instruction that ends the block, and
+        // may go on to the blocks after it (chain()).
         c.block_rip = c.rip;
         c.next_rip = (c.rip + insn->length) & c.ip_mask;
         c.loop_budget = kLoopBudget;
         c.loop_instructions = 0;
+        c.chain_budget = chain_budget_;
         insn->thread(c, *insn);
-        instructions_ += c.loop_instructions;
-        if (c.end_block) {
-            instructions_ += c.block_exit->index + 1u;
-            c.end_block = false;
-        } else {
-            instructions_ += block.count;
-        }
+        c.chain_budget = 0;
+        instructions_ += c.loop_instructions + c.block_exit->index + (c.end_block ? 1u : 0u);
+        c.end_block = false;
     } else {
         // One at a time (a single step, an interrupt shadow, an IP that wraps), up to the limit.
         const Insn* end = insn + std::min<unsigned>(max_instructions, block.count);
@@ -280,6 +316,7 @@ inline void Interpreter::run_block(const Block& block, unsigned max_instructions
         if (shadowed) c.interrupt_shadow = 0;
     } catch (const GuestFault& fault) {
         c.end_block = false;
+        c.chain_budget = 0;
         deliver_fault(c, fault);
     }
 }
@@ -288,10 +325,18 @@ void Interpreter::step() { step(Block::kMaxInstructions); }
 void Interpreter::step_instruction() { step(1); }
 
 void Interpreter::run_slice(unsigned blocks, const std::atomic<uint32_t>& events, const std::atomic<bool>& kicked) {
-    for (unsigned i = 0; i < blocks && !cpu_.halted; ++i) {
+    events_ = &events;
+    kicked_ = &kicked;
+    cpu_.chainer = this;
+    // Up to `blocks` steps and blocks: a step runs at least one block unless it delivers a fault
+    // or runs an instruction from outside RAM, and chains no more than are left.
+    uint64_t end = blocks_run_ + blocks;
+    for (unsigned i = 0; i < blocks && blocks_run_ < end && !cpu_.halted; ++i) {
+        chain_budget_ = tracing_ ? 0 : static_cast<unsigned>(std::min<uint64_t>(kChainBudget, end - blocks_run_ - 1));
         step(Block::kMaxInstructions);
         if (events.load(std::memory_order_relaxed) != 0 || kicked.load(std::memory_order_relaxed)) break;
     }
+    chain_budget_ = 0;
 }
 
 // Code outside RAM (MMIO, unbacked addresses): decoded from what the bus returns, each time.

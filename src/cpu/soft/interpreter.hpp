@@ -22,7 +22,7 @@ public:
     void step();
     // Runs exactly one instruction (tests, instruction traces).
     void step_instruction();
-    // Runs up to `blocks` blocks, as step() each, and stops early once the vCPU halts or one of
+    // Runs up to `blocks` blocks, chained or as step() each, and stops early once the vCPU halts or one of
     // the two words is non-zero (the run loop's events and kicks): one call for the run loop's
     // slice, so that the step between blocks is no call of its own.
     void run_slice(unsigned blocks, const std::atomic<uint32_t>& events, const std::atomic<bool>& kicked);
@@ -74,7 +74,16 @@ private:
     // the block cache; nullptr when the code is not in RAM (run_uncached has run it).
     Block* find_block(uint64_t linear);
     Block* find_block_slow(uint64_t linear, uint64_t tag);
+    // The last block's second link, made its first, if it holds for `tag`.
+    Block* take_second_link(Block& last, uint64_t tag);
+    // Block chaining: called as a block ends (chain_block in exec.hpp), it goes on to the block
+    // at CPU.rip when one of the last block's links holds for it and the run loop has nothing
+    // to look at (events, kicks, HLT, an interrupt shadow, a single step, a page newly made
+    // code, a mode other than 64-bit); otherwise it returns, and so does the threaded code.
+    void chain();
+    friend void chain_block(Cpu& cpu);
     [[nodiscard]] bool holds(BlockLink& link, uint64_t tag);
+    [[nodiscard]] bool still_valid(BlockLink& link);  // holds' check of the block's pages
 
     void step(unsigned max_instructions);
     void trace() const;
@@ -88,6 +97,10 @@ private:
     BlockCache cache_;
     std::unique_ptr<JumpEntry[]> jumps_ = std::make_unique<JumpEntry[]>(kJumpEntries);
     Block* last_ = nullptr;            // the block run last (its links are filled in next)
+    // While run_slice runs: the blocks one step may chain, and the words it stops for.
+    unsigned chain_budget_ = 0;
+    const std::atomic<uint32_t>* events_ = nullptr;
+    const std::atomic<bool>* kicked_ = nullptr;
     bool tracing_;
     uint64_t instructions_ = 0;
     uint64_t blocks_run_ = 0;

@@ -4,6 +4,8 @@
 // and POPF, and the decoder's split of shared mnemonics.
 #include <gtest/gtest.h>
 
+#include <atomic>
+
 #include "cpu/soft/exec/exec.hpp"
 #include "cpu/soft/soft_fixture.hpp"
 
@@ -455,6 +457,79 @@ TEST_F(FlowUserModeTest, ALoopThatRewritesItsOwnCodeRunsTheNewBytes) {
     for (unsigned i = 0; i < 100 && cpu.rip != kCodeAddress + 20; ++i) interpreter.step();
     EXPECT_EQ(cpu.rip, kCodeAddress + 20);
     EXPECT_EQ(cpu.gpr[3], 0u + 1 + 2 + 3) << "iterations ran the immediate the one before stored";
+}
+
+// --- Block chaining: a run loop's slice goes from block to block without returning ---
+
+class FlowChainTest : public FlowTest {
+protected:
+    // A: inc rax; jmp B; B: dec rcx; jnz A; hlt. Each iteration is two blocks, A and B.
+    static constexpr uint64_t kBlockB = kCodeAddress + 6;
+    void SetUp() override {
+        enter_long_mode(0);
+        cpu.gpr[kSp] = 0x8'0000;
+        load(kCodeAddress, hex_bytes("48 ff c0 eb 01 90 48 ff c9 75 f5 f4"));
+        cpu.gpr[kAx] = 0;
+        cpu.gpr[kCx] = 1000;
+    }
+    void run_slice(unsigned blocks) { interpreter.run_slice(blocks, events, kicked); }
+    std::atomic<uint32_t> events{0};
+    std::atomic<bool> kicked{false};
+};
+
+// Chained blocks run what the same blocks run one step at a time: every iteration, up to HLT,
+// which ends the slice, and every instruction and block counted.
+TEST_F(FlowChainTest, ChainedBlocksRunToTheEndWithEveryInstructionCounted) {
+    uint64_t instructions = interpreter.instructions(), blocks = interpreter.blocks_run();
+    run_slice(1'000'000);
+    EXPECT_TRUE(cpu.halted);
+    EXPECT_EQ(cpu.gpr[kAx], 1000u);
+    EXPECT_EQ(cpu.gpr[kCx], 0u);
+    EXPECT_EQ(cpu.rip, kCodeAddress + 12) << "past the HLT";
+    EXPECT_EQ(interpreter.instructions() - instructions, 1000u * 2 + 999u * 2 + 3);
+    EXPECT_EQ(interpreter.blocks_run() - blocks, 2000u);
+}
+
+// A slice runs as many blocks as it is given, chained or not.
+TEST_F(FlowChainTest, ASliceRunsExactlyItsBlocks) {
+    uint64_t blocks = interpreter.blocks_run();
+    run_slice(10);
+    EXPECT_EQ(interpreter.blocks_run() - blocks, 10u);
+    EXPECT_EQ(cpu.gpr[kAx], 5u);
+    EXPECT_EQ(cpu.gpr[kCx], 995u);
+    EXPECT_EQ(cpu.rip, kCodeAddress);
+}
+
+// An event (an interrupt for the run loop to take) or a kick (a stop, a pause) ends the slice
+// after the block that is running: the chain does not go on.
+TEST_F(FlowChainTest, AnEventOrAKickEndsTheSliceAfterOneBlock) {
+    run_slice(4);  // A and B, twice: the links are made
+    uint64_t blocks = interpreter.blocks_run();
+    events = 1;
+    run_slice(1000);
+    EXPECT_EQ(interpreter.blocks_run() - blocks, 1u);
+    EXPECT_EQ(cpu.gpr[kAx], 3u);
+    EXPECT_EQ(cpu.rip, kBlockB);
+    events = 0;
+    kicked = true;
+    run_slice(1000);
+    EXPECT_EQ(interpreter.blocks_run() - blocks, 2u);
+    EXPECT_EQ(cpu.gpr[kCx], 997u);
+    EXPECT_EQ(cpu.rip, kCodeAddress);
+}
+
+// A link to a block whose code was written since (here by the host, as a device's DMA would)
+// is not followed: the new code runs. B's `dec rcx` becomes `shr rcx, 1`.
+TEST_F(FlowChainTest, ALinkToRewrittenCodeIsNotFollowed) {
+    cpu.gpr[kCx] = 10;
+    run_slice(10);
+    ASSERT_EQ(cpu.gpr[kCx], 5u);
+    ASSERT_EQ(cpu.rip, kCodeAddress);
+    load(kBlockB, hex_bytes("48 d1 e9"));
+    run_slice(1000);
+    EXPECT_TRUE(cpu.halted);
+    EXPECT_EQ(cpu.gpr[kCx], 0u);
+    EXPECT_EQ(cpu.gpr[kAx], 5u + 3) << "5 -> 2 -> 1 -> 0";
 }
 
 // An instruction the soft CPU lacks is said on stderr when it runs — with its bytes and address

@@ -22,7 +22,10 @@ void threaded_indirect_no_rip(Cpu& cpu, const Insn& insn) {
     continue_block<true, false>(cpu, insn);
 }
 
-void end_of_block(Cpu&, const Insn&) {}
+void end_of_block(Cpu& cpu, const Insn& insn) {
+    cpu.block_exit = &insn;  // its index is the block's instruction count
+    chain_block(cpu);
+}
 
 void jump_near(Cpu& cpu, uint64_t target, unsigned osize) {
     if (cpu.code64) {

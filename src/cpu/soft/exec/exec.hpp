@@ -115,13 +115,16 @@ void jump_near(Cpu& cpu, uint64_t target, unsigned osize);
 // neither RIP nor next RIP), so its RIP is not stored; it stores the one after it, as every
 // instruction does for its successor, and the sentinel is never RIP-free, so CPU.rip is right
 // again at the block's end and at every instruction that may need it.
+// A block that ends (after a jump, or at its sentinel) calls chain_block(), which returns to the
+// run loop or goes on to the next block's threaded code itself (interpreter.cpp).
+void chain_block(Cpu& cpu);
 template <bool kCanEndBlock = true, bool kSetRip = true>
 inline void continue_block(Cpu& cpu, const Insn& insn) {
     if constexpr (kCanEndBlock) {
         if (cpu.end_block) [[unlikely]] {
             cpu.rip = cpu.next_rip;
             cpu.block_exit = &insn;
-            return;
+            return chain_block(cpu);
         }
     }
     // No wrap-around to apply: a block whose IP would wrap does not run as threaded code.
