@@ -26,6 +26,7 @@ Block* BlockCache::allocate(uint64_t phys, CodeMode mode, unsigned stack_bits) {
     block->page_word[0] = block->page_word[1] = nullptr;
     block->count = 0;
     block->wraps = false;
+    block->runs = 0;
     block->links[0] = block->links[1] = BlockLink{};
     block->insns = &insn_arena_[insns_used_];
     block->next = buckets_[bucket(phys)];

@@ -43,6 +43,7 @@ struct Block {
     uint8_t stack_bits = 64;
     uint16_t count = 0;
     bool wraps = false;          // its last instruction ends past IP's wrap-around (16/32-bit code)
+    uint32_t runs = 0;           // how often it ran as threaded code (the translator's threshold)
     Block* next = nullptr;       // hash chain
     Insn* insns = nullptr;       // `count` instructions in the cache's instruction arena, then a sentinel
     BlockLink links[2];          // the last two successors, most recent first

@@ -295,6 +295,12 @@ public:
     [[nodiscard]] CpuState state() const;
     void set_state(const CpuState& state);
 
+    // The TLB's layout, for the translator's inline lookup (jit/translator.cpp): entry 0 of
+    // the supervisor TLB (the user TLB follows it), and the index of the TLB of the current
+    // privilege (0 or 1).
+    [[nodiscard]] const TlbEntry* tlb_base() const { return &tlb_[0][0]; }
+    [[nodiscard]] const unsigned* user_tlb_index() const { return &user_tlb_; }
+
     [[nodiscard]] static bool canonical(uint64_t address) {
         return static_cast<uint64_t>(static_cast<int64_t>(address << 16) >> 16) == address;
     }

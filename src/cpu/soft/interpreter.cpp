@@ -34,6 +34,12 @@ FILE* trace_file() {
 
 bool Interpreter::tracing() { return trace_file() != nullptr; }
 
+Interpreter::Interpreter(Cpu& cpu) : cpu_(cpu), tracing_(tracing()) {
+    unsigned threshold = Translator::threshold();
+    if (threshold != Translator::kOff && !tracing_) translator_ = Translator::create(cpu);
+    if (translator_) translate_at_ = threshold;
+}
+
 void Interpreter::trace() const {
     static std::mutex mutex;
     const Cpu& c = cpu_;
@@ -104,9 +110,10 @@ Block* Interpreter::find_block_slow(uint64_t linear, uint64_t tag) {
         }
         uint64_t clears = cache_.clears();
         Block* block = find_or_build(linear, fetch);
-        if (cache_.clears() != clears) {  // the arena was dropped: `last` is gone with it
+        if (cache_.clears() != clears) {  // the arena was dropped: `last` is gone with it, and the translations
             forget_jumps();
             last = nullptr;
+            if (translator_) translator_->reset();
         }
         last_ = block;
         // A block whose last instruction crosses into the next page has that page checked at
@@ -245,15 +252,14 @@ void Interpreter::chain() {
     --c.chain_budget;
     ++blocks_run_;
     last_ = link.block;
-    // Its links are read as it ends, which is soon: nothing else of its header is read here.
-    __builtin_prefetch(&link.block->links[0]);
+    count_run(*link.block);
     const Insn& first = link.insns[0];
     c.block_rip = c.rip;
     c.next_rip = c.rip + first.length;  // 64-bit mode: RIP does not wrap
     first.thread(c, first);
 }
 
-inline void Interpreter::run_block(const Block& block, unsigned max_instructions) {
+inline void Interpreter::run_block(Block& block, unsigned max_instructions) {
     Cpu& c = cpu_;
     bool single_step = (c.flags.other & rflags::TF) != 0;
     const Insn* insn = block.insns;
@@ -267,6 +273,7 @@ inline void Interpreter::run_block(const Block& block, unsigned max_instructions
         c.loop_budget = kLoopBudget;
         c.loop_instructions = 0;
         c.chain_budget = chain_budget_;
+        count_run(block);
         insn->thread(c, *insn);
         c.chain_budget = 0;
         instructions_ += c.loop_instructions + c.block_exit->index + (c.end_block ? 1u : 0u);

@@ -11,12 +11,13 @@
 #include "cpu/soft/block_cache.hpp"
 #include "cpu/soft/cpu.hpp"
 #include "cpu/soft/decode/decoder.hpp"
+#include "cpu/soft/jit/translator.hpp"
 
 namespace strata::soft {
 
 class Interpreter {
 public:
-    explicit Interpreter(Cpu& cpu) : cpu_(cpu), tracing_(tracing()) {}
+    explicit Interpreter(Cpu& cpu);
 
     // Runs one block, or delivers the exception it raised; a TripleFault escapes.
     void step();
@@ -32,10 +33,13 @@ public:
     // Blocks found through the TLB and the block cache instead of the jump cache.
     [[nodiscard]] uint64_t jump_misses() const { return jump_misses_; }
     [[nodiscard]] const BlockCache& cache() const { return cache_; }
+    // Blocks translated to host code (jit/translator.hpp), 0 without a translator.
+    [[nodiscard]] uint64_t blocks_translated() const { return translator_ ? translator_->blocks_translated() : 0; }
     // Forgets every block (e.g. after the guest's memory was replaced wholesale).
     void clear_cache() {
         cache_.clear();
         forget_jumps();
+        if (translator_) translator_->reset();
     }
 
     [[nodiscard]] static CodeMode code_mode(const Cpu& cpu);
@@ -89,12 +93,18 @@ private:
     void trace() const;
     Block* find_or_build(uint64_t linear, const Cpu::Fetch& fetch);
     void build(Block& block, uint64_t linear, const Cpu::Fetch& fetch);
-    void run_block(const Block& block, unsigned max_instructions);
+    void run_block(Block& block, unsigned max_instructions);
+    // Counts a run of `block` as threaded code and translates it once it is hot.
+    void count_run(Block& block) {
+        if (translator_ && block.runs++ == translate_at_) [[unlikely]] translator_->translate(block);
+    }
     void run_uncached(uint64_t linear, uint64_t phys);
 
     Cpu& cpu_;
     Decoder decoder_;
     BlockCache cache_;
+    std::unique_ptr<Translator> translator_;  // none when translation is off or impossible
+    unsigned translate_at_ = Translator::kOff;
     std::unique_ptr<JumpEntry[]> jumps_ = std::make_unique<JumpEntry[]>(kJumpEntries);
     Block* last_ = nullptr;            // the block run last (its links are filled in next)
     // While run_slice runs: the blocks one step may chain, and the words it stops for.

@@ -1,0 +1,105 @@
+#include "cpu/soft/jit/code_buffer.hpp"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+
+// libgcc's registration of an .eh_frame section for code it did not load (unwind-dw2-fde.h).
+extern "C" void __register_frame(void* begin);
+extern "C" void __deregister_frame(void* begin);
+
+namespace strata::soft {
+
+namespace {
+
+// DWARF call frame instructions and register numbers (DWARF 4 §6.4.2; the x86-64 psABI §3.7).
+constexpr uint8_t kDefCfa = 0x0c, kOffset = 0x80, kNop = 0x00;
+constexpr uint8_t kRsp = 7, kRbx = 3, kReturnAddress = 16;
+
+void put32(std::vector<uint8_t>& out, uint32_t value) {
+    uint8_t bytes[4];
+    std::memcpy(bytes, &value, 4);
+    out.insert(out.end(), bytes, bytes + 4);
+}
+void put64(std::vector<uint8_t>& out, uint64_t value) {
+    uint8_t bytes[8];
+    std::memcpy(bytes, &value, 8);
+    out.insert(out.end(), bytes, bytes + 8);
+}
+// Pads the record that starts at `start` (its length field) to a multiple of 8 bytes and fills
+// in that length, which excludes the field itself.
+void close_record(std::vector<uint8_t>& out, size_t start) {
+    while ((out.size() - start) % 8 != 0) out.push_back(kNop);
+    auto length = static_cast<uint32_t>(out.size() - start - 4);
+    std::memcpy(out.data() + start, &length, 4);
+}
+
+// One CIE with the translations' frame rule and one FDE covering [begin, begin + size), then the
+// terminating zero: an .eh_frame section as __register_frame takes it.
+std::vector<uint8_t> frame_description(const uint8_t* begin, size_t size) {
+    std::vector<uint8_t> out;
+    put32(out, 0);  // length, filled in below
+    put32(out, 0);  // CIE id
+    out.push_back(1);  // version
+    for (char c : {'z', 'R', '\0'}) out.push_back(static_cast<uint8_t>(c));
+    out.push_back(1);     // code alignment factor
+    out.push_back(0x78);  // data alignment factor: -8 (SLEB128)
+    out.push_back(kReturnAddress);
+    out.push_back(1);     // augmentation data: one byte,
+    out.push_back(0x00);  // FDE addresses are absolute 8-byte pointers (DW_EH_PE_absptr)
+    // CFA = RSP + 16; the return address at CFA - 8, the caller's RBX at CFA - 16.
+    for (uint8_t b : {kDefCfa, kRsp, uint8_t{16}, uint8_t(kOffset | kReturnAddress), uint8_t{1}, uint8_t(kOffset | kRbx), uint8_t{2}})
+        out.push_back(b);
+    close_record(out, 0);
+
+    size_t fde = out.size();
+    put32(out, 0);
+    put32(out, static_cast<uint32_t>(out.size()));  // back to the CIE, from this field
+    put64(out, reinterpret_cast<uint64_t>(begin));
+    put64(out, size);
+    out.push_back(0);  // no augmentation data
+    close_record(out, fde);
+    put32(out, 0);
+    return out;
+}
+
+}  // namespace
+
+std::unique_ptr<CodeBuffer> CodeBuffer::create(size_t bytes) {
+    int fd = memfd_create("strata-translations", MFD_CLOEXEC);
+    if (fd < 0) return nullptr;
+    void* writable = MAP_FAILED;
+    void* executable = MAP_FAILED;
+    if (ftruncate(fd, static_cast<off_t>(bytes)) == 0) {
+        writable = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        executable = mmap(nullptr, bytes, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+    }
+    close(fd);
+    if (writable == MAP_FAILED || executable == MAP_FAILED) {
+        if (writable != MAP_FAILED) munmap(writable, bytes);
+        if (executable != MAP_FAILED) munmap(executable, bytes);
+        return nullptr;
+    }
+    return std::unique_ptr<CodeBuffer>(
+        new CodeBuffer(static_cast<uint8_t*>(writable), static_cast<uint8_t*>(executable), bytes));
+}
+
+CodeBuffer::CodeBuffer(uint8_t* writable, uint8_t* executable, size_t size)
+    : writable_(writable), executable_(executable), size_(size), eh_frame_(frame_description(executable, size)) {
+    __register_frame(eh_frame_.data());
+}
+
+CodeBuffer::~CodeBuffer() {
+    __deregister_frame(eh_frame_.data());
+    munmap(writable_, size_);
+    munmap(executable_, size_);
+}
+
+const uint8_t* CodeBuffer::commit(size_t bytes) {
+    const uint8_t* code = executable_ + used_;
+    used_ += bytes;
+    return code;
+}
+
+}  // namespace strata::soft
