@@ -64,6 +64,20 @@ std::vector<uint8_t> frame_description(const uint8_t* begin, size_t size) {
     return out;
 }
 
+// The executable view, within a direct call's reach (±2 GiB) of Strata's own code when the
+// address space allows, so that translations call handlers with CALL rel32: the first free hint
+// below or above the program's text, else anywhere.
+void* map_near_program(int fd, size_t bytes) {
+    auto text = reinterpret_cast<uintptr_t>(&frame_description);
+    for (uintptr_t distance : {uintptr_t{256} << 20, uintptr_t{768} << 20}) {
+        for (uintptr_t hint : {(text - distance - bytes) & ~uintptr_t{0xfffff}, (text + distance) & ~uintptr_t{0xfffff}}) {
+            void* map = mmap(reinterpret_cast<void*>(hint), bytes, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
+            if (map != MAP_FAILED) return map;
+        }
+    }
+    return mmap(nullptr, bytes, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+}
+
 }  // namespace
 
 std::unique_ptr<CodeBuffer> CodeBuffer::create(size_t bytes) {
@@ -73,7 +87,7 @@ std::unique_ptr<CodeBuffer> CodeBuffer::create(size_t bytes) {
     void* executable = MAP_FAILED;
     if (ftruncate(fd, static_cast<off_t>(bytes)) == 0) {
         writable = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        executable = mmap(nullptr, bytes, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+        executable = map_near_program(fd, bytes);
     }
     close(fd);
     if (writable == MAP_FAILED || executable == MAP_FAILED) {

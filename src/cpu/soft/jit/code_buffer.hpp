@@ -28,6 +28,8 @@ public:
 
     // Where the next translation is written, and how many bytes are left there.
     [[nodiscard]] uint8_t* write_cursor() const { return writable_ + used_; }
+    // The executable address of write_cursor().
+    [[nodiscard]] const uint8_t* execute_cursor() const { return executable_ + used_; }
     [[nodiscard]] size_t room() const { return size_ - used_; }
     // Takes the `bytes` written at write_cursor(); returns their executable address.
     const uint8_t* commit(size_t bytes);

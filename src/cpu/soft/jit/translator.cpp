@@ -67,7 +67,9 @@ bool guest_condition(const Cpu& cpu, unsigned cc) { return cpu.flags.condition(c
 // clobber them anyway); RBX is the Cpu.
 class Emitter : public Xbyak::CodeGenerator {
 public:
-    Emitter(Cpu& cpu, uint8_t* buffer, size_t room) : Xbyak::CodeGenerator(room, buffer), cpu_(cpu) {}
+    // Writes at `buffer`, which executes at `runs_at`.
+    Emitter(Cpu& cpu, uint8_t* buffer, const uint8_t* runs_at, size_t room)
+        : Xbyak::CodeGenerator(room, buffer), cpu_(cpu), runs_at_(reinterpret_cast<uintptr_t>(runs_at)) {}
 
     void block(const Block& block) {
         push(rbx);
@@ -79,8 +81,7 @@ public:
         mov(rdi, rbx);
         mov(rsi, reinterpret_cast<uintptr_t>(&sentinel));
         pop(rbx);
-        mov(rax, reinterpret_cast<uintptr_t>(&end_of_block));
-        jmp(rax);
+        call_function(&end_of_block, true);
         for (auto& emit : out_of_line_) emit();
         // An instruction ended the block (RSI: it): as continue_block ends it.
         L(ended_);
@@ -89,8 +90,7 @@ public:
         mov(qword[rbx + at(cpu_.block_exit)], rsi);
         mov(rdi, rbx);
         pop(rbx);
-        mov(rax, reinterpret_cast<uintptr_t>(&chain_block));
-        jmp(rax);
+        call_function(&chain_block, true);
     }
 
 private:
@@ -100,6 +100,21 @@ private:
         return static_cast<int>(reinterpret_cast<const char*>(&member) - reinterpret_cast<const char*>(&cpu_));
     }
     int gpr(unsigned r) const { return at(cpu_.gpr[r]); }
+
+    // CALL (or JMP) rel32 where the target is in reach of where this code runs, else through RAX.
+    template <class F>
+    void call_function(F* function, bool tail = false) {
+        auto target = reinterpret_cast<uintptr_t>(function);
+        auto displacement = static_cast<int64_t>(target - (runs_at_ + getSize() + 5));
+        if (fits_int32(displacement)) {
+            db(tail ? 0xe9 : 0xe8);
+            dd(static_cast<uint32_t>(displacement));
+        } else {
+            mov(rax, target);
+            if (tail) jmp(rax);
+            else call(rax);
+        }
+    }
 
     void instruction(const Insn& insn) {
         // The host's flags are the guest's right after an inline ALU instruction on registers
@@ -148,8 +163,7 @@ private:
             } else {
                 mov(rdi, rbx);
                 mov(esi, *cc);
-                mov(rax, reinterpret_cast<uintptr_t>(&guest_condition));
-                call(rax);
+                call_function(&guest_condition);
                 test(al, al);
                 jz(not_taken, T_NEAR);
             }
@@ -187,8 +201,7 @@ private:
         if (!insn.rip_free) store_rip(insn);
         mov(rdi, rbx);
         mov(rsi, reinterpret_cast<uintptr_t>(&insn));
-        mov(rax, reinterpret_cast<uintptr_t>(insn.exec));
-        call(rax);
+        call_function(insn.exec);
         if (!insn.rip_free) {
             cmp(byte[rbx + at(cpu_.end_block)], 0);
             mov(rsi, reinterpret_cast<uintptr_t>(&insn));
@@ -394,6 +407,7 @@ private:
     }
 
     Cpu& cpu_;
+    uintptr_t runs_at_;
     Xbyak::Label ended_;
     bool host_flags_ = false;  // the host's flags are the guest's (after an inline ALU form)
     std::vector<std::function<void()>> out_of_line_;
@@ -413,7 +427,7 @@ std::unique_ptr<Translator> Translator::create(Cpu& cpu) {
 bool Translator::translate(Block& block) {
     if (block.mode != CodeMode::Long64 || block.wraps || block.second_page != ~0ull || block.count == 0) return false;
     try {
-        Emitter emitter(cpu_, code_->write_cursor(), code_->room());
+        Emitter emitter(cpu_, code_->write_cursor(), code_->execute_cursor(), code_->room());
         emitter.block(block);
         block.insns[0].thread = reinterpret_cast<Handler>(const_cast<uint8_t*>(code_->commit(emitter.getSize())));
     } catch (const Xbyak::Error&) {
