@@ -63,10 +63,10 @@ public:
             for (auto& vcpu : vcpus_)
                 fmt::print(stderr,
                            "strata: soft engine: vCPU {}: instructions={} blocks_run={} jump_cache_misses={} "
-                           "blocks_decoded={} tlb_flushes={}\n",
+                           "blocks_decoded={} blocks_translated={} tlb_flushes={}\n",
                            vcpu->cpu().index, vcpu->interpreter().instructions(), vcpu->interpreter().blocks_run(),
                            vcpu->interpreter().jump_misses(), vcpu->interpreter().cache().blocks_built(),
-                           vcpu->cpu().tlb_generation());
+                           vcpu->interpreter().blocks_translated(), vcpu->cpu().tlb_generation());
     }
 
     [[nodiscard]] std::string_view name() const override { return "soft"; }

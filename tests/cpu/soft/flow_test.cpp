@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <memory>
 
 #include "cpu/soft/exec/exec.hpp"
+#include "cpu/soft/jit/translator.hpp"
 #include "cpu/soft/soft_fixture.hpp"
 
 namespace strata::soft {
@@ -530,6 +532,49 @@ TEST_F(FlowChainTest, ALinkToRewrittenCodeIsNotFollowed) {
     EXPECT_TRUE(cpu.halted);
     EXPECT_EQ(cpu.gpr[kCx], 0u);
     EXPECT_EQ(cpu.gpr[kAx], 5u + 3) << "5 -> 2 -> 1 -> 0";
+}
+
+// The translator (jit/translator.hpp) on the same loop: an interpreter that translates blocks
+// once they have run `threshold` times, made while the threshold is set.
+class FlowTranslateTest : public FlowChainTest {
+protected:
+    std::unique_ptr<Interpreter> translating(unsigned threshold) {
+        unsigned old = Translator::threshold();
+        Translator::set_threshold(threshold);
+        auto made = std::make_unique<Interpreter>(cpu);
+        Translator::set_threshold(old);
+        return made;
+    }
+};
+
+// Translated blocks run what the threaded code runs, to the same registers and the same counts,
+// and the two hot blocks are translated once each.
+TEST_F(FlowTranslateTest, TranslatedBlocksRunWhatThreadedCodeRuns) {
+    auto jit = translating(3);
+    jit->run_slice(1'000'000, events, kicked);
+    EXPECT_TRUE(cpu.halted);
+    EXPECT_EQ(cpu.gpr[kAx], 1000u);
+    EXPECT_EQ(cpu.gpr[kCx], 0u);
+    EXPECT_EQ(cpu.rip, kCodeAddress + 12) << "past the HLT";
+    EXPECT_EQ(jit->instructions(), 1000u * 2 + 999u * 2 + 3);
+    EXPECT_EQ(jit->blocks_run(), 2000u);
+    EXPECT_EQ(jit->blocks_translated(), 2u);
+}
+
+// Code written after it was translated runs as written: the block is decoded (and translated)
+// again. B's `dec rcx` becomes `shr rcx, 1`.
+TEST_F(FlowTranslateTest, RewrittenCodeDoesNotRunItsOldTranslation) {
+    auto jit = translating(0);
+    cpu.gpr[kCx] = 10;
+    jit->run_slice(10, events, kicked);
+    ASSERT_EQ(cpu.gpr[kCx], 5u);
+    ASSERT_EQ(jit->blocks_translated(), 2u);
+    load(kBlockB, hex_bytes("48 d1 e9"));
+    jit->run_slice(1000, events, kicked);
+    EXPECT_TRUE(cpu.halted);
+    EXPECT_EQ(cpu.gpr[kCx], 0u);
+    EXPECT_EQ(cpu.gpr[kAx], 5u + 3) << "5 -> 2 -> 1 -> 0";
+    EXPECT_EQ(jit->blocks_translated(), 4u) << "A and B again: the write was to their page";
 }
 
 // An instruction the soft CPU lacks is said on stderr when it runs — with its bytes and address

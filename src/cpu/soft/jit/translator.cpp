@@ -96,10 +96,13 @@ public:
 private:
     // The offset of a member of the Cpu from RBX.
     template <class T>
-    int at(const T& member) const {
-        return static_cast<int>(reinterpret_cast<const char*>(&member) - reinterpret_cast<const char*>(&cpu_));
+    size_t at(const T& member) const {
+        return static_cast<size_t>(reinterpret_cast<const char*>(&member) - reinterpret_cast<const char*>(&cpu_));
     }
-    int gpr(unsigned r) const { return at(cpu_.gpr[r]); }
+    size_t gpr(unsigned r) const { return at(cpu_.gpr[r]); }
+    // A signed displacement or immediate as Xbyak takes it (two's complement).
+    static size_t displacement(int64_t value) { return static_cast<size_t>(value); }
+    static uint32_t imm32(int64_t value) { return static_cast<uint32_t>(value); }
 
     // CALL (or JMP) rel32 where the target is in reach of where this code runs, else through RAX.
     template <class F>
@@ -169,7 +172,7 @@ private:
             }
         }
         mov(rax, qword[rbx + at(cpu_.block_rip)]);
-        add(rax, static_cast<int32_t>(displacement));
+        add(rax, imm32(displacement));
         mov(rcx, rax);
         shl(rcx, 16);
         sar(rcx, 16);
@@ -248,9 +251,9 @@ private:
         }
         if (m.index != MemOperand::kNone) {
             mov(rcx, qword[rbx + gpr(m.index)]);
-            lea(rax, ptr[rax + rcx * m.scale + static_cast<int32_t>(disp)]);
+            lea(rax, ptr[rax + rcx * m.scale + displacement(disp)]);
         } else if (disp != 0) {
-            lea(rax, ptr[rax + static_cast<int32_t>(disp)]);
+            lea(rax, ptr[rax + displacement(disp)]);
         }
         if (insn.asize == 4) mov(eax, eax);
         if (with_segment && m.seg >= FS) add(rax, qword[rbx + at(cpu_.seg[m.seg].base)]);
@@ -269,7 +272,7 @@ private:
         imul(edx, edx, static_cast<int>(sizeof(TlbEntry) * Cpu::kTlbEntries));
         add(rcx, rdx);
         lea(rdx, ptr[rax + (size - 1)]);
-        and_(rdx, ~0xfff);
+        and_(rdx, imm32(~int64_t{0xfff}));
         const TlbEntry& e = *cpu_.tlb_base();
         cmp(rdx, qword[rbx + rcx + at(write ? e.write_tag : e.read_tag)]);
         jne(miss, T_NEAR);
