@@ -27,6 +27,7 @@ Block* BlockCache::allocate(uint64_t phys, CodeMode mode, unsigned stack_bits) {
     block->count = 0;
     block->wraps = false;
     block->runs = 0;
+    block->entry = nullptr;
     block->links[0] = block->links[1] = BlockLink{};
     block->insns = &insn_arena_[insns_used_];
     block->next = buckets_[bucket(phys)];

@@ -29,24 +29,27 @@ struct BlockLink {
     uint64_t generation = 0;
     struct Block* block = nullptr;
     uint64_t code_writes = 0;  // CodePages::writes() read before the block was last found valid
-    const struct Insn* insns = nullptr;  // block->insns, so that chaining need not read the block
 };
 
-struct Block {
+// The first cache line holds what entering a block and following its first link read (block
+// chaining reads nothing else of it, nor its instructions).
+struct alignas(64) Block {
     static constexpr unsigned kMaxInstructions = 64;
     static_assert(kMaxInstructions < 256, "Insn::index is a byte");
+    Handler entry = nullptr;     // the first instruction's threaded form (or the block's translation)
+    Insn* insns = nullptr;       // `count` instructions in the cache's instruction arena, then a sentinel
+    uint32_t runs = 0;           // how often it ran as threaded code (the translator's threshold)
+    uint16_t count = 0;
+    uint8_t first_length = 0;    // the first instruction's
+    bool wraps = false;          // its last instruction ends past IP's wrap-around (16/32-bit code)
+    BlockLink links[2];          // the last two successors, most recent first
     uint64_t phys = 0;           // first byte
     uint64_t second_page = ~0ull; // guest-physical page of the last instruction's tail, if it crosses
     std::atomic<uint32_t>* page_word[2] = {nullptr, nullptr};
     uint32_t seen_word[2] = {0, 0};
     CodeMode mode = CodeMode::Long64;
     uint8_t stack_bits = 64;
-    uint16_t count = 0;
-    bool wraps = false;          // its last instruction ends past IP's wrap-around (16/32-bit code)
-    uint32_t runs = 0;           // how often it ran as threaded code (the translator's threshold)
     Block* next = nullptr;       // hash chain
-    Insn* insns = nullptr;       // `count` instructions in the cache's instruction arena, then a sentinel
-    BlockLink links[2];          // the last two successors, most recent first
 
     [[nodiscard]] bool valid() const {
         return page_word[0]->load(std::memory_order_acquire) == seen_word[0] &&

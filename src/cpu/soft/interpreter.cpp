@@ -119,7 +119,7 @@ Block* Interpreter::find_block_slow(uint64_t linear, uint64_t tag) {
         // A block whose last instruction crosses into the next page has that page checked at
         // every lookup: it is never linked.
         if (block->second_page != ~0ull) return block;
-        found = jump = {tag, jump_generation(c, fetch.global), block, writes, block->insns};
+        found = jump = {tag, jump_generation(c, fetch.global), block, writes};
     }
     if (last) {
         last->links[1] = last->links[0];
@@ -151,6 +151,8 @@ Block* Interpreter::find_or_build(uint64_t linear, const Cpu::Fetch& fetch) {
         throw;
     }
     cache_.finish(*block);
+    block->entry = block->insns[0].thread;
+    block->first_length = block->insns[0].length;
     return block;
 }
 
@@ -251,15 +253,12 @@ void Interpreter::chain() {
     c.end_block = false;
     --c.chain_budget;
     ++blocks_run_;
-    last_ = link.block;
-    // Its links are read as it ends, which is soon: nothing else of its header is read here
-    // unless the translator counts its runs.
-    __builtin_prefetch(&link.block->links[0]);
-    count_run(*link.block);
-    const Insn& first = link.insns[0];
+    Block* next = link.block;
+    last_ = next;
+    count_run(*next);
     c.block_rip = c.rip;
-    c.next_rip = c.rip + first.length;  // 64-bit mode: RIP does not wrap
-    first.thread(c, first);
+    c.next_rip = c.rip + next->first_length;  // 64-bit mode: RIP does not wrap
+    next->entry(c, *next->insns);
 }
 
 inline void Interpreter::run_block(Block& block, unsigned max_instructions) {
@@ -277,7 +276,7 @@ inline void Interpreter::run_block(Block& block, unsigned max_instructions) {
         c.loop_instructions = 0;
         c.chain_budget = chain_budget_;
         count_run(block);
-        insn->thread(c, *insn);
+        block.entry(c, *insn);
         c.chain_budget = 0;
         instructions_ += c.loop_instructions + c.block_exit->index + (c.end_block ? 1u : 0u);
         c.end_block = false;

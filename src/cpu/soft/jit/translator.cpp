@@ -35,7 +35,8 @@ bool Translator::translate(Block& block) {
     try {
         Emitter emitter(cpu_, code_->write_cursor(), code_->execute_cursor(), code_->room());
         emitter.block(block);
-        block.insns[0].thread = reinterpret_cast<Handler>(const_cast<uint8_t*>(code_->commit(emitter.getSize())));
+        auto code = reinterpret_cast<Handler>(const_cast<uint8_t*>(code_->commit(emitter.getSize())));
+        block.insns[0].thread = block.entry = code;
     } catch (const Xbyak::Error&) {
         return false;  // the buffer is full until the block cache is dropped
     }
