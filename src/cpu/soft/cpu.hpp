@@ -114,7 +114,10 @@ public:
     uint64_t next_rip = 0;   // where execution continues; branches set it
     uint64_t block_rip = 0;  // where the running block was entered: its instructions' RIPs are offsets from it
     bool end_block = false;  // the instruction changed something decoding depends on, or jumped out of the block
-    const Insn* block_exit = nullptr;  // the instruction after which end_block stopped the block
+    // How many of the block's instructions ran when it ended (at its sentinel, or after an
+    // instruction that set end_block): set where it ends, from what is known there, so that
+    // counting reads no instruction.
+    unsigned block_done = 0;
     // A block that jumps back to its own start loops inside its threaded code (exec/control.cpp
     // loop_back) up to loop_budget more times; loop_instructions counts what those loops ran.
     unsigned loop_budget = 0;

@@ -249,7 +249,7 @@ void Interpreter::chain() {
     const BlockLink& link = last_->links[0];
     // The block that ended is counted here (its exit instruction too, unless the sentinel);
     // run_block counts the last one of the chain.
-    instructions_ += c.block_exit->index + (c.end_block ? 1u : 0u);
+    instructions_ += c.block_done;
     c.end_block = false;
     --c.chain_budget;
     ++blocks_run_;
@@ -278,7 +278,7 @@ inline void Interpreter::run_block(Block& block, unsigned max_instructions) {
         count_run(block);
         block.entry(c, *insn);
         c.chain_budget = 0;
-        instructions_ += c.loop_instructions + c.block_exit->index + (c.end_block ? 1u : 0u);
+        instructions_ += c.loop_instructions + c.block_done;
         c.end_block = false;
     } else {
         // One at a time (a single step, an interrupt shadow, an IP that wraps), up to the limit.

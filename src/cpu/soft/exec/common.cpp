@@ -23,7 +23,7 @@ void threaded_indirect_no_rip(Cpu& cpu, const Insn& insn) {
 }
 
 void end_of_block(Cpu& cpu, const Insn& insn) {
-    cpu.block_exit = &insn;  // its index is the block's instruction count
+    cpu.block_done = insn.index;  // the sentinel's index is the block's instruction count
     chain_block(cpu);
 }
 

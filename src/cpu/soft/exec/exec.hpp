@@ -123,7 +123,7 @@ inline void continue_block(Cpu& cpu, const Insn& insn) {
     if constexpr (kCanEndBlock) {
         if (cpu.end_block) [[unlikely]] {
             cpu.rip = cpu.next_rip;
-            cpu.block_exit = &insn;
+            cpu.block_done = insn.index + 1u;
             return chain_block(cpu);
         }
     }

@@ -16,11 +16,11 @@ void Emitter::block(const Block& block) {
     pop(rbx);
     call_function(&end_of_block, true);
     for (size_t i = 0; i < out_of_line_.size(); ++i) out_of_line_[i]();
-    // An instruction ended the block (RSI: it): as continue_block ends it.
+    // An instruction ended the block (ESI: its index + 1): as continue_block ends it.
     L(ended_);
     mov(rax, qword[rbx + at(cpu_.next_rip)]);
     mov(qword[rbx + at(cpu_.rip)], rax);
-    mov(qword[rbx + at(cpu_.block_exit)], rsi);
+    mov(dword[rbx + at(cpu_.block_done)], esi);
     mov(rdi, rbx);
     pop(rbx);
     call_function(&chain_block, true);
@@ -54,7 +54,7 @@ void Emitter::call_handler(const Insn& insn) {
     call_function(insn.exec);
     if (!insn.rip_free) {
         cmp(byte[rbx + at(cpu_.end_block)], 0);
-        mov(rsi, reinterpret_cast<uintptr_t>(&insn));
+        mov(esi, insn.index + 1u);
         jne(ended_, T_NEAR);
     }
 }
@@ -69,7 +69,7 @@ void Emitter::slow_path(const Insn& insn, Xbyak::Label& entry, Xbyak::Label& res
 
 void Emitter::end_after(const Insn& insn) {
     mov(byte[rbx + at(cpu_.end_block)], 1);
-    mov(rsi, reinterpret_cast<uintptr_t>(&insn));
+    mov(esi, insn.index + 1u);
     jmp(ended_, T_NEAR);
 }
 

@@ -11,7 +11,7 @@
 // through an inline TLB lookup whose miss calls the instruction's handler. Every other
 // instruction is a direct call of its handler, with RIP and next RIP stored first unless it is
 // RIP-free, and a check of Cpu::end_block after it unless it cannot end the block. The block's
-// ends are those of threaded code: Cpu::block_exit names the instruction after which it ended,
+// ends are those of threaded code: Cpu::block_done counts the instructions run when it ended,
 // and chain_block() goes on.
 //
 // Invariants the host code keeps: RBX holds the Cpu throughout; PUSH RBX is its only stack
