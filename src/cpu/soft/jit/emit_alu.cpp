@@ -45,14 +45,11 @@ void Emitter::override_flags(uint64_t which) {
 bool Emitter::alu_form(const Insn& insn) {
     std::optional<AluOp> op = alu_op(insn.mnemonic);
     if (!op) return false;
-    std::optional<Shape> shape = binary_shape(insn);
+    std::optional<Shape> shape = inline_shape(insn);
     if (!shape) return false;
-    bool memory = *shape == Shape::RegMem || memory_destination(*shape);
-    if (memory && !addressable(insn)) return false;
     unsigned size = insn.op[0].size;
-    Xbyak::Label& miss = label();
-    Xbyak::Label& resume = label();
-    if (memory) address(insn, true);
+    Form form = start_form(insn, has_memory(*shape));
+    Xbyak::Label& miss = form.miss;
     if (!memory_destination(*shape)) {
         load_operand(insn, 1, size, miss);
         load(rsi, at_width(rbx + gpr(insn.op[0].reg), size), size);
@@ -87,11 +84,8 @@ bool Emitter::alu_form(const Insn& insn) {
         mov(qword[rbx + at(f.src2)], rcx);
         mov(byte[rbx + at(f.carry_in)], 0);
     }
-    if (memory) {
-        L(resume);
-        slow_path(insn, miss, resume);
-    }
-    host_flags_ = !memory;
+    finish_form(insn, form);
+    host_flags_ = !form.memory;
     return true;
 }
 
@@ -107,9 +101,8 @@ bool Emitter::imul_form(const Insn& insn) {
     bool memory = src.kind == OpKind::Mem;
     if (!memory && !(plain_gpr(src) && src.size == size)) return false;
     if (memory && !addressable(insn)) return false;
-    Xbyak::Label& miss = label();
-    Xbyak::Label& resume = label();
-    if (memory) address(insn, true);
+    Form form = start_form(insn, memory);
+    Xbyak::Label& miss = form.miss;
     load_operand(insn, 1, size, miss);
     Xbyak::Reg a = sized(rax, size), c = sized(rcx, size);
     if (insn.nops == 3) {
@@ -123,10 +116,7 @@ bool Emitter::imul_form(const Insn& insn) {
     imul(edx, edx, static_cast<int>(kCfOf));
     mov(qword[rbx + gpr(dst.reg)], rax);
     override_flags(kCfOf);
-    if (memory) {
-        L(resume);
-        slow_path(insn, miss, resume);
-    }
+    finish_form(insn, form);
     return true;
 }
 

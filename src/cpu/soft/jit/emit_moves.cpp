@@ -10,14 +10,11 @@ namespace strata::soft {
 // MOV between general registers, immediates and memory in the shapes of exec/forms.hpp.
 bool Emitter::mov_form(const Insn& insn) {
     if (insn.mnemonic != ZYDIS_MNEMONIC_MOV) return false;
-    std::optional<Shape> shape = binary_shape(insn);
+    std::optional<Shape> shape = inline_shape(insn);
     if (!shape) return false;
-    bool memory = *shape == Shape::RegMem || memory_destination(*shape);
-    if (memory && !addressable(insn)) return false;
     unsigned size = insn.op[0].size;
-    Xbyak::Label& miss = label();
-    Xbyak::Label& resume = label();
-    if (memory) address(insn, true);
+    Form form = start_form(insn, has_memory(*shape));
+    Xbyak::Label& miss = form.miss;
     if (memory_destination(*shape)) {
         tlb_lookup(size, true, miss);
         load_operand(insn, 1, size, miss);
@@ -27,10 +24,7 @@ bool Emitter::mov_form(const Insn& insn) {
         mov(rax, rcx);
         store_register(insn.op[0].reg, size);
     }
-    if (memory) {
-        L(resume);
-        slow_path(insn, miss, resume);
-    }
+    finish_form(insn, form);
     return true;
 }
 
@@ -57,12 +51,10 @@ bool Emitter::extend_form(const Insn& insn) {
     if (!plain_gpr(dst) || (dst.size != 4 && dst.size != 8) || src.size >= dst.size || src.size == 0) return false;
     bool memory = src.kind == OpKind::Mem;
     if ((!memory && !plain_gpr(src)) || (memory && !addressable(insn))) return false;
-    Xbyak::Label& miss = label();
-    Xbyak::Label& resume = label();
+    Form form = start_form(insn, memory);
     Xbyak::RegExp from = rbx + gpr(src.reg);
     if (memory) {
-        address(insn, true);
-        tlb_lookup(src.size, false, miss);
+        tlb_lookup(src.size, false, form.miss);
         from = Xbyak::RegExp(rdx);
     }
     Xbyak::Address value = at_width(from, src.size);
@@ -70,10 +62,7 @@ bool Emitter::extend_form(const Insn& insn) {
     else if (src.size == 4) movsxd(rax, value);
     else movsx(dst.size == 8 ? Xbyak::Reg(rax) : Xbyak::Reg(eax), value);
     mov(qword[rbx + gpr(dst.reg)], rax);
-    if (memory) {
-        L(resume);
-        slow_path(insn, miss, resume);
-    }
+    finish_form(insn, form);
     return true;
 }
 

@@ -108,6 +108,24 @@ bool Emitter::addressable(const Insn& insn) {
     return disp >= INT32_MIN && disp <= INT32_MAX && (insn.asize == 4 || insn.asize == 8);
 }
 
+Emitter::Form Emitter::start_form(const Insn& insn, bool memory) {
+    Form form{memory, label(), label()};
+    if (memory) address(insn, true);
+    return form;
+}
+
+void Emitter::finish_form(const Insn& insn, const Form& form) {
+    if (!form.memory) return;
+    L(form.resume);
+    slow_path(insn, form.miss, form.resume);
+}
+
+std::optional<Shape> Emitter::inline_shape(const Insn& insn) {
+    std::optional<Shape> shape = binary_shape(insn);
+    if (shape && has_memory(*shape) && !addressable(insn)) return std::nullopt;
+    return shape;
+}
+
 // As effective_address (exec/exec.hpp) and Cpu::read's segment base in 64-bit mode.
 void Emitter::address(const Insn& insn, bool with_segment) {
     const MemOperand& m = insn.mem;

@@ -20,6 +20,7 @@
 
 #include "cpu/soft/block_cache.hpp"
 #include "cpu/soft/cpu.hpp"
+#include "cpu/soft/exec/forms.hpp"
 
 namespace strata::soft {
 
@@ -77,6 +78,10 @@ private:
     // Whether the memory operand's address is computed inline (addressable) and RAX = its
     // linear address in 64-bit mode (address; LEA's offset without `with_segment`).
     static bool addressable(const Insn& insn);
+    // The operand shape of a two-operand form (exec/forms.hpp binary_shape) when it is emitted
+    // inline: its memory operand, if any, addressable.
+    static std::optional<Shape> inline_shape(const Insn& insn);
+    static bool has_memory(Shape s) { return s == Shape::RegMem || memory_destination(s); }
     void address(const Insn& insn, bool with_segment);
     // RDX = the host address of `size` bytes at linear RAX when the TLB holds them for the
     // access (Cpu::cached_read / cached_write), else a jump to `miss`.
@@ -88,6 +93,15 @@ private:
     // 1 and 2 merge).
     void store_register(unsigned r, unsigned size);
     Xbyak::Label& label() { return labels_.emplace_back(); }
+    // An inline form with a memory operand: RAX its address, `miss` where a TLB miss goes, and
+    // after the form (finish_form) the handler's call for that miss, back at `resume`.
+    struct Form {
+        bool memory;
+        Xbyak::Label& miss;
+        Xbyak::Label& resume;
+    };
+    Form start_form(const Insn& insn, bool memory);
+    void finish_form(const Insn& insn, const Form& form);
 
     // --- Lazy flags (emit_alu.cpp) ---
     // LazyFlags::override(which, EDX) over the lazy state.
