@@ -11,15 +11,16 @@
 // the caller's RBX at CFA - 16.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <vector>
 
 namespace strata::soft {
 
 class CodeBuffer {
 public:
+    using EhFrame = std::array<uint8_t, 64>;  // a CIE (24 bytes), an FDE (32) and the terminator
     // nullptr when the host refuses the mappings (then nothing is translated).
     static std::unique_ptr<CodeBuffer> create(size_t bytes);
     ~CodeBuffer();
@@ -45,7 +46,7 @@ private:
     uint8_t* executable_;
     size_t size_;
     size_t used_ = 0;
-    std::vector<uint8_t> eh_frame_;  // the CIE and FDE registered for [executable_, +size_)
+    EhFrame eh_frame_{};  // the CIE and FDE registered for [executable_, +size_)
 };
 
 }  // namespace strata::soft
