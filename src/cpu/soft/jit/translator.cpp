@@ -36,7 +36,7 @@ bool Translator::translate(Block& block) {
         Emitter emitter(cpu_, code_->write_cursor(), code_->execute_cursor(), code_->room());
         emitter.block(block);
         auto code = reinterpret_cast<Handler>(const_cast<uint8_t*>(code_->commit(emitter.getSize())));
-        block.insns[0].thread = block.entry = code;
+        block.entry = code;
     } catch (const Xbyak::Error&) {
         return false;  // the buffer is full until the block cache is dropped
     }

@@ -47,7 +47,7 @@ public:
     [[nodiscard]] static unsigned threshold() { return threshold_.load(std::memory_order_relaxed); }
     static void set_threshold(unsigned runs) { threshold_.store(runs, std::memory_order_relaxed); }
 
-    // Translates `block` and makes its first instruction's threaded form the translation.
+    // Translates `block` and makes the translation its entry (Block::entry).
     // False when the block cannot be translated (not 64-bit code, a page-crossing or wrapping
     // block) or the buffer is full; the block then stays threaded code.
     bool translate(Block& block);
